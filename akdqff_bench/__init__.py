@@ -1,0 +1,3 @@
+"""akdqff-bench harness: datasets, profiles, one-run runner, grid, results and report."""
+
+__version__ = "0.1.0"

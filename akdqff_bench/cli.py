@@ -1,0 +1,193 @@
+"""``akdqff-bench``: run the grid, one run, a baseline sweep, or print the comparison.
+
+    akdqff-bench grid  --profile quick            # every (method, scene, seed); resumes; --force reruns
+    akdqff-bench run   --method nerf --scene synthetic-bed --profile quick
+    akdqff-bench sweep --method nerf --profile quick
+    akdqff-bench table --profile quick
+    akdqff-bench data  --variant quick             # (re)generate synthetic-bed with Blender
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from akdqff_bench.profiles import SWEEPS, get_profile
+from akdqff_bench.records import aggregate, is_finished, load_records, record_path, run_id
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+RUN_NOTEBOOK = NOTEBOOKS / "run_single.ipynb"
+COMPARE_NOTEBOOK = NOTEBOOKS / "compare.ipynb"
+# Until a run of this session has finished, assume a run costs its budget plus this much
+# (startup, the curve and the final evaluation) when estimating the grid's ETA.
+RUN_OVERHEAD_SECONDS = 60.0
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
+    import logging
+
+    import papermill
+
+    # papermill forwards the kernel's output through its logger: show it, that is the run's progress.
+    logger = logging.getLogger("papermill")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(source), str(target), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
+    )
+
+
+def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
+             force: bool = False, device_type: Optional[str] = None, notebooks: bool = True) -> int:
+    from akdqff_bench.methods import UnknownMethod, registered_method_names
+
+    profile = get_profile(profile_name)
+    unknown = [m for m in methods or [] if m not in registered_method_names()]
+    if unknown:
+        raise UnknownMethod(f"unknown method(s) {unknown}; registered methods: {', '.join(registered_method_names())}")
+    methods = methods or list(profile.methods)
+    scenes = scenes or list(profile.scenes)
+    grid = [(m, s, seed) for s in scenes for m in methods for seed in profile.seeds]
+    todo = [run for run in grid if force or not is_finished(record_path(results_root, profile_name, *run))]
+    print(f"== {profile_name} profile: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
+    durations: List[float] = []
+    failures = 0
+    for number, (method, scene, seed) in enumerate(todo, start=1):
+        per_run = (sum(durations) / len(durations)) if durations else (profile.train_budget_seconds or 0) + RUN_OVERHEAD_SECONDS
+        print(f"== [{number}/{len(todo)}] {method} on {scene} (seed {seed}); grid ETA about {_minutes(per_run * (len(todo) - number + 1))}", flush=True)
+        started = time.perf_counter()
+        parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
+                          device_type=device_type or "")
+        try:
+            if notebooks:
+                target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed)}.ipynb"
+                execute_notebook(RUN_NOTEBOOK, target, parameters)
+            else:
+                from akdqff_bench.runner import run_one
+
+                run_one(method, scene, profile_name, seed, Path(results_root), device_type or None)
+        except Exception as error:  # keep going: one failed run must not cost the rest of the grid
+            failures += 1
+            print(f"!! {method} on {scene} failed: {type(error).__name__}: {str(error)[:500]}", flush=True)
+        durations.append(time.perf_counter() - started)
+    csv_path = aggregate(results_root, profile_name)
+    print(f"== metrics: {csv_path}", flush=True)
+    if notebooks:
+        compare = Path(results_root) / profile_name / "compare.ipynb"
+        execute_notebook(COMPARE_NOTEBOOK, compare, dict(profile=profile_name, results_root=str(results_root)))
+        export_html(compare)
+    print_table(profile_name, results_root)
+    return 1 if failures else 0
+
+
+def export_html(notebook: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    print(f"== comparison: {notebook} and {html}", flush=True)
+    return html
+
+
+def print_table(profile_name: str, results_root: Path) -> None:
+    from akdqff_bench.report import comparison_table, format_table
+
+    print(f"\n{profile_name} profile, measured (Memory = stored model file; s/iter = median after warm-up):")
+    print(format_table(comparison_table(load_records(results_root, profile_name))), flush=True)
+
+
+def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False) -> Path:
+    """Train every candidate of SWEEPS[method] in the profile's budget; rank them by test PSNR."""
+    import pandas as pd
+
+    from akdqff_bench.records import read_record
+    from akdqff_bench.runner import run_one
+
+    candidates = SWEEPS.get(method)
+    if not candidates:
+        raise SystemExit(f"no sweep candidates for {method!r}; define them in akdqff_bench/profiles.py")
+    sweep_dir = Path(results_root) / "sweeps" / f"{method}-{profile_name}"
+    rows = []
+    for index, overrides in enumerate(candidates):
+        record_file = sweep_dir / f"candidate{index}.json"
+        record = read_record(record_file)
+        if force or record is None or record.get("status") != "ok":
+            print(f"== sweep {method} [{index + 1}/{len(candidates)}]: {overrides}", flush=True)
+            record = run_one(method, "synthetic-bed", profile_name, 0, Path(results_root), extra_overrides=overrides, record_file=record_file).record
+        rows.append({"candidate": index, **{k.rsplit(".", 1)[-1]: v for k, v in overrides.items()},
+                     **{k: record.get(k) for k in ("psnr", "ssim", "iterations", "s_per_iter", "model_size_bytes")}})
+    table = pd.DataFrame(rows).sort_values("psnr", ascending=False)
+    out = Path(results_root) / "sweeps" / f"{method}-{profile_name}.csv"
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False), flush=True)
+    print(f"== best candidate for {method}: {candidates[int(table.iloc[0]['candidate'])]} -> {out}", flush=True)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="akdqff-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("grid", "run", "sweep", "table"):
+        p = sub.add_parser(name)
+        p.add_argument("--profile", default="quick")
+        p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+        if name in ("grid", "run", "sweep"):
+            p.add_argument("--force", action="store_true", help="rerun finished runs instead of skipping them")
+            p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="override the profile's device")
+    grid = sub.choices["grid"]
+    grid.add_argument("--methods", nargs="+")
+    grid.add_argument("--scenes", nargs="+")
+    grid.add_argument("--no-notebooks", action="store_true", help="run in-process without papermill")
+    run = sub.choices["run"]
+    run.add_argument("--method", required=True)
+    run.add_argument("--scene", default="synthetic-bed")
+    run.add_argument("--seed", type=int, default=0)
+    sub.choices["sweep"].add_argument("--method", required=True)
+    data = sub.add_parser("data")
+    data.add_argument("--variant", default="quick")
+    data.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "grid":
+        return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks)
+    if args.command == "run":
+        if not args.force and is_finished(record_path(args.results, args.profile, args.method, args.scene, args.seed)):
+            print("already finished (use --force to rerun)")
+            return 0
+        from akdqff_bench.runner import run_one
+
+        run_one(args.method, args.scene, args.profile, args.seed, args.results, args.device)
+        aggregate(args.results, args.profile)
+        return 0
+    if args.command == "sweep":
+        run_sweep(args.method, args.profile, args.results, args.force)
+        return 0
+    if args.command == "table":
+        print_table(args.profile, args.results)
+        return 0
+    if args.command == "data":
+        from akdqff_bench.datasets import synthetic_bed
+
+        synthetic_bed.generate(args.variant, args.out or REPO_ROOT / "data" / "synthetic-bed" / args.variant)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

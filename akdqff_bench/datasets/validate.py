@@ -1,0 +1,143 @@
+"""Check a scene folder before nerfstudio reads it, so bad data fails with a sentence, not a traceback.
+
+Each check raises :class:`DatasetError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from PIL import Image
+
+BLENDER_SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """A scene folder is missing, malformed or incomplete."""
+
+
+class DatasetMissing(DatasetError):
+    """A scene folder does not exist (external data that must be put in place by hand)."""
+
+
+def _load_json(path: Path) -> Dict[str, Any]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file is missing")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
+    return data
+
+
+def _check_matrix(path: Path, index: int, matrix: Any) -> None:
+    ok = (
+        isinstance(matrix, list)
+        and len(matrix) in (3, 4)
+        and all(isinstance(row, list) and len(row) == 4 and all(isinstance(v, (int, float)) for v in row) for row in matrix)
+    )
+    if not ok:
+        raise DatasetError(f"{path}: frames[{index}].transform_matrix must be a 4x4 (or 3x4) list of numbers")
+
+
+def _check_image(json_path: Path, index: int, image_path: Path, expected_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    if not image_path.is_file():
+        raise DatasetError(f"{json_path}: frames[{index}] names {image_path}, which does not exist")
+    try:
+        with Image.open(image_path) as image:
+            size = image.size
+    except OSError as error:
+        raise DatasetError(f"{image_path}: cannot be read as an image ({error})") from None
+    if expected_size is not None and size != expected_size:
+        raise DatasetError(
+            f"{image_path}: image is {size[0]}x{size[1]} but the other images of the scene are "
+            f"{expected_size[0]}x{expected_size[1]}"
+        )
+    return size
+
+
+def _frames(path: Path, data: Dict[str, Any]) -> list:
+    frames = data.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise DatasetError(f"{path}: 'frames' must be a non-empty list")
+    for index, frame in enumerate(frames):
+        if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
+            raise DatasetError(f"{path}: frames[{index}] has no 'file_path' string")
+        if "transform_matrix" not in frame:
+            raise DatasetError(f"{path}: frames[{index}] has no 'transform_matrix'")
+        _check_matrix(path, index, frame["transform_matrix"])
+    return frames
+
+
+def validate_blender_scene(root: Path) -> Dict[str, int]:
+    """Check a NeRF-synthetic folder as nerfstudio's ``blender-data`` reads it; return frames per split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetMissing(f"{root}: scene folder does not exist")
+    counts = {}
+    image_size = None
+    for split in BLENDER_SPLITS:
+        path = root / f"transforms_{split}.json"
+        data = _load_json(path)
+        angle = data.get("camera_angle_x")
+        if not isinstance(angle, (int, float)) or not 0 < angle < 3.14159:
+            raise DatasetError(f"{path}: 'camera_angle_x' must be a field of view in radians, found {angle!r}")
+        frames = _frames(path, data)
+        for index, frame in enumerate(frames):
+            # blender-data appends ".png" to file_path, as the NeRF-synthetic files are written.
+            image_path = root / f"{frame['file_path']}.png"
+            image_size = _check_image(path, index, image_path, image_size)
+        counts[split] = len(frames)
+    return counts
+
+
+NERFSTUDIO_INTRINSICS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+
+
+def validate_nerfstudio_scene(root: Path) -> Dict[str, int]:
+    """Check a nerfstudio-data folder (one ``transforms.json`` with intrinsics)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetMissing(f"{root}: scene folder does not exist")
+    path = root / "transforms.json"
+    data = _load_json(path)
+    frames = _frames(path, data)
+    image_size = None
+    for index, frame in enumerate(frames):
+        missing = [key for key in NERFSTUDIO_INTRINSICS if key not in frame and key not in data]
+        if missing:
+            raise DatasetError(f"{path}: frames[{index}] has no intrinsics {missing} (neither per frame nor global)")
+        image_size = _check_image(path, index, root / frame["file_path"], image_size)
+    return {"all": len(frames)}
+
+
+def validate_colmap_scene(root: Path, colmap_path: str = "sparse/0", images_path: str = "images") -> Dict[str, int]:
+    """Check a COLMAP folder in the layout the 3D Gaussian Splatting authors distribute."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetMissing(f"{root}: scene folder does not exist")
+    sparse = root / colmap_path
+    for name in ("cameras", "images"):
+        if not ((sparse / f"{name}.bin").is_file() or (sparse / f"{name}.txt").is_file()):
+            raise DatasetError(f"{sparse}: COLMAP model has no {name}.bin or {name}.txt")
+    from nerfstudio.data.utils import colmap_parsing_utils as colmap_utils
+
+    ext = ".bin" if (sparse / "images.bin").is_file() else ".txt"
+    try:
+        images = colmap_utils.read_images_binary(sparse / "images.bin") if ext == ".bin" else colmap_utils.read_images_text(sparse / "images.txt")
+    except Exception as error:  # COLMAP readers raise struct/Index errors on truncated files
+        raise DatasetError(f"{sparse / ('images' + ext)}: cannot be parsed as a COLMAP images file ({error})") from None
+    if not images:
+        raise DatasetError(f"{sparse / ('images' + ext)}: lists no images")
+    image_dir = root / images_path
+    if not image_dir.is_dir():
+        raise DatasetError(f"{image_dir}: image folder is missing")
+    for image in images.values():
+        if not (image_dir / image.name).is_file():
+            raise DatasetError(f"{sparse / ('images' + ext)}: lists {image.name}, which is not in {image_dir}")
+    return {"all": len(images)}

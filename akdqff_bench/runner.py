@@ -1,0 +1,341 @@
+"""One benchmark run: (method, scene, profile, seed) -> one JSON record.
+
+The run trains with nerfstudio's own ``Trainer``; the harness only adds callbacks that time each
+iteration, stop at the profile's wall-clock budget and evaluate the quality-against-time curve.
+Then it exports the stored representation, loads it into a freshly built model and measures
+every test view from that model, so the quality we publish is the quality of the file we size.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfstudio.engine.trainer import TrainerConfig
+from PIL import Image
+
+from akdqff_bench import method_api, metrics
+from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene
+from akdqff_bench.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score
+from akdqff_bench.methods import apply_overrides, method_config
+from akdqff_bench.profiles import WARMUP_ITERATIONS, Profile, get_profile
+from akdqff_bench.records import git_commit, package_versions, record_path, write_record
+
+NEVER = 10**9  # a step interval that never comes: nerfstudio's own in-training eval and saves are off
+RENDERS_SAVED = 4  # test views saved as PNG beside each record, for the notebooks
+
+
+@dataclass
+class TestViews:
+    """Cameras and ground-truth images (composited on white) of a scene's test split."""
+
+    cameras: Any
+    images: List[torch.Tensor]
+    filenames: List[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_test_views(config: TrainerConfig, limit: Optional[int] = None) -> TestViews:
+    dataparser = config.pipeline.datamanager.dataparser.setup()
+    outputs = dataparser.get_dataparser_outputs(split="test")
+    dataset = InputDataset(outputs)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    images = [dataset.get_image_float32(i)[..., :3] for i in range(count)]
+    return TestViews(outputs.cameras[:count], images, [str(p) for p in outputs.image_filenames[:count]])
+
+
+def render_view(model, cameras, index: int) -> torch.Tensor:
+    camera = cameras[index : index + 1].to(model.device)
+    with torch.no_grad():
+        outputs = model.get_outputs_for_camera(camera)
+    return method_api.rendered_rgb(outputs).detach().clamp(0, 1).cpu()
+
+
+def device_description(device_type: str) -> str:
+    if device_type == "cuda" and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name()}"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "cpu")
+    except OSError:
+        model = "cpu"
+    return f"cpu:{model} x{torch.get_num_threads()} threads"
+
+
+def peak_memory(device_type: str) -> tuple:
+    """(bytes, kind): peak CUDA allocation on a GPU; on a CPU, the process's peak resident set,
+    which includes torch and nerfstudio themselves (each run runs in its own kernel process)."""
+    if device_type == "cuda":
+        return torch.cuda.max_memory_allocated(), "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_peak_rss"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, output_dir: Path, device_type: str) -> TrainerConfig:
+    config = method_config(method)
+    config.pipeline.datamanager.dataparser = scene.dataparser_config()
+    config.data = scene.path
+    config.output_dir = output_dir
+    config.experiment_name = f"{scene.dataset}-{scene.scene}"
+    config.timestamp = f"seed{seed}"
+    config.machine.device_type = device_type
+    config.machine.seed = seed
+    config.vis = "tensorboard"
+    config.viewer.quit_on_train_completion = True
+    config.logging.local_writer.enable = False  # the harness prints its own progress (with ETA)
+    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = NEVER
+    config.steps_per_save = NEVER  # the trainer still saves one checkpoint at the end
+    config.max_num_iterations = profile.max_iterations or NEVER
+    config.pipeline.datamanager.train_num_rays_per_batch = profile.rays_per_batch
+    apply_overrides(config, profile.overrides_for(method))
+    return config
+
+
+@dataclass
+class TrainingMonitor:
+    """Times iterations, enforces the wall-clock budget and records the quality curve."""
+
+    trainer: Any
+    budget_seconds: Optional[float]
+    max_iterations: Optional[int]
+    curve_views: TestViews
+    curve_points: int
+    device_type: str
+    label: str
+    log: Callable[[str], None] = print
+    iteration_seconds: List[float] = field(default_factory=list)
+    curve: List[Dict[str, float]] = field(default_factory=list)
+    _started: float = 0.0
+    _last_log: float = 0.0
+
+    @property
+    def trained_seconds(self) -> float:
+        return float(sum(self.iteration_seconds))
+
+    def _sync(self) -> None:
+        if self.device_type == "cuda":
+            torch.cuda.synchronize()
+
+    def start_iteration(self, step: int) -> None:
+        self._sync()
+        self._started = time.perf_counter()
+
+    def end_iteration(self, step: int) -> None:
+        self._sync()
+        self.iteration_seconds.append(time.perf_counter() - self._started)
+        progress = self.progress()
+        if progress >= (len(self.curve) + 1) / self.curve_points - 1e-9:
+            self.evaluate_curve(step)
+        if self.budget_seconds is not None and self.trained_seconds >= self.budget_seconds:
+            self.trainer.stop_training = True
+        if time.perf_counter() - self._last_log > 15:
+            self._last_log = time.perf_counter()
+            self.log_progress(step)
+
+    def progress(self) -> float:
+        if self.budget_seconds is not None:
+            return min(1.0, self.trained_seconds / self.budget_seconds)
+        return min(1.0, len(self.iteration_seconds) / max(1, self.max_iterations or 1))
+
+    def log_progress(self, step: int) -> None:
+        done = self.progress()
+        per_iter = statistics.median(self.iteration_seconds[-50:])
+        if self.budget_seconds is not None:
+            remaining = max(0.0, self.budget_seconds - self.trained_seconds)
+        else:
+            remaining = per_iter * max(0, (self.max_iterations or 0) - len(self.iteration_seconds))
+        last = f", curve PSNR {self.curve[-1]['psnr']:.2f} dB" if self.curve else ""
+        self.log(
+            f"[{self.label}] iter {step + 1}, {100 * done:5.1f}% of training, {per_iter:.3f} s/iter, "
+            f"training ETA {remaining / 60:.1f} min{last}"
+        )
+
+    def evaluate_curve(self, step: int) -> None:
+        pipeline = self.trainer.pipeline
+        pipeline.eval()
+        started = time.perf_counter()
+        psnrs = [metrics.psnr(render_view(pipeline.model, self.curve_views.cameras, i), image) for i, image in enumerate(self.curve_views.images)]
+        point = {
+            "iteration": step + 1,
+            "train_seconds": self.trained_seconds,
+            "psnr": float(np.mean(psnrs)),
+            "eval_seconds": time.perf_counter() - started,
+        }
+        point.update(method_api.benchmark_scalars(pipeline.model))
+        self.curve.append(point)
+        pipeline.train()
+
+    def attach(self) -> None:
+        callbacks = self.trainer.callbacks
+        # First before every other callback, last after them: the model's own per-step work
+        # (densification, pruning, codebook updates) is part of the update cost we time.
+        callbacks.insert(0, TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.start_iteration))
+        callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.end_iteration))
+
+
+def evaluate_views(model, views: TestViews, renders_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """PSNR/SSIM (and LPIPS when its weights are local) on every view; renders the first few to PNG."""
+    lpips_metric = build_lpips_or_missing()
+    per_image, seconds = [], 0.0
+    for index, target in enumerate(views.images):
+        started = time.perf_counter()
+        pred = render_view(model, views.cameras, index)
+        seconds += time.perf_counter() - started
+        per_image.append(
+            {
+                "index": index,
+                "file": Path(views.filenames[index]).name,
+                "psnr": metrics.psnr(pred, target),
+                "ssim": metrics.ssim(pred, target),
+                "lpips": lpips_score(lpips_metric, pred, target),
+            }
+        )
+        if renders_dir is not None and index < RENDERS_SAVED:
+            renders_dir.mkdir(parents=True, exist_ok=True)
+            side_by_side = torch.cat([target, pred], dim=1).numpy()
+            Image.fromarray((side_by_side * 255).round().astype(np.uint8)).save(renders_dir / f"test_{index:03d}.png")
+    lpips_values = [p["lpips"] for p in per_image if p["lpips"] is not None]
+    return {
+        "psnr": float(np.mean([p["psnr"] for p in per_image])),
+        "ssim": float(np.mean([p["ssim"] for p in per_image])),
+        "lpips": float(np.mean(lpips_values)) if lpips_values else None,
+        "lpips_net": LPIPS_NET if lpips_values else None,
+        "render_fps": len(per_image) / seconds if seconds > 0 else None,
+        "num_test_views": len(per_image),
+        "per_image": per_image,
+    }
+
+
+@dataclass
+class RunResult:
+    record: Dict[str, Any]
+    record_path: Path
+    pipeline: Any = None  # the pipeline rebuilt from the stored model (None when skipped/failed)
+    test_views: Optional[TestViews] = None
+    train_pipeline: Any = None  # the trained pipeline, for method-specific analysis
+
+
+def run_one(
+    method: str,
+    scene: str,
+    profile: str = "quick",
+    seed: int = 0,
+    results_root: Path = Path("results"),
+    device_type: Optional[str] = None,
+    extra_overrides: Optional[Dict[str, Any]] = None,
+    record_file: Optional[Path] = None,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Train, export, reload, evaluate; write the record and return it (with the live pipelines).
+
+    ``extra_overrides`` and ``record_file`` are for sweeps: settings on top of the profile's,
+    recorded outside the profile's runs (so they never enter metrics.csv).
+    """
+    prof = get_profile(profile)
+    device_type = device_type or prof.device_type
+    path = Path(record_file) if record_file else record_path(results_root, profile, method, scene, seed)
+    name = path.stem
+    artifacts = path.with_suffix("")
+    overrides = {**prof.overrides_for(method), **(extra_overrides or {})}
+    record: Dict[str, Any] = {
+        "run_id": name,
+        "method": method,
+        "dataset": scene.split("/")[0],
+        "scene": scene.split("/")[1] if "/" in scene else "bed",
+        "profile": profile,
+        "device": device_description(device_type),
+        "seed": seed,
+        "commit": git_commit(),
+        "versions": package_versions(),
+        "overrides": overrides,
+        "rays_per_batch": prof.rays_per_batch,
+        "train_budget_seconds": prof.train_budget_seconds,
+        "max_iterations": prof.max_iterations,
+        "lpips_available": lpips_available(),
+    }
+    try:
+        spec = resolve_scene(scene, prof.synthetic_bed_variant)
+        record["data_path"] = str(spec.path)
+        record["eval_protocol"] = spec.protocol
+        spec.validate()
+    except DatasetMissing as missing:
+        record.update(status="skipped", message=str(missing))
+        write_record(path, record)
+        log(f"[{name}] skipped: {missing}")
+        return RunResult(record, path)
+    except DatasetError as bad:
+        record.update(status="failed", message=str(bad))
+        write_record(path, record)
+        raise
+
+    label = f"{method} | {scene} | {profile}"
+    try:
+        seed_everything(seed)
+        config = build_config(method, spec, prof, seed, Path(results_root) / profile / "nerfstudio" / name, device_type)
+        apply_overrides(config, extra_overrides or {})
+        views = load_test_views(config, prof.max_test_views)
+        curve_views = TestViews(views.cameras[: prof.curve_views], views.images[: prof.curve_views], views.filenames[: prof.curve_views])
+
+        trainer = config.setup(local_rank=0, world_size=1)
+        trainer.setup()
+        monitor = TrainingMonitor(
+            trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, prof.curve_points, device_type, label, log
+        )
+        monitor.attach()
+        log(f"[{label}] training ({'%.0f s budget' % prof.train_budget_seconds if prof.train_budget_seconds else '%d iterations' % prof.max_iterations})")
+        trainer.train()
+        if not monitor.curve or monitor.curve[-1]["iteration"] != len(monitor.iteration_seconds):
+            monitor.evaluate_curve(len(monitor.iteration_seconds) - 1)
+        timed = monitor.iteration_seconds[WARMUP_ITERATIONS:] or monitor.iteration_seconds
+
+        model_path = artifacts / "model.bin"
+        model_size = method_api.export_representation(trainer.pipeline.model, model_path)
+        log(f"[{label}] stored model: {model_size / 1e6:.3f} MB; evaluating {len(views)} test views from it")
+
+        # Rebuild the pipeline from the config, then load the stored file: what we measure is what we ship.
+        eval_pipeline = config.pipeline.setup(device=trainer.device, test_mode="test")
+        method_api.load_representation(eval_pipeline.model, model_path)
+        eval_pipeline.eval()
+        evaluation = evaluate_views(eval_pipeline.model, views, artifacts / "renders")
+        peak_bytes, peak_kind = peak_memory(device_type)
+        record.update(
+            status="ok",
+            message="",
+            iterations=len(monitor.iteration_seconds),
+            train_seconds=monitor.trained_seconds,
+            s_per_iter=statistics.median(timed),
+            model_size_bytes=model_size,
+            model_file=str(model_path),
+            peak_memory_bytes=peak_bytes,
+            peak_memory_kind=peak_kind,
+            curve=monitor.curve,
+            final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
+            **evaluation,
+        )
+        write_record(path, record)
+        log(
+            f"[{label}] done: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
+            f"{record['s_per_iter']:.4f} s/iter, {model_size / 1e6:.3f} MB"
+        )
+        return RunResult(record, path, eval_pipeline, views, trainer.pipeline)
+    except Exception as error:
+        record.update(status="failed", message=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        write_record(path, record)
+        raise

@@ -1,0 +1,64 @@
+"""The harness end to end on the smoke profile: train -> export -> reload -> evaluate -> record,
+through papermill notebooks, on the tiny sphere scene (seconds, CPU)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from akdqff_bench import cli
+from akdqff_bench.lpips import MissingLPIPS, build_lpips_or_missing
+from akdqff_bench.records import METRIC_COLUMNS, read_record, record_path
+from akdqff_bench.runner import run_one
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def test_lpips_is_missing_without_weights(no_lpips_weights):
+    assert isinstance(build_lpips_or_missing(), MissingLPIPS)
+
+
+def test_run_one_measures_the_stored_model(tmp_path, tiny_data_root, no_lpips_weights):
+    result = run_one("nerf", "synthetic-bed", "smoke", 0, tmp_path)
+    record = result.record
+    assert record["status"] == "ok"
+    assert record["iterations"] == 8
+    assert record["model_size_bytes"] == Path(record["model_file"]).stat().st_size
+    assert record["lpips"] is None and record["lpips_net"] is None  # offline: missing, not invented
+    assert len(record["per_image"]) == record["num_test_views"] == 2
+    assert 0 < record["s_per_iter"] < 60 and record["peak_memory_kind"] == "process_peak_rss"
+    assert [p["iteration"] for p in record["curve"]] == [4, 8]
+    assert record["versions"]["nerfstudio"] == "1.1.5"
+    assert record["overrides"]["pipeline.model.base_mlp_layer_width"] == 32
+    # The evaluated model is a fresh one loaded from the file: its weights equal the trained ones.
+    trained = result.train_pipeline.model.state_dict()
+    for key, value in result.pipeline.model.state_dict().items():
+        if not key.startswith("lpips"):
+            assert (value.cpu() == trained[key].cpu()).all(), key
+    assert sorted(p.name for p in (Path(record["model_file"]).parent / "renders").iterdir()) == ["test_000.png", "test_001.png"]
+    assert read_record(record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0))["psnr"] == pytest.approx(record["psnr"])
+
+
+def test_absent_tanks_and_temples_is_recorded_as_skipped(tmp_path, tiny_data_root):
+    result = run_one("nerf", "tanks-temples/truck", "smoke", 0, tmp_path)
+    assert result.record["status"] == "skipped"
+    assert "Tanks and Temples cannot be downloaded" in result.record["message"]
+
+
+def test_papermill_chain_on_the_smoke_profile(tmp_path, tiny_data_root, no_lpips_weights):
+    assert cli.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"]) == 0
+    profile_dir = tmp_path / "smoke"
+    frame = pd.read_csv(profile_dir / "metrics.csv")
+    assert list(frame.columns) == METRIC_COLUMNS
+    assert dict(zip(frame["scene"], frame["status"])) == {"bed": "ok", "truck": "skipped"}
+    run_nb = nbformat.read(profile_dir / "notebooks" / "nerf__synthetic-bed__seed0.ipynb", as_version=4)
+    assert run_nb.metadata["papermill"]["parameters"]["method"] == "nerf"
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+               for cell in run_nb.cells for o in cell.get("outputs", []))
+    html = (profile_dir / "compare.html").read_text()
+    assert "claimed" in html and "not run" in html
+    assert {p.name for p in (profile_dir / "figures").iterdir()} == {"psnr_vs_size.png", "psnr_vs_time.png", "s_per_iter.png"}
+    record = json.loads((profile_dir / "runs" / "nerf__synthetic-bed__seed0.json").read_text())
+    assert record["status"] == "ok"

@@ -1,0 +1,89 @@
+"""Records, metrics.csv, and the grid's resume logic (nothing finished is ever redone)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from akdqff_bench import cli, records
+from akdqff_bench.records import METRIC_COLUMNS
+
+
+def _record(method, scene="synthetic-bed", status="ok", **extra):
+    base = {"method": method, "dataset": scene.split("/")[0], "scene": scene.split("/")[-1] if "/" in scene else "bed",
+            "profile": "smoke", "seed": 0, "status": status, "psnr": 20.0, "ssim": 0.8, "lpips": float("nan"),
+            "model_size_bytes": 1000, "peak_memory_bytes": 10, "s_per_iter": 0.1}
+    base.update(extra)
+    return base
+
+
+def test_record_is_written_atomically_and_nan_becomes_null(tmp_path):
+    path = records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0)
+    records.write_record(path, _record("nerf"))
+    assert json.loads(path.read_text())["lpips"] is None
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+
+
+@pytest.mark.parametrize("status, finished", [("ok", True), ("skipped", True), ("failed", False)])
+def test_finished_means_ok_or_skipped(tmp_path, status, finished):
+    path = tmp_path / "r.json"
+    records.write_record(path, _record("nerf", status=status))
+    assert records.is_finished(path) is finished
+
+
+def test_half_written_or_missing_record_is_not_finished(tmp_path):
+    (tmp_path / "r.json").write_text('{"status": "o')
+    assert not records.is_finished(tmp_path / "r.json")
+    assert not records.is_finished(tmp_path / "absent.json")
+
+
+def test_aggregate_writes_the_metrics_columns(tmp_path):
+    for method in ("nerf", "akdqff"):
+        records.write_record(records.record_path(tmp_path, "smoke", method, "synthetic-bed", 0), _record(method))
+    records.write_record(
+        records.record_path(tmp_path, "smoke", "nerf", "tanks-temples/truck", 0),
+        _record("nerf", "tanks-temples/truck", status="skipped", message="not there"),
+    )
+    frame = pd.read_csv(records.aggregate(tmp_path, "smoke"))
+    assert list(frame.columns) == METRIC_COLUMNS
+    assert len(frame) == 3
+    assert set(frame["status"]) == {"ok", "skipped"}
+    assert (tmp_path / "smoke" / "metrics.json").is_file()
+
+
+def test_grid_resumes_and_force_reruns(tmp_path, monkeypatch, tiny_data_root):
+    calls = []
+
+    def fake_run_one(method, scene, profile, seed, results_root, device_type=None):
+        calls.append((method, scene))
+        records.write_record(records.record_path(results_root, profile, method, scene, seed), _record(method, scene))
+
+    import akdqff_bench.runner
+
+    monkeypatch.setattr(akdqff_bench.runner, "run_one", fake_run_one)
+    # A finished run, a failed one and an interrupted one (no record) before the grid starts.
+    records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))
+    records.write_record(records.record_path(tmp_path, "smoke", "akdqff", "synthetic-bed", 0), _record("akdqff", status="failed"))
+    cli.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
+    assert calls == [("akdqff", "synthetic-bed"), ("plenoxels", "synthetic-bed")]
+
+    calls.clear()
+    cli.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
+    assert calls == []
+
+    cli.run_grid("smoke", tmp_path, methods=["nerf"], force=True, notebooks=False)
+    assert calls == [("nerf", "synthetic-bed")]
+
+
+def test_grid_refuses_an_unknown_method(tmp_path):
+    from akdqff_bench.methods import UnknownMethod
+
+    with pytest.raises(UnknownMethod, match="unknown method.*'nerf-xl'.*registered methods: .*akdqff"):
+        cli.run_grid("smoke", tmp_path, methods=["nerf-xl"], notebooks=False)
+
+
+def test_unknown_profile_is_refused():
+    from akdqff_bench.profiles import get_profile
+
+    with pytest.raises(ValueError, match="unknown profile 'fast'.*quick"):
+        get_profile("fast")
