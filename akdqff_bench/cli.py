@@ -130,7 +130,8 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
         if force or record is None or record.get("status") != "ok":
             print(f"== sweep {method} [{index + 1}/{len(candidates)}]: {overrides}", flush=True)
             record = run_one(method, "synthetic-bed", profile_name, 0, Path(results_root), extra_overrides=overrides, record_file=record_file).record
-        rows.append({"candidate": index, **{k.rsplit(".", 1)[-1]: v for k, v in overrides.items()},
+        settings = {k.removeprefix("pipeline.model."): str(v) for k, v in overrides.items()}
+        rows.append({"candidate": index, **settings,
                      **{k: record.get(k) for k in ("psnr", "ssim", "iterations", "s_per_iter", "model_size_bytes")}})
     table = pd.DataFrame(rows).sort_values("psnr", ascending=False)
     out = Path(results_root) / "sweeps" / f"{method}-{profile_name}.csv"

@@ -168,7 +168,10 @@ def save_figures(results_root: Path, profile: str) -> List[Path]:
 
 def show_renders(record: Dict[str, Any]):
     """Ground truth (left) beside the render from the stored model (right), for the saved views."""
-    renders = sorted((Path(record["model_file"]).parent / "renders").glob("test_*.png")) if record.get("model_file") else []
+    model_file = Path(record.get("model_file") or "")
+    if not model_file.is_absolute():
+        model_file = Path(__file__).resolve().parents[1] / model_file
+    renders = sorted((model_file.parent / "renders").glob("test_*.png")) if record.get("model_file") else []
     if not renders:
         return None
     fig, axes = plt.subplots(1, len(renders), figsize=(3.2 * len(renders), 2.0), squeeze=False)

@@ -47,6 +47,18 @@ class TestViews:
         return len(self.images)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable_path(path: Path) -> str:
+    """Paths inside the repository are recorded relative to it, so committed records stay valid."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def load_test_views(config: TrainerConfig, limit: Optional[int] = None) -> TestViews:
     dataparser = config.pipeline.datamanager.dataparser.setup()
     outputs = dataparser.get_dataparser_outputs(split="test")
@@ -272,7 +284,7 @@ def run_one(
     }
     try:
         spec = resolve_scene(scene, prof.synthetic_bed_variant)
-        record["data_path"] = str(spec.path)
+        record["data_path"] = portable_path(spec.path)
         record["eval_protocol"] = spec.protocol
         spec.validate()
     except DatasetMissing as missing:
@@ -293,6 +305,7 @@ def run_one(
         views = load_test_views(config, prof.max_test_views)
         curve_views = TestViews(views.cameras[: prof.curve_views], views.images[: prof.curve_views], views.filenames[: prof.curve_views])
 
+        config.save_config()  # config.yml beside the checkpoint, so ns-eval / ns-render work on the run
         trainer = config.setup(local_rank=0, world_size=1)
         trainer.setup()
         monitor = TrainingMonitor(
@@ -322,7 +335,7 @@ def run_one(
             train_seconds=monitor.trained_seconds,
             s_per_iter=statistics.median(timed),
             model_size_bytes=model_size,
-            model_file=str(model_path),
+            model_file=portable_path(model_path),
             peak_memory_bytes=peak_bytes,
             peak_memory_kind=peak_kind,
             curve=monitor.curve,
