@@ -1,0 +1,242 @@
+"""Adaptive kernel decomposition (AKD): when and where kernels are split or pruned.
+
+The paper's allocation objective is K = argmin Σ‖error‖² + λ·C. :class:`AKDStrategy` approximates it
+greedily every ``refine_every`` steps, in the shape of gsplat's strategies (``initialize_state`` /
+``step_post_backward`` on a parameter dict and its optimizers):
+
+* each kernel accumulates, over the steps since the last allocation, its *contribution* (the
+  share of the rendering weight of every sample it takes part in: Σ_s T_s α_s · a_k w_k(x_s) /
+  Σ_j a_j w_j(x_s)) and its *error* (the same, weighted by the ray's squared colour residual), and
+  the norm of its centre's gradient;
+* a kernel whose contribution is worth less than λ (``prune_lambda`` × the mean contribution) is
+  removed: the λ·C term says it does not pay for itself;
+* among the rest, kernels whose region carries high error (``split_threshold`` × the mean score,
+  at most ``max_split_fraction`` of K per step, within the cap ``max_kernels``) are split in two,
+  which is where more kernels reduce Σ‖error‖² most.
+
+The tensor surgery (``split_kernels``, ``prune_kernels``) keeps every parameter and its Adam
+state aligned, like gsplat/strategy/ops.py.
+
+Split rule and what it promises: the two children sit at c ± ``split_offset``·s_u·u along the
+parent's longest axis u, that axis' bandwidth shrinks by ``split_shrink``, and each child gets
+amplitude a·/(2·split_shrink); so the kernel's integral (its total feature mass) is preserved
+exactly, and with ``split_offset = 0`` and ``split_shrink = 1`` the field itself is unchanged
+(quantized or not: children keep the parent's feature vector, hence its codebook entry).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+ParamDict = Union[Dict[str, nn.Parameter], nn.ParameterDict]
+
+
+# ---------------------------------------------------------------------------- tensor surgery
+def _optimizer_for(optimizers: Any, name: str) -> Optional[torch.optim.Optimizer]:
+    """nerfstudio's ``Optimizers`` or a plain {name: optimizer} dict; None when absent."""
+    table = getattr(optimizers, "optimizers", optimizers)
+    if table is None:
+        return None
+    return table.get(name)
+
+
+@torch.no_grad()
+def update_params_and_optimizers(
+    param_fn: Callable[[str, Tensor], Tensor],
+    state_fn: Callable[[str, Tensor], Tensor],
+    params: ParamDict,
+    optimizers: Any,
+    group_names: Mapping[str, str],
+) -> None:
+    """Replace every parameter by ``param_fn(name, p)`` and each of its per-element optimizer
+    states by ``state_fn(key, v)``; re-point the optimizer (and nerfstudio's ``Optimizers.parameters``,
+    used for gradient clipping) at the new tensors."""
+    for name in list(params.keys()):
+        old = params[name]
+        new = nn.Parameter(param_fn(name, old.data), requires_grad=old.requires_grad)
+        optimizer = _optimizer_for(optimizers, group_names.get(name, name))
+        if optimizer is not None:
+            for group in optimizer.param_groups:
+                for i, p in enumerate(group["params"]):
+                    if p is not old:
+                        continue
+                    state = optimizer.state.pop(p, {})
+                    for key, value in state.items():
+                        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == old.shape[0]:
+                            state[key] = state_fn(key, value)
+                    group["params"][i] = new
+                    optimizer.state[new] = state
+            parameters = getattr(optimizers, "parameters", None)
+            if isinstance(parameters, dict) and group_names.get(name, name) in parameters:
+                parameters[group_names.get(name, name)] = [new]
+        params[name] = new
+
+
+@torch.no_grad()
+def prune_kernels(params: ParamDict, optimizers: Any, state: Dict[str, Any], mask: Tensor, group_names: Mapping[str, str]) -> None:
+    """Remove the kernels where ``mask`` is True (parameters, optimizer state, running state)."""
+    keep = torch.nonzero(~mask).flatten()
+    update_params_and_optimizers(lambda _, p: p[keep], lambda _, v: v[keep], params, optimizers, group_names)
+    for key, value in state.items():
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == mask.shape[0]:
+            state[key] = value[keep]
+
+
+@torch.no_grad()
+def split_kernels(
+    params: ParamDict,
+    optimizers: Any,
+    state: Dict[str, Any],
+    mask: Tensor,
+    group_names: Mapping[str, str],
+    offset: float = 0.5,
+    shrink: float = 0.6,
+    min_log_scale: float = -math.inf,
+) -> None:
+    """Split every kernel where ``mask`` is True in two along its longest axis (see module doc).
+
+    The parent's row becomes the first child, the second child is appended. Optimizer moments of
+    both children start from zero (the new kernels are new parameters)."""
+    selected = torch.nonzero(mask).flatten()
+    if selected.numel() == 0:
+        return
+    log_scales = params["log_scales"].data[selected]
+    axis = log_scales.argmax(dim=-1)
+    axis_scale = torch.exp(log_scales.gather(1, axis[:, None]))[:, 0]
+    direction = torch.nn.functional.one_hot(axis, 3).to(log_scales)
+    displacement = offset * axis_scale[:, None] * direction
+    new_log_scales = log_scales + math.log(shrink) * direction
+    new_log_scales = torch.maximum(new_log_scales, torch.full_like(new_log_scales, min_log_scale))
+    # Keep the integral: a·Π s is what a kernel contributes in total.
+    log_amplitude_change = -math.log(2.0) + (log_scales - new_log_scales).sum(-1)
+
+    def param_fn(name: str, p: Tensor) -> Tensor:
+        p = p.clone()
+        child = p[selected].clone()
+        if name == "centers":
+            p[selected] = child - displacement
+            child = child + displacement
+        elif name == "log_scales":
+            p[selected] = new_log_scales
+            child = new_log_scales.clone()
+        elif name == "log_amplitudes":
+            p[selected] = child + log_amplitude_change
+            child = child + log_amplitude_change
+        return torch.cat([p, child])
+
+    def state_fn(key: str, v: Tensor) -> Tensor:
+        v = v.clone()
+        v[selected] = 0
+        return torch.cat([v, torch.zeros((selected.numel(), *v.shape[1:]), dtype=v.dtype, device=v.device)])
+
+    update_params_and_optimizers(param_fn, state_fn, params, optimizers, group_names)
+    for key, value in state.items():
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == mask.shape[0]:
+            state[key] = torch.cat([value, value[selected]])
+
+
+# ---------------------------------------------------------------------------- the strategy
+@dataclass
+class AKDStrategy:
+    """Greedy minimiser of Σ‖error‖² + λ·C, run every ``refine_every`` steps (see module doc)."""
+
+    refine_start: int = 500
+    refine_stop: int = 25_000
+    refine_every: int = 100
+    prune_lambda: float = 0.05
+    """λ: a kernel whose contribution is below λ × the mean contribution is pruned."""
+    split_threshold: float = 2.0
+    """A kernel whose score is above this × the mean score is a split candidate."""
+    split_criterion: Literal["error", "position_grad"] = "error"
+    max_split_fraction: float = 0.1
+    max_kernels: int = 4096
+    min_kernels: int = 16
+    split_offset: float = 0.5
+    split_shrink: float = 0.6
+    min_scale: float = 1e-3
+
+    def initialize_state(self, num_kernels: int, device: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
+        zeros = lambda: torch.zeros(num_kernels, device=device)  # noqa: E731
+        return {"contribution": zeros(), "error": zeros(), "grad_norm": zeros(), "grad_count": zeros(), "steps": 0}
+
+    @torch.no_grad()
+    def accumulate(
+        self,
+        state: Dict[str, Any],
+        pair_samples: Tensor,
+        pair_kernels: Tensor,
+        pair_weights: Tensor,
+        sample_weights: Tensor,
+        sample_residuals: Tensor,
+        centre_grad: Optional[Tensor] = None,
+    ) -> None:
+        """Fold one training batch into the running statistics.
+
+        ``pair_*`` [P]: the (sample, kernel, a_k·w_k) triples the field summed; ``sample_weights``
+        [N] the rendering weights T·α of the samples; ``sample_residuals`` [N] the squared colour
+        error of each sample's ray; ``centre_grad`` [K, 3] the gradient of the kernel centres."""
+        totals = torch.zeros_like(sample_weights).index_add_(0, pair_samples, pair_weights.to(sample_weights))
+        share = pair_weights.to(sample_weights) / totals[pair_samples].clamp(min=1e-12)
+        contribution = share * sample_weights[pair_samples]
+        error = contribution * sample_residuals[pair_samples]
+        state["contribution"].index_add_(0, pair_kernels, contribution.to(state["contribution"]))
+        state["error"].index_add_(0, pair_kernels, error.to(state["error"]))
+        if centre_grad is not None:
+            norm = centre_grad.norm(dim=-1)
+            state["grad_norm"] += norm
+            state["grad_count"] += (norm > 0).to(state["grad_count"])
+        state["steps"] += 1
+
+    def should_refine(self, step: int) -> bool:
+        return self.refine_start <= step < self.refine_stop and step % self.refine_every == 0 and step > 0
+
+    @torch.no_grad()
+    def step_post_backward(
+        self, params: ParamDict, optimizers: Any, state: Dict[str, Any], step: int, group_names: Mapping[str, str]
+    ) -> Dict[str, int]:
+        """Prune, then split, when ``step`` is an allocation step. Returns the counts."""
+        if not self.should_refine(step) or state["steps"] == 0:
+            return {"pruned": 0, "split": 0}
+        result = self.refine(params, optimizers, state, group_names)
+        self.reset(state, params["centers"].shape[0], params["centers"].device)
+        return result
+
+    @torch.no_grad()
+    def refine(self, params: ParamDict, optimizers: Any, state: Dict[str, Any], group_names: Mapping[str, str]) -> Dict[str, int]:
+        num_kernels = params["centers"].shape[0]
+        contribution = state["contribution"]
+        prune = contribution < self.prune_lambda * contribution.mean().clamp(min=1e-12)
+        # Never prune below the floor: keep the most useful of the candidates.
+        max_prunable = max(num_kernels - self.min_kernels, 0)
+        if int(prune.sum()) > max_prunable:
+            order = torch.argsort(contribution)
+            prune = torch.zeros_like(prune)
+            prune[order[:max_prunable]] = True
+        num_pruned = int(prune.sum())
+        if num_pruned:
+            prune_kernels(params, optimizers, state, prune, group_names)
+        num_kernels = params["centers"].shape[0]
+        if self.split_criterion == "error":
+            score = state["error"]
+        else:
+            score = state["grad_norm"] / state["grad_count"].clamp(min=1)
+        budget = min(int(self.max_split_fraction * num_kernels), self.max_kernels - num_kernels)
+        candidates = score > self.split_threshold * score.mean().clamp(min=1e-12)
+        num_split = min(int(candidates.sum()), max(budget, 0))
+        if num_split > 0:
+            chosen = torch.topk(torch.where(candidates, score, torch.full_like(score, -1.0)), num_split).indices
+            mask = torch.zeros(num_kernels, dtype=torch.bool, device=score.device)
+            mask[chosen] = True
+            split_kernels(
+                params, optimizers, state, mask, group_names,
+                offset=self.split_offset, shrink=self.split_shrink, min_log_scale=math.log(self.min_scale),
+            )
+        return {"pruned": num_pruned, "split": num_split}
+
+    def reset(self, state: Dict[str, Any], num_kernels: int, device: Union[str, torch.device]) -> None:
+        state.update(self.initialize_state(num_kernels, device))

@@ -1,0 +1,206 @@
+"""The evidence the paper promises, as plain numbers for the run notebook to plot.
+
+- :func:`kernel_density_vs_detail`: do kernels gather where the scene is complex? Kernels per
+  coarse cell against the image-gradient energy of the training views, projected to the cell
+  through the trained model's depth.
+- :func:`rate_distortion`: PSNR against stored size for several codebook sizes Q, from one
+  trained model (re-quantize, export, load the file, render).
+- ``plot_*``: matplotlib helpers for both.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from akdqff_method.quantization import kmeans
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty_like(order, dtype=np.float64)
+    ranks[order] = np.arange(x.size)
+    # average ranks of ties
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return sums[inverse] / counts[inverse]
+
+
+def image_gradient_energy(image: torch.Tensor) -> torch.Tensor:
+    """|∇I|² per pixel of an H×W×3 image (grey level, central differences, edges replicated)."""
+    grey = image[..., :3].mean(-1)
+    padded = torch.nn.functional.pad(grey[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+    gx = 0.5 * (padded[1:-1, 2:] - padded[1:-1, :-2])
+    gy = 0.5 * (padded[2:, 1:-1] - padded[:-2, 1:-1])
+    return gx.square() + gy.square()
+
+
+@torch.no_grad()
+def kernel_density_vs_detail(
+    pipeline,
+    grid_resolution: int = 8,
+    max_views: Optional[int] = None,
+    min_accumulation: float = 0.5,
+) -> Dict[str, Union[np.ndarray, float, int]]:
+    """Kernels per coarse cell against the local detail of the training views in that cell.
+
+    Each training pixel that the trained model renders opaque (accumulation ≥ ``min_accumulation``)
+    is lifted to 3D with the rendered depth; its image-gradient energy is added to the coarse cell
+    that point falls in. Correlations are taken over the *active* cells (holding a kernel or a
+    surface point) so that the many empty cells do not inflate them.
+
+    Returns ``kernels_per_cell``, ``detail_per_cell``, ``surface_points_per_cell`` (flat arrays over
+    grid_resolution³ cells), ``active``, ``pearson_r`` (kernels vs detail on active cells),
+    ``spearman_r`` and ``num_active_cells``.
+    """
+    model = pipeline.model
+    was_training = model.training
+    model.eval()
+    aabb = model.field.aabb.detach().cpu()
+    num_cells = grid_resolution**3
+
+    def cell_of(points: torch.Tensor) -> torch.Tensor:
+        normalized = (points - aabb[0]) / (aabb[1] - aabb[0])
+        inside = ((normalized >= 0) & (normalized < 1)).all(-1)
+        coords = (normalized * grid_resolution).floor().long().clamp(0, grid_resolution - 1)
+        ids = (coords[:, 0] * grid_resolution + coords[:, 1]) * grid_resolution + coords[:, 2]
+        return torch.where(inside, ids, torch.full_like(ids, -1))
+
+    centers = model.field.kernel_params["centers"].detach().cpu()
+    kernel_cells = cell_of(centers)
+    kernels_per_cell = np.bincount(kernel_cells[kernel_cells >= 0].numpy(), minlength=num_cells).astype(np.float64)
+
+    dataset = pipeline.datamanager.train_dataset
+    cameras = dataset.cameras
+    views = range(len(dataset)) if max_views is None else range(min(max_views, len(dataset)))
+    detail = np.zeros(num_cells)
+    surface = np.zeros(num_cells)
+    for index in views:
+        camera = cameras[index : index + 1].to(model.device)
+        outputs = model.get_outputs_for_camera(camera)
+        rays = camera.generate_rays(camera_indices=0)
+        points = (rays.origins + rays.directions * outputs["depth"]).reshape(-1, 3).cpu()
+        opaque = (outputs["accumulation"].reshape(-1) >= min_accumulation).cpu()
+        energy = image_gradient_energy(dataset.get_image_float32(index)).reshape(-1)
+        cells = cell_of(points)
+        keep = opaque & (cells >= 0)
+        detail += np.bincount(cells[keep].numpy(), weights=energy[keep].double().numpy(), minlength=num_cells)
+        surface += np.bincount(cells[keep].numpy(), minlength=num_cells)
+    model.train(was_training)
+    active = (kernels_per_cell > 0) | (surface > 0)
+    return {
+        "kernels_per_cell": kernels_per_cell,
+        "detail_per_cell": detail,
+        "surface_points_per_cell": surface,
+        "active": active,
+        "pearson_r": _pearson(kernels_per_cell[active], detail[active]),
+        "spearman_r": _pearson(_ranks(kernels_per_cell[active]), _ranks(detail[active])),
+        "num_active_cells": int(active.sum()),
+        "grid_resolution": grid_resolution,
+    }
+
+
+def _standalone_copy(model):
+    """A deep copy of the model without the training-time references (optimizers, datamanager)."""
+    saved = {key: model.__dict__.get(key) for key in ("optimizers", "_fetch_held_aside", "_held_aside", "_last_batch")}
+    for key in saved:
+        model.__dict__[key] = None
+    try:
+        return copy.deepcopy(model)
+    finally:
+        model.__dict__.update(saved)
+
+
+def _psnr(pred: torch.Tensor, gt: torch.Tensor) -> float:
+    mse = float((pred - gt).square().mean())
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
+
+
+@torch.no_grad()
+def render_psnr(model, cameras, images: Sequence[torch.Tensor]) -> float:
+    """Mean PSNR of ``model``'s renders of ``cameras`` against ``images`` (H×W×3 in [0, 1], on white)."""
+    model.eval()
+    scores = []
+    for index, image in enumerate(images):
+        rgb = model.get_outputs_for_camera(cameras[index : index + 1].to(model.device))["rgb"]
+        scores.append(_psnr(rgb.cpu(), torch.as_tensor(image)[..., :3].float().cpu()))
+    return float(np.mean(scores))
+
+
+@torch.no_grad()
+def rate_distortion(
+    pipeline,
+    cameras,
+    images: Sequence[torch.Tensor],
+    codebook_sizes: Iterable[int] = (4, 8, 16, 32, 64, 256),
+    workdir: Union[str, Path] = "rate_distortion",
+    kmeans_iterations: int = 20,
+    include_unquantized: bool = False,
+) -> List[Dict[str, float]]:
+    """PSNR against stored size for several Q, from one trained model.
+
+    For each Q the trained model's raw kernel features are re-quantized by k-means with Q
+    centroids, the model is exported, the file is loaded into a fresh copy, and that copy renders
+    ``cameras`` (PSNR against ``images``). ``model_size_bytes`` is the file's size.
+    ``include_unquantized`` adds a point with raw fp16 features (``codebook_size`` 0).
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    trained = pipeline.model
+    features = trained.field.kernel_params["features"].detach()
+    sizes = list(codebook_sizes) + ([0] if include_unquantized else [])
+    points = []
+    for size in sizes:
+        model = _standalone_copy(trained)
+        if size > 0:
+            codebook, _ = kmeans(features, min(size, features.shape[0]), iterations=kmeans_iterations)
+            model.field.set_codebook(codebook)
+        else:
+            model.field.set_codebook(None)
+        path = workdir / f"akdqff_q{size}.akd"
+        file_size = model.export_representation(path)
+        loaded = _standalone_copy(trained)
+        loaded.load_representation(path)
+        points.append(
+            {"codebook_size": int(size), "model_size_bytes": int(file_size), "psnr": render_psnr(loaded, cameras, images)}
+        )
+    return points
+
+
+def plot_kernel_density_vs_detail(result: Dict, ax=None):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    active = result["active"]
+    ax.scatter(result["detail_per_cell"][active], result["kernels_per_cell"][active], s=12, alpha=0.7)
+    ax.set_xlabel("image-gradient energy projected to the cell")
+    ax.set_ylabel("kernels in the cell")
+    ax.set_title(f"kernel density vs detail (r = {result['pearson_r']:.2f}, ρ = {result['spearman_r']:.2f})")
+    return ax
+
+
+def plot_rate_distortion(points: List[Dict], ax=None, label: str = "AKDQFF"):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.5))
+    points = sorted(points, key=lambda p: p["model_size_bytes"])
+    ax.plot([p["model_size_bytes"] / 1024 for p in points], [p["psnr"] for p in points], marker="o", label=label)
+    for p in points:
+        ax.annotate(f"Q={p['codebook_size']}" if p["codebook_size"] else "raw", (p["model_size_bytes"] / 1024, p["psnr"]), fontsize=7)
+    ax.set_xlabel("stored model size (KiB)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("rate–distortion")
+    return ax

@@ -1,0 +1,199 @@
+"""The RBF kernel field: K Gaussian kernels, fused features, a tiny decoder.
+
+Kernel k has a centre c_k, per-axis bandwidths s_k (isotropic is the special case s_k = s·1), an
+amplitude a_k and a feature vector f_k. The fused feature at x is
+
+    F(x) = sum_k a_k · w((x - c_k) / s_k) · f_k,
+
+with w the Gaussian RBF exp(-|u|²/2), truncated at |u| = ``support_cutoff`` and shifted so it
+reaches zero continuously there (w = (exp(-|u|²/2) - e_c) / (1 - e_c), clamped at 0). The compact
+support is what lets a spatial index (``KernelGridIndex``) find every kernel that contributes at x
+by looking at one grid cell. A small decoder maps F(x) to a density and to spherical-harmonic
+colour coefficients evaluated in the view direction.
+
+With quantization on, f_k is replaced by its nearest codebook entry in the forward pass
+(straight-through gradient to the raw f_k), so the renderer sees what the exported file holds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+from nerfstudio.field_components.activations import trunc_exp
+from nerfstudio.field_components.encodings import SHEncoding
+from torch import Tensor, nn
+
+from akdqff_method.quantization import assign_to_codebook, quantize_straight_through
+from akdqff_method.spatial_index import KernelGridIndex
+
+KERNEL_PARAMETER_NAMES = ("centers", "log_scales", "log_amplitudes", "features")
+
+
+def truncated_gaussian(distance2: Tensor, cutoff: float) -> Tensor:
+    """exp(-d²/2) shifted and rescaled to reach 0 at d = cutoff (continuous), 0 beyond."""
+    floor = math.exp(-0.5 * cutoff**2)
+    return torch.clamp((torch.exp(-0.5 * distance2) - floor) / (1.0 - floor), min=0.0)
+
+
+class RBFKernelField(nn.Module):
+    def __init__(
+        self,
+        aabb: Tensor,
+        num_kernels: int,
+        feature_dim: int = 8,
+        decoder_hidden_dim: int = 32,
+        sh_levels: int = 2,
+        init_scale: Optional[float] = None,
+        min_scale: float = 1e-3,
+        max_scale: float = 0.5,
+        support_cutoff: float = 2.5,
+        index_resolution: int = 32,
+        max_kernels_per_cell: int = 64,
+        index_margin: float = 1.1,
+        density_bias: float = -1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.decoder_hidden_dim = decoder_hidden_dim
+        self.sh_levels = sh_levels
+        self.min_scale = min_scale
+        self.max_scale = max_scale
+        self.support_cutoff = support_cutoff
+        self.index_margin = index_margin
+        self.register_buffer("aabb", aabb.clone().float())
+        generator = torch.Generator().manual_seed(seed)
+        extent = (aabb[1] - aabb[0]).float()
+        if init_scale is None:
+            # A third of the spacing of K kernels spread evenly over the box: each point starts
+            # inside the support of a couple of kernels, which keeps the first iterations cheap.
+            init_scale = 0.3 * float(extent.prod() / max(num_kernels, 1)) ** (1.0 / 3.0)
+        centers = aabb[0].float() + torch.rand(num_kernels, 3, generator=generator) * extent  # paper §3: random
+        self.kernel_params = nn.ParameterDict(
+            {
+                "centers": nn.Parameter(centers),
+                "log_scales": nn.Parameter(torch.full((num_kernels, 3), math.log(init_scale))),
+                "log_amplitudes": nn.Parameter(torch.zeros(num_kernels)),
+                "features": nn.Parameter(0.1 * torch.randn(num_kernels, feature_dim, generator=generator)),
+            }
+        )
+        self.direction_encoding = SHEncoding(levels=sh_levels, implementation="torch")
+        sh_dim = sh_levels**2
+        self.decoder = nn.Sequential(
+            nn.Linear(feature_dim, decoder_hidden_dim), nn.ReLU(), nn.Linear(decoder_hidden_dim, 1 + 3 * sh_dim)
+        )
+        with torch.no_grad():
+            self.decoder[2].bias[0] = density_bias
+        # Quantization state: the codebook is part of the representation (and of checkpoints).
+        self.register_buffer("codebook", torch.zeros(0, feature_dim))
+        self.index = KernelGridIndex(aabb, index_resolution, max_kernels_per_cell)
+        self.rebuild_index()
+        # Checkpoints hold whatever K (and Q) training ended with: rebuild the index once loaded.
+        self.register_load_state_dict_post_hook(lambda module, _keys: module.rebuild_index())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Resize to the stored K and Q before the tensors are copied in (nn.Module loads the
+        # parent before its children, so the ParameterDict sees the new shapes).
+        centers = state_dict.get(prefix + "kernel_params.centers")
+        if centers is not None and centers.shape[0] != self.num_kernels:
+            self.resize_kernels(centers.shape[0])
+        codebook = state_dict.get(prefix + "codebook")
+        if codebook is not None and codebook.shape != self.codebook.shape:
+            self.codebook = torch.zeros_like(codebook, device=self.aabb.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ kernel attributes
+    @property
+    def num_kernels(self) -> int:
+        return self.kernel_params["centers"].shape[0]
+
+    @property
+    def quantized(self) -> bool:
+        return self.codebook.shape[0] > 0
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.codebook.shape[0])
+
+    def scales(self) -> Tensor:
+        return torch.exp(self.kernel_params["log_scales"]).clamp(self.min_scale, self.max_scale)
+
+    def amplitudes(self) -> Tensor:
+        return torch.exp(self.kernel_params["log_amplitudes"])
+
+    def support_radii(self) -> Tensor:
+        return self.support_cutoff * self.scales()
+
+    def rendered_features(self) -> Tensor:
+        """The features the renderer uses: codebook entries (straight-through) once quantized."""
+        features = self.kernel_params["features"]
+        if not self.quantized:
+            return features
+        quantized, _ = quantize_straight_through(features, self.codebook)
+        return quantized
+
+    def codebook_assignments(self) -> Tensor:
+        return assign_to_codebook(self.kernel_params["features"].detach(), self.codebook)
+
+    def set_codebook(self, codebook: Optional[Tensor]) -> None:
+        if codebook is None:
+            codebook = torch.zeros(0, self.feature_dim)
+        self.codebook = codebook.detach().to(self.aabb)
+
+    @torch.no_grad()
+    def rebuild_index(self) -> None:
+        # The margin leaves room for kernels to move and grow a little between rebuilds.
+        self.index.build(self.kernel_params["centers"], self.index_margin * self.support_radii())
+
+    @torch.no_grad()
+    def resize_kernels(self, num_kernels: int) -> None:
+        """Replace the kernel parameters by zero tensors of K = ``num_kernels`` rows (before loading)."""
+        device = self.aabb.device
+        shapes = {"centers": (3,), "log_scales": (3,), "log_amplitudes": (), "features": (self.feature_dim,)}
+        for name, tail in shapes.items():
+            self.kernel_params[name] = nn.Parameter(torch.zeros((num_kernels, *tail), device=device))
+
+    # ------------------------------------------------------------------ evaluation
+    def fused_features(self, positions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """F(x) [N, D] for positions [N, 3], with the contributing (sample, kernel) pairs and a_k·w_k.
+
+        Pairs come from the spatial index; pairs outside the kernel's support (weight exactly 0)
+        are dropped before the features are gathered."""
+        sample_ids, kernel_ids = self.index.pairs(positions.detach())
+        return self.fused_features_from_pairs(positions, sample_ids, kernel_ids)
+
+    def fused_features_from_pairs(
+        self, positions: Tensor, sample_ids: Tensor, kernel_ids: Tensor
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        dtype = positions.dtype
+        centers = self.kernel_params["centers"].to(dtype)
+        inverse_scales = (1.0 / self.scales()).to(dtype)
+        with torch.no_grad():
+            offsets = (positions[sample_ids] - centers[kernel_ids]) * inverse_scales[kernel_ids]
+            inside = torch.nonzero(offsets.square().sum(-1) < self.support_cutoff**2).flatten()
+            sample_ids, kernel_ids = sample_ids[inside], kernel_ids[inside]
+        offsets = (positions[sample_ids] - centers[kernel_ids]) * inverse_scales[kernel_ids]
+        weights = truncated_gaussian(offsets.square().sum(-1), self.support_cutoff) * self.amplitudes().to(dtype)[kernel_ids]
+        features = self.rendered_features().to(dtype)[kernel_ids]
+        fused = positions.new_zeros(positions.shape[0], self.feature_dim).index_add(0, sample_ids, weights[:, None] * features)
+        return fused, sample_ids, kernel_ids, weights
+
+    def decode(self, fused: Tensor, directions: Tensor) -> Tuple[Tensor, Tensor]:
+        raw = self.decoder(fused)
+        density = trunc_exp(raw[:, :1])
+        sh = self.direction_encoding(directions).to(raw.dtype)  # [N, L²]
+        coefficients = raw[:, 1:].view(-1, 3, sh.shape[-1])
+        rgb = torch.sigmoid(torch.einsum("ncl,nl->nc", coefficients, sh))
+        return density, rgb
+
+    def forward(self, positions: Tensor, directions: Tensor) -> Dict[str, Tensor]:
+        fused, sample_ids, kernel_ids, weights = self.fused_features(positions)
+        density, rgb = self.decode(fused, directions)
+        return {"density": density, "rgb": rgb, "pair_samples": sample_ids, "pair_kernels": kernel_ids, "pair_weights": weights}
+
+    @torch.no_grad()
+    def density_at(self, positions: Tensor) -> Tensor:
+        fused, _, _, _ = self.fused_features(positions)
+        return trunc_exp(self.decoder(fused)[:, 0])

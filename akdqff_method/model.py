@@ -1,0 +1,378 @@
+"""AKDQFF as a nerfstudio model: RBF kernel field + adaptive allocation + quantized features.
+
+Per batch: rays are clipped to the scene box (``AABBBoxCollider``), sampled uniformly inside it
+(``UniformSampler``), samples in cells the occupancy grid marks empty are skipped (optionally also
+samples the grid estimates as occluded, ``skip_transmittance``), the rest query the kernel field
+through the spatial index (ragged (sample, kernel) pairs, no loop), and nerfstudio's renderers composite the result on a
+white background. Training callbacks (as splatfacto's) run, after each optimizer step:
+
+- the AKD strategy (``allocation.AKDStrategy``): statistics every step, split/prune every
+  ``strategy.refine_every`` steps, with the optimizer state patched in place;
+- the spatial index rebuild and the occupancy-grid update;
+- QFF (``quantization``): k-means codebook from ``quantization_start_step`` on, refreshed every
+  ``codebook_update_interval`` steps, Q adapted to the PSNR lost on a held-aside batch of
+  validation rays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+
+import torch
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.ray_samplers import UniformSampler
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.model_components.scene_colliders import AABBBoxCollider
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from torch import Tensor, nn
+from torch.nn import Parameter
+from torchmetrics.functional import structural_similarity_index_measure
+from torchmetrics.image import PeakSignalNoiseRatio
+
+from akdqff_bench.lpips import build_lpips_or_missing
+from akdqff_method.allocation import AKDStrategy
+from akdqff_method.export import load_into, write_representation
+from akdqff_method.field import KERNEL_PARAMETER_NAMES, RBFKernelField
+from akdqff_method.quantization import AdaptiveCodebookRule, kmeans
+from akdqff_method.spatial_index import OccupancyGrid
+
+# Optimizer param-group name of each kernel parameter (one group each, as gsplat does).
+KERNEL_GROUPS = {name: f"kernel_{name}" for name in KERNEL_PARAMETER_NAMES}
+
+
+@dataclass
+class AKDQFFModelConfig(ModelConfig):
+    """AKDQFF; the defaults are the paper-scale (GPU, ``full`` profile) settings."""
+
+    _target: Type = field(default_factory=lambda: AKDQFFModel)
+    num_kernels_init: int = 8192
+    """K at the start: kernel centres uniformly at random in the scene box (paper §3)."""
+    feature_dim: int = 16
+    decoder_hidden_dim: int = 64
+    sh_levels: int = 3
+    """Spherical-harmonic levels of the view-dependent colour (levels² coefficients per channel)."""
+    init_scale: Optional[float] = None
+    """Initial bandwidth; None = 0.3 × the mean spacing of the initial kernels."""
+    min_scale: float = 1e-3
+    max_scale: float = 0.3
+    support_cutoff: float = 2.5
+    """RBFs are truncated at this many bandwidths (continuously), which bounds the neighbour lists."""
+    grid_resolution: int = 64
+    """Cells per axis of the spatial index and of the occupancy grid."""
+    max_kernels_per_cell: int = 48
+    index_update_interval: int = 10
+    num_samples: int = 128
+    """Uniform samples per ray inside the scene box (before empty-space skipping)."""
+    occupancy_update_interval: int = 16
+    occupancy_warmup_steps: int = 256
+    """Until then every cell some kernel touches is sampled. Cells marked empty get no gradient,
+    so marking them too early (or with too high a threshold) freezes holes into the scene."""
+    occupancy_alpha_threshold: float = 0.001
+    """A cell is empty when a sample step through it would be less opaque than this."""
+    occupancy_points_per_cell: int = 2
+    skip_transmittance: float = 0.0
+    """Samples whose transmittance, estimated from the occupancy grid's densities, is below this
+    are skipped (0 disables). Off by default: with 1e-3 on the two-sphere scene the loss rose
+    again once skipping began (the cell-level estimate hides samples the surface needs)."""
+    strategy: AKDStrategy = field(
+        default_factory=lambda: AKDStrategy(refine_start=500, refine_stop=20_000, refine_every=200, max_kernels=200_000)
+    )
+    quantization_start_step: int = 5000
+    initial_codebook_size: int = 64
+    codebook_update_interval: int = 500
+    kmeans_iterations: int = 10
+    codebook_rule: AdaptiveCodebookRule = field(default_factory=AdaptiveCodebookRule)
+    near_plane: float = 0.0
+    """Rays start at the scene box; this only clips boxes that contain the camera."""
+    seed: int = 0
+
+
+class AKDQFFModel(Model):
+    config: AKDQFFModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        cfg = self.config
+        aabb = self.scene_box.aabb.float()
+        self.field = RBFKernelField(
+            aabb,
+            num_kernels=cfg.num_kernels_init,
+            feature_dim=cfg.feature_dim,
+            decoder_hidden_dim=cfg.decoder_hidden_dim,
+            sh_levels=cfg.sh_levels,
+            init_scale=cfg.init_scale,
+            min_scale=cfg.min_scale,
+            max_scale=cfg.max_scale,
+            support_cutoff=cfg.support_cutoff,
+            index_resolution=cfg.grid_resolution,
+            max_kernels_per_cell=cfg.max_kernels_per_cell,
+            seed=cfg.seed,
+        )
+        self.occupancy = OccupancyGrid(aabb, cfg.grid_resolution)
+        self.occupancy.occupied = self.field.index.covered_cells()
+        self.collider = AABBBoxCollider(self.scene_box, near_plane=cfg.near_plane)
+        self.sampler = UniformSampler(num_samples=cfg.num_samples)
+        self.renderer_rgb = RGBRenderer(background_color="white")
+        self.renderer_accumulation = AccumulationRenderer()
+        self.renderer_depth = DepthRenderer(method="expected")
+        self.rgb_loss = nn.MSELoss()
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = structural_similarity_index_measure
+        self.lpips = build_lpips_or_missing()
+        self.strategy = cfg.strategy
+        self.strategy_state = self.strategy.initialize_state(self.field.num_kernels)
+        self.step = 0
+        self.optimizers: Any = None
+        self._last_batch: Optional[Dict[str, Tensor]] = None
+        self._held_aside: Optional[Tuple[RayBundle, Tensor]] = None
+        self._fetch_held_aside: Optional[Callable[[], Tuple[RayBundle, Dict]]] = None
+        self.kernels_split_total = 0
+        self.kernels_pruned_total = 0
+        self.last_quantization_psnr_loss: Optional[float] = None
+        self.last_samples_per_ray = 0.0
+        box_diagonal = float((aabb[1] - aabb[0]).norm())
+        step_size = box_diagonal / cfg.num_samples
+        self.occupancy_density_threshold = -math.log(1.0 - cfg.occupancy_alpha_threshold) / step_size
+
+    # ------------------------------------------------------------------ nerfstudio interface
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = {KERNEL_GROUPS[name]: [self.field.kernel_params[name]] for name in KERNEL_PARAMETER_NAMES}
+        groups["decoder"] = list(self.field.decoder.parameters())
+        return groups
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        ray_samples = self.sampler(ray_bundle)
+        num_rays, num_samples = ray_samples.shape[:2]
+        positions = ray_samples.frustums.get_positions().reshape(-1, 3)
+        # Empty-space skipping: only samples in occupied cells reach the field, and of those only
+        # the ones the occupancy grid's density estimate says are not hidden behind opaque cells.
+        occupied, cells, grid_density = self.occupancy.lookup(positions.detach())
+        if self.config.skip_transmittance > 0:
+            occupied = occupied & self._visible(cells, grid_density, ray_samples.deltas, num_rays, num_samples)
+        selected = torch.nonzero(occupied).flatten()
+        self.last_samples_per_ray = selected.numel() / max(num_rays, 1)
+        ray_index = torch.div(selected, num_samples, rounding_mode="floor")
+        directions = ray_bundle.directions.reshape(-1, 3)[ray_index]
+        field_out = self.field(positions[selected], directions)
+        density = positions.new_zeros(num_rays * num_samples, 1).index_copy(0, selected, field_out["density"])
+        rgb = positions.new_zeros(num_rays * num_samples, 3).index_copy(0, selected, field_out["rgb"])
+        weights = ray_samples.get_weights(density.view(num_rays, num_samples, 1))
+        outputs = {
+            "rgb": self.renderer_rgb(rgb=rgb.view(num_rays, num_samples, 3), weights=weights),
+            "accumulation": self.renderer_accumulation(weights=weights),
+            "depth": self.renderer_depth(weights=weights, ray_samples=ray_samples),
+        }
+        if self.training:
+            self._last_batch = {
+                "pair_samples": field_out["pair_samples"],
+                "pair_kernels": field_out["pair_kernels"],
+                "pair_weights": field_out["pair_weights"].detach(),
+                "sample_weights": weights.view(-1)[selected].detach(),
+                "ray_index": ray_index,
+            }
+        return outputs
+
+    def _visible(self, cells: Tensor, grid_density: Tensor, deltas: Tensor, num_rays: int, num_samples: int) -> Tensor:
+        """Samples not hidden behind cells the grid estimates as opaque.
+
+        The optical depth in front of a sample counts only *earlier cells* along the ray, so every
+        sample of the first opaque cell is still evaluated (the surface may lie anywhere in it)."""
+        cells = cells.view(num_rays, num_samples)
+        tau = grid_density.view(num_rays, num_samples) * deltas.view(num_rays, num_samples)
+        exclusive = tau.cumsum(-1) - tau
+        index = torch.arange(num_samples, device=cells.device).expand(num_rays, num_samples)
+        new_cell = torch.ones_like(cells, dtype=torch.bool)
+        new_cell[:, 1:] = cells[:, 1:] != cells[:, :-1]
+        segment_start = torch.cummax(torch.where(new_cell, index, torch.zeros_like(index)), dim=-1).values
+        hidden = exclusive.gather(1, segment_start)
+        return (hidden < -math.log(self.config.skip_transmittance)).view(-1)
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        image = batch["image"].to(self.device)
+        pred, gt = self.renderer_rgb.blend_background_for_loss_computation(
+            pred_image=outputs["rgb"], pred_accumulation=outputs["accumulation"], gt_image=image
+        )
+        if self.training and self._last_batch is not None:
+            self._last_batch["ray_residual"] = (pred - gt).detach().square().sum(-1)
+        return {"rgb_loss": self.rgb_loss(gt, pred)}
+
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        image = self.renderer_rgb.blend_background(batch["image"].to(self.device))
+        return {"psnr": self.psnr(outputs["rgb"], image), "kernels": torch.tensor(float(self.field.num_kernels))}
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        image = self.renderer_rgb.blend_background(batch["image"].to(self.device))
+        rgb = outputs["rgb"]
+        acc = colormaps.apply_colormap(outputs["accumulation"])
+        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        image_nchw = torch.moveaxis(image, -1, 0)[None]
+        rgb_nchw = torch.moveaxis(rgb, -1, 0)[None]
+        metrics = {
+            "psnr": float(self.psnr(image_nchw, rgb_nchw)),
+            "ssim": float(self.ssim(rgb_nchw, image_nchw)),  # type: ignore[arg-type]
+            "lpips": float(self.lpips(image_nchw, rgb_nchw)),
+        }
+        return metrics, {"img": torch.cat([image, rgb], dim=1), "accumulation": acc, "depth": depth}
+
+    # ------------------------------------------------------------------ training callbacks
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        pipeline = training_callback_attributes.pipeline
+        if pipeline is not None:
+            self._fetch_held_aside = _held_aside_fetcher(pipeline)
+        return [
+            TrainingCallback(
+                [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._before_step, args=[training_callback_attributes.optimizers]
+            ),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.after_train_iteration),
+        ]
+
+    def _before_step(self, optimizers, step: int) -> None:
+        self.step = step
+        self.optimizers = optimizers
+
+    @torch.no_grad()
+    def after_train_iteration(self, step: int) -> None:
+        cfg = self.config
+        field_ = self.field
+        if self.strategy_state["contribution"].shape[0] != field_.num_kernels:
+            self.strategy.reset(self.strategy_state, field_.num_kernels, self.device)
+        for key, value in self.strategy_state.items():
+            if isinstance(value, Tensor) and value.device != self.device:
+                self.strategy_state[key] = value.to(self.device)
+        last = self._last_batch
+        if last is not None and "ray_residual" in last and step < self.strategy.refine_stop:
+            self.strategy.accumulate(
+                self.strategy_state,
+                last["pair_samples"],
+                last["pair_kernels"],
+                last["pair_weights"],
+                last["sample_weights"],
+                last["ray_residual"][last["ray_index"]],
+                centre_grad=field_.kernel_params["centers"].grad,
+            )
+        self._last_batch = None
+        changed = self.strategy.step_post_backward(
+            field_.kernel_params, self.optimizers, self.strategy_state, step, KERNEL_GROUPS
+        )
+        self.kernels_split_total += changed["split"]
+        self.kernels_pruned_total += changed["pruned"]
+        if changed["split"] or changed["pruned"] or step % cfg.index_update_interval == 0:
+            field_.rebuild_index()
+        if step % cfg.occupancy_update_interval == 0:
+            self.update_occupancy(step)
+        if step == cfg.quantization_start_step:
+            self.start_quantization(cfg.initial_codebook_size)
+        elif field_.quantized and step > cfg.quantization_start_step and (
+            (step - cfg.quantization_start_step) % cfg.codebook_update_interval == 0
+        ):
+            self.update_codebook()
+
+    @torch.no_grad()
+    def update_occupancy(self, step: int, generator: Optional[torch.Generator] = None) -> None:
+        covered = self.field.index.covered_cells()
+        if step < self.config.occupancy_warmup_steps:
+            self.occupancy.occupied = covered.clone()
+            self.occupancy.density.zero_()  # no transmittance-based skipping before the grid is measured
+            self.occupancy.mean_density.zero_()
+            return
+        cells = torch.nonzero(covered).flatten()
+        densities = torch.zeros(cells.numel(), device=self.device)
+        for _ in range(self.config.occupancy_points_per_cell):
+            points = self.occupancy.cell_centres(cells, jitter=True, generator=generator)
+            densities = torch.maximum(densities, self.field.density_at(points))
+        self.occupancy.update(cells, densities, covered, self.occupancy_density_threshold)
+
+    # ------------------------------------------------------------------ quantized feature fusion
+    @torch.no_grad()
+    def start_quantization(self, codebook_size: int) -> None:
+        features = self.field.kernel_params["features"]
+        size = max(1, min(codebook_size, features.shape[0]))
+        codebook, _ = kmeans(features, size, iterations=self.config.kmeans_iterations)
+        self.field.set_codebook(codebook)
+
+    @torch.no_grad()
+    def quantization_psnr_loss(self, ray_bundle: RayBundle, image: Tensor) -> float:
+        """PSNR(raw features) − PSNR(quantized features) on the given rays, in dB."""
+        codebook = self.field.codebook
+        was_training = self.training
+        self.eval()
+        try:
+            quantized = self.render_rays(ray_bundle)
+            self.field.set_codebook(None)
+            raw = self.render_rays(ray_bundle)
+        finally:
+            self.field.set_codebook(codebook)
+            self.train(was_training)
+        gt = self.renderer_rgb.blend_background(image.to(self.device))
+        return _psnr(raw, gt) - _psnr(quantized, gt)
+
+    def render_rays(self, ray_bundle: RayBundle) -> Tensor:
+        return self.forward(ray_bundle.to(self.device))["rgb"]  # type: ignore[index]
+
+    @torch.no_grad()
+    def update_codebook(self) -> None:
+        """Measure the PSNR lost to quantization, let the rule pick Q, refit the codebook."""
+        held = self.held_aside_batch()
+        size = self.field.codebook_size
+        if held is not None:
+            self.last_quantization_psnr_loss = self.quantization_psnr_loss(*held)
+            size = self.config.codebook_rule.next_size(size, self.last_quantization_psnr_loss)
+        size = max(1, min(size, self.field.num_kernels))
+        codebook, _ = kmeans(
+            self.field.kernel_params["features"], size, iterations=self.config.kmeans_iterations, init=self.field.codebook
+        )
+        self.field.set_codebook(codebook)
+
+    def held_aside_batch(self) -> Optional[Tuple[RayBundle, Tensor]]:
+        if self._held_aside is None and self._fetch_held_aside is not None:
+            ray_bundle, batch = self._fetch_held_aside()
+            self._held_aside = (ray_bundle, batch["image"])
+        return self._held_aside
+
+    def set_held_aside_batch(self, ray_bundle: RayBundle, image: Tensor) -> None:
+        self._held_aside = (ray_bundle, image)
+
+    # ------------------------------------------------------------------ harness hooks
+    def benchmark_scalars(self) -> Dict[str, float]:
+        scalars = {
+            "kernels": float(self.field.num_kernels),
+            "codebook_size": float(self.field.codebook_size),  # 0 = not quantized yet (warm-up)
+            "occupied_fraction": self.occupancy.occupied_fraction(),
+            "field_samples_per_ray": float(self.last_samples_per_ray),
+            "kernels_split_total": float(self.kernels_split_total),
+            "kernels_pruned_total": float(self.kernels_pruned_total),
+        }
+        if self.last_quantization_psnr_loss is not None:
+            scalars["quantization_psnr_loss_db"] = float(self.last_quantization_psnr_loss)
+        return scalars
+
+    def export_representation(self, path) -> int:
+        return write_representation(self.field, self.occupancy, path)
+
+    def load_representation(self, path) -> None:
+        load_into(self.field, self.occupancy, path)
+        self.strategy.reset(self.strategy_state, self.field.num_kernels, self.device)
+
+
+def _psnr(pred: Tensor, gt: Tensor) -> float:
+    mse = float((pred - gt).square().mean())
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def _held_aside_fetcher(pipeline) -> Callable[[], Tuple[RayBundle, Dict]]:
+    """Validation rays when the datamanager has them (never trained on), else a training batch."""
+    datamanager = pipeline.datamanager
+
+    def fetch():
+        try:
+            return datamanager.next_eval(0)
+        except Exception:  # noqa: BLE001 - a datamanager without eval rays: fall back to training rays
+            return datamanager.next_train(0)
+
+    return fetch

@@ -1,0 +1,244 @@
+"""AKDQFF building blocks: RBF field gradients, spatial index, split/prune surgery, k-means, Q rule, file format."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from akdqff_method.allocation import AKDStrategy, prune_kernels, split_kernels
+from akdqff_method.export import pack_indices, unpack_indices
+from akdqff_method.field import RBFKernelField, truncated_gaussian
+from akdqff_method.quantization import AdaptiveCodebookRule, index_bits, kmeans, quantization_distortion
+from akdqff_method.spatial_index import KernelGridIndex, brute_force_neighbours
+
+AABB = torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]])
+GROUPS = {"centers": "kernel_centers", "log_scales": "kernel_log_scales", "log_amplitudes": "kernel_log_amplitudes", "features": "kernel_features"}
+
+
+def small_field(num_kernels=40, seed=0, **kwargs) -> RBFKernelField:
+    torch.manual_seed(seed)
+    field = RBFKernelField(AABB, num_kernels=num_kernels, feature_dim=4, decoder_hidden_dim=8, seed=seed, index_resolution=8, **kwargs)
+    with torch.no_grad():  # wide kernels so that most test points see several of them
+        field.kernel_params["log_scales"].uniform_(math.log(0.2), math.log(0.5))
+        field.kernel_params["log_amplitudes"].normal_(0, 0.3)
+    field.rebuild_index()
+    return field
+
+
+def test_truncated_gaussian_is_continuous_and_compact():
+    d2 = torch.tensor([0.0, 2.5**2 - 1e-6, 2.5**2, 9.0])
+    w = truncated_gaussian(d2, 2.5)
+    assert w[0] == pytest.approx(1.0)
+    assert w[1] == pytest.approx(0.0, abs=1e-6)
+    assert w[2] == 0 and w[3] == 0
+
+
+def test_rbf_field_gradients_match_finite_differences():
+    field = small_field().double()
+    field.rebuild_index()
+    generator = torch.Generator().manual_seed(1)
+    positions = (torch.rand(6, 3, generator=generator, dtype=torch.float64) - 0.5) * 1.5
+    directions = torch.nn.functional.normalize(torch.randn(6, 3, generator=generator, dtype=torch.float64), dim=-1)
+    # The pair list is fixed (as in one training step); weights and their derivatives are smooth inside.
+    sample_ids, kernel_ids = field.index.pairs(positions)
+    assert sample_ids.numel() > 0
+    params = field.kernel_params
+    inputs = [params[n].detach().clone().requires_grad_(True) for n in ("centers", "log_scales", "log_amplitudes", "features")]
+    inputs.append(positions.clone().requires_grad_(True))
+
+    # ParameterDict only accepts leaf Parameters: swap in a plain dict of the gradcheck inputs.
+    original = field.kernel_params
+
+    def fn_plain(*args):
+        field.__dict__["_modules"].pop("kernel_params", None)
+        field.__dict__["kernel_params"] = dict(zip(("centers", "log_scales", "log_amplitudes", "features"), args[:4]))
+        try:
+            fused, _, _, _ = field.fused_features_from_pairs(args[4], sample_ids, kernel_ids)
+            density, rgb = field.decode(fused, directions)
+        finally:
+            del field.__dict__["kernel_params"]
+            field._modules["kernel_params"] = original
+        return fused, density, rgb
+
+    assert torch.autograd.gradcheck(fn_plain, tuple(inputs), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_spatial_index_matches_brute_force():
+    field = small_field(num_kernels=120, seed=3)
+    positions = (torch.rand(500, 3, generator=torch.Generator().manual_seed(4)) - 0.5) * 3.0
+    sample_ids, kernel_ids = field.index.pairs(positions)
+    radii = field.support_radii()
+    # The index returns candidates; keep those whose support contains the point.
+    inside = ((positions[sample_ids] - field.kernel_params["centers"][kernel_ids]) / radii[kernel_ids]).square().sum(-1) < 1
+    from_index = torch.zeros(500, field.num_kernels, dtype=torch.bool)
+    from_index[sample_ids[inside], kernel_ids[inside]] = True
+    # The index is built with a small margin (for kernels that move between rebuilds), so compare
+    # against the exact supports.
+    expected = brute_force_neighbours(positions, field.kernel_params["centers"].detach(), radii.detach())
+    assert field.index.truncated_cells == 0
+    assert expected.sum() > 500  # the comparison is not vacuous
+    assert torch.equal(from_index, expected)
+    # ... and so the fused feature equals the brute-force sum over all kernels.
+    fused, _, _, _ = field.fused_features(positions)
+    all_pairs = torch.nonzero(torch.ones(500, field.num_kernels, dtype=torch.bool), as_tuple=True)
+    brute, _, _, _ = field.fused_features_from_pairs(positions, *all_pairs)
+    assert torch.allclose(fused, brute, atol=1e-6)
+
+
+def test_spatial_index_caps_crowded_cells():
+    index = KernelGridIndex(AABB, resolution=4, max_kernels_per_cell=3)
+    centers = torch.zeros(10, 3)
+    index.build(centers, torch.full((10, 3), 0.1))
+    assert index.truncated_cells > 0 and int(index.counts.max()) == 3
+
+
+def _adam_for(field):
+    optimizers = {}
+    for name, group in GROUPS.items():
+        optimizers[group] = torch.optim.Adam([field.kernel_params[name]], lr=1e-2)
+    return optimizers
+
+
+def _train_steps(field, optimizers, positions, steps=3):
+    directions = torch.nn.functional.normalize(torch.ones_like(positions), dim=-1)
+    for _ in range(steps):
+        for opt in optimizers.values():
+            opt.zero_grad()
+        out = field(positions, directions)
+        (out["density"].sum() + out["rgb"].sum()).backward()
+        for opt in optimizers.values():
+            opt.step()
+
+
+def test_split_and_prune_keep_parameters_and_optimizer_state_aligned():
+    field = small_field(num_kernels=30, seed=5)
+    optimizers = _adam_for(field)
+    positions = (torch.rand(200, 3, generator=torch.Generator().manual_seed(6)) - 0.5) * 2
+    _train_steps(field, optimizers, positions)
+    before = {n: (field.kernel_params[n].detach().clone(), optimizers[g].state[field.kernel_params[n]]["exp_avg"].clone()) for n, g in GROUPS.items()}
+    state = AKDStrategy().initialize_state(30)
+    state["contribution"] = torch.arange(30.0)  # a per-kernel marker to follow through the surgery
+
+    prune = torch.zeros(30, dtype=torch.bool)
+    prune[[0, 7, 29]] = True
+    prune_kernels(field.kernel_params, optimizers, state, prune, GROUPS)
+    keep = torch.nonzero(~prune).flatten()
+    assert field.num_kernels == 27
+    for name, group in GROUPS.items():
+        param = field.kernel_params[name]
+        assert optimizers[group].param_groups[0]["params"][0] is param
+        assert torch.equal(param.detach(), before[name][0][keep])
+        assert torch.equal(optimizers[group].state[param]["exp_avg"], before[name][1][keep])
+    assert torch.equal(state["contribution"], keep.float())
+
+    split = torch.zeros(27, dtype=torch.bool)
+    split[[1, 5]] = True
+    split_kernels(field.kernel_params, optimizers, state, split, GROUPS)
+    assert field.num_kernels == 29
+    for name, group in GROUPS.items():
+        param = field.kernel_params[name]
+        st = optimizers[group].state[param]
+        assert param.shape[0] == st["exp_avg"].shape[0] == st["exp_avg_sq"].shape[0] == 29
+        # untouched kernels keep their moments, new children start from zero
+        assert torch.equal(st["exp_avg"][~torch.cat([split, torch.ones(2, dtype=torch.bool)])], before[name][1][keep][~split])
+        assert st["exp_avg"][27:].abs().sum() == 0
+    assert torch.equal(state["contribution"][27:], state["contribution"][[1, 5]])
+    # training continues with the patched optimizers
+    field.rebuild_index()
+    _train_steps(field, optimizers, positions, steps=2)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_field_preserving_split_leaves_the_field_unchanged(quantized):
+    field = small_field(num_kernels=50, seed=7)
+    if quantized:
+        codebook, _ = kmeans(field.kernel_params["features"], 8)
+        field.set_codebook(codebook)
+    positions = (torch.rand(400, 3, generator=torch.Generator().manual_seed(8)) - 0.5) * 2
+    directions = torch.nn.functional.normalize(torch.randn(400, 3), dim=-1)
+    with torch.no_grad():
+        before = field(positions, directions)
+    mask = torch.zeros(50, dtype=torch.bool)
+    mask[::3] = True
+    split_kernels(field.kernel_params, {}, {}, mask, GROUPS, offset=0.0, shrink=1.0)
+    field.rebuild_index()
+    assert field.num_kernels == 50 + int(mask.sum())
+    with torch.no_grad():
+        after = field(positions, directions)
+    assert torch.allclose(before["density"], after["density"], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(before["rgb"], after["rgb"], atol=1e-6)
+
+
+def test_default_split_preserves_feature_mass_and_moves_children_apart():
+    field = small_field(num_kernels=20, seed=9)
+
+    def mass():
+        return (field.amplitudes() * field.scales().prod(-1)).sum().item()
+
+    mass_before = mass()
+    centers_before = field.kernel_params["centers"].detach().clone()
+    mask = torch.zeros(20, dtype=torch.bool)
+    mask[[2, 3]] = True
+    split_kernels(field.kernel_params, {}, {}, mask, GROUPS, offset=0.5, shrink=0.6)
+    assert mass() == pytest.approx(mass_before, rel=1e-5)
+    centers = field.kernel_params["centers"].detach()
+    assert torch.allclose((centers[[2, 3]] + centers[20:]) / 2, centers_before[[2, 3]], atol=1e-6)
+    assert (centers[[2, 3]] - centers[20:]).norm(dim=-1).min() > 0
+
+
+def test_strategy_prunes_useless_and_splits_high_error_kernels():
+    field = small_field(num_kernels=20, seed=10)
+    optimizers = _adam_for(field)
+    strategy = AKDStrategy(refine_start=0, refine_every=1, prune_lambda=0.1, split_threshold=2.0, max_split_fraction=0.5, max_kernels=100)
+    state = strategy.initialize_state(20)
+    contribution = torch.ones(20)
+    contribution[[3, 4]] = 0.0  # contribute nothing: worth less than λ
+    error = torch.full((20,), 0.1)
+    error[[10, 11]] = 5.0  # carry most of the error
+    state.update(contribution=contribution, error=error, steps=1)
+    result = strategy.step_post_backward(field.kernel_params, optimizers, state, step=1, group_names=GROUPS)
+    assert result == {"pruned": 2, "split": 2}
+    assert field.num_kernels == 20
+    # the cap holds
+    strategy.max_kernels = 20
+    state.update(contribution=torch.ones(20), error=error.clone()[:20], steps=1)
+    assert strategy.step_post_backward(field.kernel_params, optimizers, state, step=2, group_names=GROUPS)["split"] == 0
+
+
+def test_kmeans_lowers_distortion_and_more_centroids_help():
+    generator = torch.Generator().manual_seed(0)
+    blobs = torch.randn(8, 6, generator=generator) * 3
+    features = blobs.repeat_interleave(50, 0) + 0.1 * torch.randn(400, 6, generator=generator)
+    random_codebook = features[torch.randperm(400, generator=generator)[:8]]
+    codebook, assignments = kmeans(features, 8, iterations=20, generator=generator)
+    assert codebook.shape == (8, 6) and assignments.shape == (400,)
+    kmeans_distortion = quantization_distortion(features, codebook)
+    assert kmeans_distortion < quantization_distortion(features, random_codebook)
+    assert kmeans_distortion < 0.1  # ~ the noise variance × dims (0.06)
+    distortions = [quantization_distortion(features, kmeans(features, q, generator=generator)[0]) for q in (2, 4, 8)]
+    assert distortions[0] > distortions[1] > distortions[2]
+    # warm start growing and shrinking
+    grown, _ = kmeans(features, 12, init=codebook)
+    shrunk, _ = kmeans(features, 4, init=codebook)
+    assert grown.shape[0] == 12 and shrunk.shape[0] == 4
+
+
+def test_adaptive_codebook_rule_moves_in_the_right_direction():
+    rule = AdaptiveCodebookRule(tolerance_db=0.5, shrink_fraction=0.25, min_size=4, max_size=256)
+    assert rule.next_size(32, psnr_loss_db=2.0) == 64  # too lossy: finer quantization
+    assert rule.next_size(32, psnr_loss_db=0.05) == 16  # much better than needed: cheaper
+    assert rule.next_size(32, psnr_loss_db=0.3) == 32
+    assert rule.next_size(256, psnr_loss_db=5.0) == 256 and rule.next_size(4, 0.0) == 4
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 5, 16, 17, 256])
+def test_index_bit_packing_round_trips(q):
+    bits = index_bits(q)
+    assert bits == (math.ceil(math.log2(q)) if q > 1 else 0)
+    indices = np.random.default_rng(q).integers(0, q, size=1001)
+    packed = pack_indices(indices, bits)
+    assert len(packed) == math.ceil(1001 * bits / 8)
+    assert np.array_equal(unpack_indices(packed, bits, 1001), indices)

@@ -1,0 +1,171 @@
+"""AKDQFF model level: export → load round trip, adaptive Q on a model, `ns-train akdqff` end to end."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfstudio.data.scene_box import SceneBox
+
+from akdqff_bench import method_api
+from akdqff_bench.profiles import AKDQFF_SMOKE
+from akdqff_bench.testing import make_tiny_blender_scene
+from akdqff_method.export import read_representation
+from akdqff_method.model import AKDQFFModelConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_scene(tmp_path_factory) -> Path:
+    return make_tiny_blender_scene(tmp_path_factory.mktemp("akdqff_scene"), size=16)
+
+
+@pytest.fixture(scope="module")
+def cameras(tiny_scene):
+    return BlenderDataParserConfig(data=tiny_scene).setup().get_dataparser_outputs("test").cameras
+
+
+def make_model(seed=0, **overrides):
+    settings = dict(num_kernels_init=300, feature_dim=4, decoder_hidden_dim=8, sh_levels=2, grid_resolution=16, num_samples=24)
+    config = AKDQFFModelConfig(seed=seed, **{**settings, **overrides})
+    model = config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.5] * 3, [1.5] * 3])), num_train_data=6)
+    model.eval()
+    return model
+
+
+def render(model, cameras, index=0):
+    with torch.no_grad():
+        return model.get_outputs_for_camera(cameras[index : index + 1])["rgb"]
+
+
+def round_to_storage_precision(model):
+    """What the file stores: kernels and codebook in fp16 (the decoder stays fp32)."""
+    with torch.no_grad():
+        for param in model.field.kernel_params.values():
+            param.copy_(param.half().float())
+        model.field.set_codebook(model.field.codebook.half().float())
+
+
+def prepare(model, quantized: bool):
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.field.decoder[2].bias[0] = 1.0  # dense enough that renders are not blank
+        model.field.kernel_params["features"].normal_(0, 1, generator=generator)
+    if quantized:
+        model.start_quantization(16)
+    # A non-trivial occupancy pattern, to prove it is stored.
+    covered = model.field.index.covered_cells()
+    model.occupancy.occupied = covered & (torch.rand(covered.shape, generator=generator) < 0.7)
+
+
+@pytest.mark.parametrize("quantized", [True, False])
+def test_export_then_load_renders_identically(tmp_path, cameras, quantized):
+    model = make_model()
+    prepare(model, quantized)
+    round_to_storage_precision(model)
+    expected = render(model, cameras)
+    assert float(expected.min()) < 0.9  # not just the white background
+
+    path = tmp_path / "model.akd"
+    size = method_api.export_representation(model, path)
+    assert size == path.stat().st_size == model.export_representation(path)
+    header, _ = read_representation(path)
+    assert header["features"] == ("quantized" if quantized else "raw")
+    assert header["num_kernels"] == 300
+
+    fresh = make_model(seed=1, num_kernels_init=77)  # a different K: load must resize
+    method_api.load_representation(fresh, path)
+    assert fresh.field.num_kernels == 300
+    assert fresh.field.codebook_size == (16 if quantized else 0)
+    loaded = render(fresh, cameras)
+    assert torch.allclose(loaded, expected, atol=1e-6)
+    # the loaded model writes the same file again
+    again = tmp_path / "again.akd"
+    fresh.export_representation(again)
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_export_is_compact_and_close_to_the_trained_model(tmp_path, cameras):
+    model = make_model()
+    prepare(model, quantized=True)
+    expected = render(model, cameras)  # full precision, not rounded
+    path = tmp_path / "model.akd"
+    size = model.export_representation(path)
+    fresh = make_model(seed=2)
+    fresh.load_representation(path)
+    mse = float((render(fresh, cameras) - expected).square().mean())
+    assert -10 * math.log10(max(mse, 1e-12)) > 35
+    # centres, scales, amplitudes in fp16 (14 B), a 4-bit index, a small codebook and decoder
+    assert size < 300 * 14 + 300 * 4 / 8 + 16 * 4 * 2 + 2000 + 1500
+    state_dict_bytes = sum(v.numel() * v.element_size() for v in method_api.representation_state_dict(model).values())
+    assert size < 0.5 * state_dict_bytes
+
+
+def test_quantization_psnr_loss_drives_codebook_size(cameras):
+    model = make_model()
+    prepare(model, quantized=False)
+    ray_bundle = cameras[0:1].generate_rays(camera_indices=0).flatten()
+    image = model.render_rays(ray_bundle).detach()  # the unquantized render is the reference
+    model.set_held_aside_batch(ray_bundle, image)
+    rule = model.config.codebook_rule
+
+    model.start_quantization(1)  # one centroid: far too coarse
+    coarse_loss = model.quantization_psnr_loss(ray_bundle, image)
+    assert coarse_loss > rule.tolerance_db
+    model.update_codebook()
+    assert model.field.codebook_size == 2
+
+    model.field.set_codebook(model.field.kernel_params["features"].detach().clone())  # lossless: Q = K
+    assert model.quantization_psnr_loss(ray_bundle, image) < rule.shrink_fraction * rule.tolerance_db
+    model.update_codebook()
+    assert model.field.codebook_size == 150
+    scalars = method_api.benchmark_scalars(model)
+    assert scalars["kernels"] == 300 and scalars["codebook_size"] == 150 and "quantization_psnr_loss_db" in scalars
+
+
+def test_checkpoint_state_dict_loads_into_a_model_of_another_size(cameras):
+    model = make_model()
+    prepare(model, quantized=True)
+    state = copy.deepcopy(model.state_dict())
+    other = make_model(seed=3, num_kernels_init=50)
+    other.load_state_dict(state)
+    other.occupancy.occupied = model.occupancy.occupied.clone()
+    assert other.field.num_kernels == 300 and other.field.codebook_size == 16
+    assert torch.allclose(render(other, cameras), render(model, cameras), atol=1e-6)
+
+
+def _cli_overrides(overrides):
+    args = []
+    for key, value in overrides.items():
+        assert key.startswith("pipeline.") or key.startswith("max_num_iterations")
+        args += ["--" + key.replace("_", "-"), str(value)]
+    return args
+
+
+@pytest.mark.skipif(shutil.which("ns-train") is None and not (Path(sys.prefix) / "bin" / "ns-train").exists(), reason="ns-train not installed")
+def test_ns_train_akdqff_runs_on_cpu(tmp_path, tiny_scene):
+    ns_train = shutil.which("ns-train") or str(Path(sys.prefix) / "bin" / "ns-train")
+    command = [
+        ns_train, "akdqff", "--machine.device-type", "cpu", "--max-num-iterations", "8",
+        "--output-dir", str(tmp_path / "out"), "--pipeline.datamanager.train-num-rays-per-batch", "64",
+        "--steps-per-eval-batch", "4", "--steps-per-eval-image", "4",
+        *_cli_overrides(AKDQFF_SMOKE),
+        "blender-data", "--data", str(tiny_scene),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checkpoints = list((tmp_path / "out").rglob("*.ckpt"))
+    assert checkpoints, result.stdout[-2000:]
+    state = torch.load(checkpoints[0], map_location="cpu", weights_only=False)["pipeline"]
+    num_kernels = state["_model.field.kernel_params.centers"].shape[0]
+    # the smoke settings make allocation and quantization happen within the 8 iterations
+    assert num_kernels != AKDQFF_SMOKE["pipeline.model.num_kernels_init"]
+    assert state["_model.field.codebook"].shape[0] > 0
