@@ -189,18 +189,22 @@ def plot_run_curve(record: Dict[str, Any]):
     """PSNR against training time, and any scalars the method logs (kernels, codebook size, ...)."""
     curve = record.get("curve") or []
     scalars = sorted({k for p in curve for k in p} - {"iteration", "train_seconds", "psnr", "eval_seconds"})
-    fig, axes = plt.subplots(1, 1 + len(scalars), figsize=(4.5 * (1 + len(scalars)), 3.2), squeeze=False)
+    columns = min(3, 1 + len(scalars))
+    rows = -(-(1 + len(scalars)) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    axes = axes.ravel()
     seconds = [p["train_seconds"] for p in curve]
-    axes[0][0].plot(seconds, [p["psnr"] for p in curve], marker="o")
-    axes[0][0].set_xlabel("training time (s)")
-    axes[0][0].set_ylabel("PSNR, curve views (dB)")
-    axes[0][0].set_title(f"{METHOD_LABELS.get(record['method'], record['method'])}: quality over training")
-    for ax, name in zip(axes[0][1:], scalars):
+    axes[0].plot(seconds, [p["psnr"] for p in curve], marker="o")
+    axes[0].set_ylabel("PSNR, curve views (dB)")
+    axes[0].set_title(f"{METHOD_LABELS.get(record['method'], record['method'])}: quality over training")
+    for ax, name in zip(axes[1:], scalars):
         ax.plot(seconds, [p.get(name) for p in curve], marker="o", color="tab:orange")
-        ax.set_xlabel("training time (s)")
         ax.set_title(name)
-    for ax in axes[0]:
+    for ax in axes[: 1 + len(scalars)]:
+        ax.set_xlabel("training time (s)")
         ax.grid(True, alpha=0.3)
+    for ax in axes[1 + len(scalars):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
 

@@ -116,7 +116,7 @@ def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, out
     config.steps_per_save = NEVER  # the trainer still saves one checkpoint at the end
     config.max_num_iterations = profile.max_iterations or NEVER
     config.pipeline.datamanager.train_num_rays_per_batch = profile.rays_per_batch
-    apply_overrides(config, profile.overrides_for(method))
+    apply_overrides(config, profile.overrides_for(method, scene.dataset))
     return config
 
 
@@ -265,7 +265,7 @@ def run_one(
     path = Path(record_file) if record_file else record_path(results_root, profile, method, scene, seed)
     name = path.stem
     artifacts = path.with_suffix("")
-    overrides = {**prof.overrides_for(method), **(extra_overrides or {})}
+    overrides = {**prof.overrides_for(method, scene.split("/")[0]), **(extra_overrides or {})}
     record: Dict[str, Any] = {
         "run_id": name,
         "method": method,

@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from akdqff_bench import metrics
 from akdqff_method.quantization import kmeans
 
 
@@ -122,11 +122,6 @@ def _standalone_copy(model):
         model.__dict__.update(saved)
 
 
-def _psnr(pred: torch.Tensor, gt: torch.Tensor) -> float:
-    mse = float((pred - gt).square().mean())
-    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
-
-
 @torch.no_grad()
 def render_psnr(model, cameras, images: Sequence[torch.Tensor]) -> float:
     """Mean PSNR of ``model``'s renders of ``cameras`` against ``images`` (H×W×3 in [0, 1], on white)."""
@@ -134,7 +129,8 @@ def render_psnr(model, cameras, images: Sequence[torch.Tensor]) -> float:
     scores = []
     for index, image in enumerate(images):
         rgb = model.get_outputs_for_camera(cameras[index : index + 1].to(model.device))["rgb"]
-        scores.append(_psnr(rgb.cpu(), torch.as_tensor(image)[..., :3].float().cpu()))
+        # The benchmark's own PSNR, so these points are comparable with the results table.
+        scores.append(metrics.psnr(rgb.cpu(), torch.as_tensor(image)[..., :3].float().cpu()))
     return float(np.mean(scores))
 
 
@@ -204,3 +200,44 @@ def plot_rate_distortion(points: List[Dict], ax=None, label: str = "AKDQFF"):
     ax.set_ylabel("PSNR (dB)")
     ax.set_title("rate–distortion")
     return ax
+
+
+RATE_DISTORTION_CODEBOOK_SIZES = (4, 8, 16, 32, 64, 128, 256)
+
+
+def notebook_figures(result, rate_distortion_views: int = 8) -> List:
+    """The run notebook's AKDQFF evidence, from the model loaded from the stored file.
+
+    Writes the numbers to ``<run>/akdqff_evidence.json`` beside the record (the figures only show
+    them) and returns the figures: kernel density against detail, and the rate-distortion curve
+    (the first ``rate_distortion_views`` test views). K and Q over training are in the run's curve.
+    """
+    import json
+
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(result.record_path).with_suffix("")
+    density = kernel_density_vs_detail(result.pipeline)
+    views = result.test_views
+    count = min(rate_distortion_views, len(views))
+    points = rate_distortion(
+        result.pipeline, views.cameras[:count], views.images[:count], RATE_DISTORTION_CODEBOOK_SIZES,
+        workdir=run_dir / "rate_distortion", include_unquantized=True,
+    )
+    evidence = {
+        "kernel_density_vs_detail": {
+            "pearson_r": density["pearson_r"], "spearman_r": density["spearman_r"],
+            "num_active_cells": density["num_active_cells"], "grid_resolution": 8,
+        },
+        "rate_distortion": {"views": count, "points": points},
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "akdqff_evidence.json", "w", encoding="utf-8") as f:
+        json.dump(evidence, f, indent=2)
+    for stale in (run_dir / "rate_distortion").glob("*.akd"):
+        stale.unlink()  # the sized files are only needed while measuring
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    plot_kernel_density_vs_detail(density, axes[0])
+    plot_rate_distortion(points, axes[1])
+    fig.tight_layout()
+    return [fig]
