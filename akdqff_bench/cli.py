@@ -31,6 +31,16 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _scene_present(scene: str, variant: str) -> bool:
+    from akdqff_bench.datasets import DatasetError, resolve_scene
+
+    try:
+        resolve_scene(scene, variant)
+    except DatasetError:
+        return False
+    return True
+
+
 def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
     import logging
 
@@ -64,11 +74,14 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
     grid = [(m, s, seed) for s in scenes for m in methods for seed in profile.seeds]
     todo = [run for run in grid if force or not is_finished(record_path(results_root, profile_name, *run))]
     print(f"== {profile_name} profile: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
+    # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
+    trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     durations: List[float] = []
     failures = 0
     for number, (method, scene, seed) in enumerate(todo, start=1):
         per_run = (sum(durations) / len(durations)) if durations else (profile.train_budget_seconds or 0) + RUN_OVERHEAD_SECONDS
-        print(f"== [{number}/{len(todo)}] {method} on {scene} (seed {seed}); grid ETA about {_minutes(per_run * (len(todo) - number + 1))}", flush=True)
+        remaining = sum(1 for _, s, _ in todo[number - 1 :] if trains[s])
+        print(f"== [{number}/{len(todo)}] {method} on {scene} (seed {seed}); grid ETA about {_minutes(per_run * remaining)}", flush=True)
         started = time.perf_counter()
         parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
                           device_type=device_type or "")
@@ -83,7 +96,8 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
         except Exception as error:  # keep going: one failed run must not cost the rest of the grid
             failures += 1
             print(f"!! {method} on {scene} failed: {type(error).__name__}: {str(error)[:500]}", flush=True)
-        durations.append(time.perf_counter() - started)
+        if trains[scene]:
+            durations.append(time.perf_counter() - started)
     csv_path = aggregate(results_root, profile_name)
     print(f"== metrics: {csv_path}", flush=True)
     if notebooks:
