@@ -206,7 +206,12 @@ RATE_DISTORTION_CODEBOOK_SIZES = (4, 8, 16, 32, 64, 128, 256)
 
 
 def notebook_figures(result, rate_distortion_views: int = 8) -> List:
-    """The run notebook's AKDQFF evidence, from the model loaded from the stored file.
+    """The run notebook's AKDQFF evidence.
+
+    Kernel density is measured on the model loaded from the stored file. The rate-distortion curve
+    needs the *raw* kernel features, which only the trained model holds: the stored file keeps
+    codebook indices, so re-quantizing its features could only return the same Q vectors. The
+    stored model gets the raw features back (after the density measurement) for that curve.
 
     Writes the numbers to ``<run>/akdqff_evidence.json`` beside the record (the figures only show
     them) and returns the figures: kernel density against detail, and the rate-distortion curve
@@ -220,6 +225,15 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
     density = kernel_density_vs_detail(result.pipeline)
     views = result.test_views
     count = min(rate_distortion_views, len(views))
+    if result.train_pipeline is not None:
+        # Same kernels in the same order (the file was exported from the trained model): give the
+        # stored model back its raw features, then re-quantize those for every Q.
+        raw = result.train_pipeline.model.field.kernel_params["features"].detach()
+        stored = result.pipeline.model.field.kernel_params["features"]
+        if raw.shape != stored.shape:
+            raise ValueError(f"trained and stored models differ in kernels: {tuple(raw.shape)} vs {tuple(stored.shape)}")
+        with torch.no_grad():
+            stored.copy_(raw.to(stored.device))
     points = rate_distortion(
         result.pipeline, views.cameras[:count], views.images[:count], RATE_DISTORTION_CODEBOOK_SIZES,
         workdir=run_dir / "rate_distortion", include_unquantized=True,
