@@ -22,6 +22,19 @@ from nerfstudio.field_components.mlp import MLP
 from nerfstudio.fields.base_field import Field
 
 
+class ShiftedSoftplus(nn.Module):
+    """mip-NeRF's density activation, softplus(x + bias) with bias -1: a freshly initialised block
+    starts nearly transparent instead of filling its whole frustum (a plain softplus gave ~0.7 density
+    per unit everywhere, 93% accumulation, and Adam then drove every block to an empty scene)."""
+
+    def __init__(self, bias: float) -> None:
+        super().__init__()
+        self.bias = bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.softplus(x + self.bias)
+
+
 class BlockNeRFField(Field):
     def __init__(
         self,
@@ -35,6 +48,7 @@ class BlockNeRFField(Field):
         visibility_mlp_num_layers: int,
         visibility_mlp_layer_width: int,
         use_integrated_encoding: bool = True,
+        density_bias: float = -1.0,
     ) -> None:
         super().__init__()
         # mip-NeRF's frequencies 2^0 .. 2^(L-1); the input itself is kept as in NeRF.
@@ -57,7 +71,9 @@ class BlockNeRFField(Field):
             skip_connections=(base_mlp_num_layers // 2,) if base_mlp_num_layers > 4 else None,
             out_activation=nn.ReLU(),
         )
-        self.field_output_density = DensityFieldHead(in_dim=self.mlp_base.get_out_dim())
+        self.field_output_density = DensityFieldHead(
+            in_dim=self.mlp_base.get_out_dim(), activation=ShiftedSoftplus(density_bias)
+        )
         self.mlp_head = MLP(
             in_dim=self.mlp_base.get_out_dim() + direction_dim + appearance_dim,
             num_layers=head_mlp_num_layers,

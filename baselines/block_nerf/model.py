@@ -91,6 +91,8 @@ class BlockNeRFModelConfig(ModelConfig):
     direction_frequencies: int = 4
     use_integrated_encoding: bool = True
     """mip-NeRF's integrated positional encoding of conical frustums (False: NeRF's point encoding)."""
+    density_bias: float = -1.0
+    """Added to the raw density before the softplus (mip-NeRF: -1)."""
     num_coarse_samples: int = 128
     """Coarse (stratified) samples per ray (mip-NeRF: 128)."""
     num_importance_samples: int = 128
@@ -135,6 +137,7 @@ class BlockNeRFModel(Model):
                     visibility_mlp_num_layers=cfg.visibility_mlp_num_layers,
                     visibility_mlp_layer_width=cfg.visibility_mlp_layer_width,
                     use_integrated_encoding=cfg.use_integrated_encoding,
+                    density_bias=cfg.density_bias,
                 )
                 for _ in range(num_blocks)
             ]
