@@ -66,7 +66,7 @@ def package_versions() -> Dict[str, str]:
 
 def _clean(value: Any) -> Any:
     """JSON has no NaN: write missing numbers as null."""
-    if isinstance(value, float) and not math.isfinite(value):
+    if value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
@@ -108,9 +108,16 @@ def load_records(results_root: Path, profile: str) -> List[Dict[str, Any]]:
     return records
 
 
+INTEGER_COLUMNS = ("seed", "iterations", "model_size_bytes", "peak_memory_bytes", "num_test_views")
+
+
 def records_frame(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     rows = [{column: record.get(column) for column in METRIC_COLUMNS} for record in records]
-    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    # Skipped runs leave counts empty; a nullable integer column keeps "6579" from becoming "6579.0".
+    for column in INTEGER_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column]).round().astype("Int64")
+    return frame
 
 
 def aggregate(results_root: Path, profile: str) -> Path:

@@ -1,11 +1,13 @@
 """The compact AKDQFF file: everything rendering needs, nothing else.
 
-Layout: ``b"AKDQFF01"``, a little-endian uint32 header length, a UTF-8 JSON header (sizes, dtypes,
+Layout: ``b"AKDQFF02"``, a little-endian uint32 header length, a UTF-8 JSON header (sizes, dtypes,
 settings the decoder needs), then the blobs the header lists, in order:
 
-- ``centers``        K×3 float16
-- ``log_scales``     K×3 float16 (per-axis bandwidths, log)
-- ``log_amplitudes`` K   float16
+- ``centers``        K×3 fixed-point codes of ``StoragePrecision.center_bits`` bits over the scene box
+  grown by the largest kernel support (kernels may sit just outside the box and still reach in)
+- ``log_scales``     K×3 fixed-point codes over [log min_scale, log max_scale], the range the
+  field clamps bandwidths to anyway
+- ``log_amplitudes`` K fixed-point codes over ``amplitude_log_range`` (values outside are clamped)
 - quantized:   ``codebook`` Q×D float16 and ``indices``: K indices packed in ceil(log2 Q) bits each
   (little-endian bit order within each index, ``numpy.packbits`` over the concatenation);
   warm-up (not quantized yet): ``features`` K×D float16, raw — the header says ``"features": "raw"``
@@ -13,24 +15,40 @@ settings the decoder needs), then the blobs the header lists, in order:
   keeps the colours exact)
 - ``occupancy``      the empty-space-skipping grid, one bit per cell, zlib-compressed
 
-The spatial index is not stored: the loader rebuilds it from the kernels.
+Fixed-point codes are packed like the indices. The header names each blob's bits and range, so a
+file is read without the config that wrote it. The spatial index is not stored: the loader rebuilds
+it from the kernels.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from akdqff_method.quantization import index_bits
 
-MAGIC = b"AKDQFF01"
+MAGIC = b"AKDQFF02"
+
+
+@dataclass
+class StoragePrecision:
+    """Bits per stored kernel attribute. Training keeps full precision; the benchmark renders and
+    measures the stored file, so whatever these cost in PSNR shows in the results."""
+
+    center_bits: int = 16
+    scale_bits: int = 10
+    amplitude_bits: int = 10
+    amplitude_log_range: Tuple[float, float] = (-8.0, 4.0)
+    """exp(-8) ≈ 3e-4: below it a kernel contributes nothing visible; exp(4) ≈ 55 is never reached
+    by the kernels the strategy keeps (splits halve amplitudes, features carry the scale)."""
 
 
 def pack_indices(indices: np.ndarray, bits: int) -> bytes:
@@ -51,13 +69,36 @@ def unpack_indices(data: bytes, bits: int, count: int) -> np.ndarray:
     return (flat.reshape(count, bits).astype(np.int64) << np.arange(bits)).sum(axis=1)
 
 
+def encode_fixed_point(values: torch.Tensor, bits: int, low: Sequence[float], high: Sequence[float]) -> Tuple[bytes, Dict]:
+    """Uniform ``bits``-bit codes of ``values`` (last axis: one range per column), packed."""
+    array = values.detach().cpu().double().numpy()
+    low_array, high_array = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    levels = (1 << bits) - 1
+    unit = (np.clip(array, low_array, high_array) - low_array) / (high_array - low_array)
+    codes = np.rint(unit * levels).astype(np.int64)
+    meta = {"encoding": "fixed", "bits": bits, "low": list(map(float, low)), "high": list(map(float, high)),
+            "shape": list(array.shape)}
+    return pack_indices(codes.reshape(-1), bits), meta
+
+
+def decode_fixed_point(blob: bytes, entry: Dict, device) -> torch.Tensor:
+    shape = entry["shape"]
+    codes = unpack_indices(blob, entry["bits"], int(np.prod(shape))).reshape(shape)
+    low, high = np.asarray(entry["low"]), np.asarray(entry["high"])
+    values = low + codes / ((1 << entry["bits"]) - 1) * (high - low)
+    return torch.from_numpy(values.astype(np.float32)).to(device)
+
+
 def _array_blob(tensor: torch.Tensor, dtype: str) -> Tuple[bytes, Dict]:
     array = tensor.detach().cpu().numpy().astype(dtype)
     return array.tobytes(), {"dtype": dtype, "shape": list(array.shape)}
 
 
-def write_representation(field, occupancy, path: Union[str, Path]) -> int:
+def write_representation(
+    field, occupancy, path: Union[str, Path], precision: Optional[StoragePrecision] = None
+) -> int:
     """Write ``field`` (an ``RBFKernelField``) and its occupancy grid to ``path``; return its size."""
+    precision = precision or StoragePrecision()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     params = field.kernel_params
@@ -68,8 +109,13 @@ def write_representation(field, occupancy, path: Union[str, Path]) -> int:
         entries.append({"name": name, "nbytes": len(data), **meta})
         blobs.append(data)
 
-    for name in ("centers", "log_scales", "log_amplitudes"):
-        add(name, *_array_blob(params[name], "float16"))
+    reach = field.support_cutoff * field.max_scale
+    aabb = field.aabb.detach().cpu().double()
+    add("centers", *encode_fixed_point(params["centers"], precision.center_bits, (aabb[0] - reach).tolist(), (aabb[1] + reach).tolist()))
+    log_scale_range = (math.log(field.min_scale), math.log(field.max_scale))
+    add("log_scales", *encode_fixed_point(params["log_scales"], precision.scale_bits, [log_scale_range[0]] * 3, [log_scale_range[1]] * 3))
+    low, high = precision.amplitude_log_range
+    add("log_amplitudes", *encode_fixed_point(params["log_amplitudes"][:, None], precision.amplitude_bits, [low], [high]))
     if field.quantized:
         bits = index_bits(field.codebook_size)
         add("codebook", *_array_blob(field.codebook, "float16"))
@@ -84,7 +130,7 @@ def write_representation(field, occupancy, path: Union[str, Path]) -> int:
 
     header = {
         "format": "akdqff",
-        "version": 1,
+        "version": 2,
         "num_kernels": field.num_kernels,
         "feature_dim": field.feature_dim,
         "decoder_hidden_dim": field.decoder_hidden_dim,
@@ -150,7 +196,8 @@ def load_into(field, occupancy, path: Union[str, Path]) -> Dict:
     num_kernels = header["num_kernels"]
     field.resize_kernels(num_kernels)
     for name in ("centers", "log_scales", "log_amplitudes"):
-        field.kernel_params[name].data.copy_(_tensor(blobs[name], entries[name], device))
+        values = decode_fixed_point(blobs[name], entries[name], device)
+        field.kernel_params[name].data.copy_(values.reshape(field.kernel_params[name].shape))
     if header["features"] == "quantized":
         codebook = _tensor(blobs["codebook"], entries["codebook"], device)
         bits = entries["indices"]["bits"]

@@ -10,8 +10,8 @@ white background. Training callbacks (as splatfacto's) run, after each optimizer
   ``strategy.refine_every`` steps, with the optimizer state patched in place;
 - the spatial index rebuild and the occupancy-grid update;
 - QFF (``quantization``): k-means codebook from ``quantization_start_step`` on, refreshed every
-  ``codebook_update_interval`` steps, Q adapted to the PSNR lost on a held-aside batch of
-  validation rays.
+  ``codebook_update_interval`` steps, Q adapted to the PSNR that finer and coarser codebooks
+  gain and lose on a held-aside batch of validation rays.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from akdqff_bench.lpips import build_lpips_or_missing
 from akdqff_method.allocation import AKDStrategy
-from akdqff_method.export import load_into, write_representation
+from akdqff_method.export import StoragePrecision, load_into, write_representation
 from akdqff_method.field import KERNEL_PARAMETER_NAMES, RBFKernelField
 from akdqff_method.quantization import AdaptiveCodebookRule, kmeans
 from akdqff_method.spatial_index import OccupancyGrid
@@ -86,6 +86,8 @@ class AKDQFFModelConfig(ModelConfig):
     codebook_update_interval: int = 500
     kmeans_iterations: int = 10
     codebook_rule: AdaptiveCodebookRule = field(default_factory=AdaptiveCodebookRule)
+    storage: StoragePrecision = field(default_factory=StoragePrecision)
+    """Bits of the stored kernel attributes (the exported file; training is full precision)."""
     near_plane: float = 0.0
     """Rays start at the scene box; this only clips boxes that contain the camera."""
     seed: int = 0
@@ -132,7 +134,9 @@ class AKDQFFModel(Model):
         self._fetch_held_aside: Optional[Callable[[], Tuple[RayBundle, Dict]]] = None
         self.kernels_split_total = 0
         self.kernels_pruned_total = 0
-        self.last_quantization_psnr_loss: Optional[float] = None
+        # The adaptive-Q rule's last measurements on the held-aside batch (dB).
+        self.last_finer_gain_db: Optional[float] = None
+        self.last_coarser_loss_db: Optional[float] = None
         self.last_samples_per_ray = 0.0
         box_diagonal = float((aabb[1] - aabb[0]).norm())
         step_size = box_diagonal / cfg.num_samples
@@ -297,37 +301,45 @@ class AKDQFFModel(Model):
         self.field.set_codebook(codebook)
 
     @torch.no_grad()
-    def quantization_psnr_loss(self, ray_bundle: RayBundle, image: Tensor) -> float:
-        """PSNR(raw features) − PSNR(quantized features) on the given rays, in dB."""
-        codebook = self.field.codebook
+    def held_aside_psnr(self, codebook: Tensor, ray_bundle: RayBundle, image: Tensor) -> float:
+        """PSNR of ``ray_bundle`` rendered with the kernel features quantized to ``codebook``."""
+        previous = self.field.codebook
         was_training = self.training
         self.eval()
         try:
-            quantized = self.render_rays(ray_bundle)
-            self.field.set_codebook(None)
-            raw = self.render_rays(ray_bundle)
-        finally:
             self.field.set_codebook(codebook)
+            rgb = self.render_rays(ray_bundle)
+        finally:
+            self.field.set_codebook(previous)
             self.train(was_training)
-        gt = self.renderer_rgb.blend_background(image.to(self.device))
-        return _psnr(raw, gt) - _psnr(quantized, gt)
+        return _psnr(rgb, self.renderer_rgb.blend_background(image.to(self.device)))
 
     def render_rays(self, ray_bundle: RayBundle) -> Tensor:
         return self.forward(ray_bundle.to(self.device))["rgb"]  # type: ignore[index]
 
     @torch.no_grad()
     def update_codebook(self) -> None:
-        """Measure the PSNR lost to quantization, let the rule pick Q, refit the codebook."""
+        """Refit the codebook at Q and at its coarser and finer neighbours, measure each on the
+        held-aside batch, and keep the size the rule picks (see ``AdaptiveCodebookRule``)."""
+        features = self.field.kernel_params["features"]
+        rule = self.config.codebook_rule
+        iterations = self.config.kmeans_iterations
+        size = max(1, min(self.field.codebook_size, features.shape[0]))
+        codebooks = {size: kmeans(features, size, iterations=iterations, init=self.field.codebook)[0]}
         held = self.held_aside_batch()
-        size = self.field.codebook_size
         if held is not None:
-            self.last_quantization_psnr_loss = self.quantization_psnr_loss(*held)
-            size = self.config.codebook_rule.next_size(size, self.last_quantization_psnr_loss)
-        size = max(1, min(size, self.field.num_kernels))
-        codebook, _ = kmeans(
-            self.field.kernel_params["features"], size, iterations=self.config.kmeans_iterations, init=self.field.codebook
-        )
-        self.field.set_codebook(codebook)
+            coarser, finer = rule.neighbours(size, features.shape[0])
+            generator = torch.Generator(device=features.device).manual_seed(self.config.seed + self.step)
+            codebooks.setdefault(finer, kmeans(features, finer, iterations=iterations, init=codebooks[size])[0])
+            codebooks.setdefault(coarser, kmeans(features, coarser, iterations=iterations, generator=generator)[0])
+            psnr = {q: self.held_aside_psnr(codebook, *held) for q, codebook in codebooks.items()}
+            self.last_finer_gain_db = psnr[finer] - psnr[size]
+            self.last_coarser_loss_db = psnr[size] - psnr[coarser]
+            chosen = min(rule.next_size(size, self.last_finer_gain_db, self.last_coarser_loss_db), features.shape[0])
+            if chosen not in codebooks:  # a bound moved: fit it
+                codebooks[chosen] = kmeans(features, chosen, iterations=iterations, init=codebooks[size])[0]
+            size = chosen
+        self.field.set_codebook(codebooks[size])
 
     def held_aside_batch(self) -> Optional[Tuple[RayBundle, Tensor]]:
         if self._held_aside is None and self._fetch_held_aside is not None:
@@ -348,12 +360,13 @@ class AKDQFFModel(Model):
             "kernels_split_total": float(self.kernels_split_total),
             "kernels_pruned_total": float(self.kernels_pruned_total),
         }
-        if self.last_quantization_psnr_loss is not None:
-            scalars["quantization_psnr_loss_db"] = float(self.last_quantization_psnr_loss)
+        if self.last_finer_gain_db is not None:
+            scalars["quantization_finer_gain_db"] = float(self.last_finer_gain_db)
+            scalars["quantization_coarser_loss_db"] = float(self.last_coarser_loss_db)
         return scalars
 
     def export_representation(self, path) -> int:
-        return write_representation(self.field, self.occupancy, path)
+        return write_representation(self.field, self.occupancy, path, self.config.storage)
 
     def load_representation(self, path) -> None:
         load_into(self.field, self.occupancy, path)

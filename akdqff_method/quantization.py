@@ -3,8 +3,9 @@
 The per-kernel feature vectors are replaced by the nearest of ``Q`` k-means centroids. During
 training the renderer sees the quantized features (what the exported file will hold) while the
 gradient flows to the raw features through a straight-through estimator. ``Q`` itself follows
-the measured reconstruction error: :class:`AdaptiveCodebookRule` grows it when quantization costs
-more PSNR than a tolerance and shrinks it when it costs much less (paper §2.2).
+the measured reconstruction error: :class:`AdaptiveCodebookRule` grows it when a finer codebook
+would recover more PSNR than a tolerance and shrinks it when a coarser one would lose much less
+(paper §2.2).
 """
 
 from __future__ import annotations
@@ -110,9 +111,15 @@ def index_bits(codebook_size: int) -> int:
 class AdaptiveCodebookRule:
     """Q follows the PSNR lost to quantization on a held-aside batch (paper §2.2).
 
-    Loss above ``tolerance_db`` doubles Q (finer quantization); loss below
-    ``shrink_fraction * tolerance_db`` halves it (cheaper storage); otherwise Q stays.
-    Q stays within [min_size, max_size].
+    The decoder trains on the quantized features (straight-through), so the raw features are no
+    reference for the loss: on synthetic-bed they rendered 2-6 dB *worse* than the codebook they
+    were trained through, and a rule comparing against them shrank Q to its minimum every time.
+    The loss is therefore measured at the margin, with codebooks refit on the same features and
+    rendered through the same decoder: ``finer_gain_db`` = PSNR(factor·Q) − PSNR(Q), the PSNR that
+    Q still loses to a finer codebook, and ``coarser_loss_db`` = PSNR(Q) − PSNR(Q / factor), what a
+    coarser one would lose. A gain above ``tolerance_db`` multiplies Q by ``factor`` (finer
+    quantization); a coarser loss below ``shrink_fraction · tolerance_db`` divides it (cheaper
+    storage); otherwise Q stays. Q stays within [min_size, max_size].
     """
 
     tolerance_db: float = 0.3
@@ -121,9 +128,15 @@ class AdaptiveCodebookRule:
     max_size: int = 256
     factor: int = 2
 
-    def next_size(self, codebook_size: int, psnr_loss_db: float) -> int:
-        if psnr_loss_db > self.tolerance_db:
+    def neighbours(self, codebook_size: int, num_features: int) -> Tuple[int, int]:
+        """The (coarser, finer) codebook sizes to measure Q against (Q itself at a bound)."""
+        coarser = max(self.min_size, codebook_size // self.factor)
+        finer = min(self.max_size, num_features, codebook_size * self.factor)
+        return min(coarser, codebook_size), max(finer, codebook_size)
+
+    def next_size(self, codebook_size: int, finer_gain_db: float, coarser_loss_db: float) -> int:
+        if finer_gain_db > self.tolerance_db:
             return min(self.max_size, codebook_size * self.factor)
-        if psnr_loss_db < self.shrink_fraction * self.tolerance_db:
+        if coarser_loss_db < self.shrink_fraction * self.tolerance_db:
             return max(self.min_size, codebook_size // self.factor)
         return codebook_size

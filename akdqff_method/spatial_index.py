@@ -145,7 +145,8 @@ class OccupancyGrid(nn.Module):
         # A running mean of point densities, for the transmittance estimate (the max above would
         # make a cell the surface merely grazes look opaque).
         self.register_buffer("mean_density", torch.zeros(resolution**3), persistent=False)
-        self.register_buffer("occupied", torch.ones(resolution**3, dtype=torch.bool), persistent=False)
+        # Persistent: checkpoints (ns-eval, ns-render) must skip the same cells the trained model did.
+        self.register_buffer("occupied", torch.ones(resolution**3, dtype=torch.bool))
 
     def cell_centres(self, cell_ids: Tensor, jitter: bool, generator=None) -> Tensor:
         r = self.resolution

@@ -228,10 +228,14 @@ def test_kmeans_lowers_distortion_and_more_centroids_help():
 
 def test_adaptive_codebook_rule_moves_in_the_right_direction():
     rule = AdaptiveCodebookRule(tolerance_db=0.5, shrink_fraction=0.25, min_size=4, max_size=256)
-    assert rule.next_size(32, psnr_loss_db=2.0) == 64  # too lossy: finer quantization
-    assert rule.next_size(32, psnr_loss_db=0.05) == 16  # much better than needed: cheaper
-    assert rule.next_size(32, psnr_loss_db=0.3) == 32
-    assert rule.next_size(256, psnr_loss_db=5.0) == 256 and rule.next_size(4, 0.0) == 4
+    # a finer codebook would recover more than the tolerance: finer quantization
+    assert rule.next_size(32, finer_gain_db=2.0, coarser_loss_db=5.0) == 64
+    # a coarser codebook would lose almost nothing: cheaper storage
+    assert rule.next_size(32, finer_gain_db=0.01, coarser_loss_db=0.05) == 16
+    assert rule.next_size(32, finer_gain_db=0.3, coarser_loss_db=1.0) == 32
+    assert rule.next_size(256, 5.0, 5.0) == 256 and rule.next_size(4, 0.0, 0.0) == 4
+    assert rule.neighbours(32, num_features=1000) == (16, 64)
+    assert rule.neighbours(4, num_features=6) == (4, 6)  # bounded by min_size and by K
 
 
 @pytest.mark.parametrize("q", [1, 2, 3, 5, 16, 17, 256])

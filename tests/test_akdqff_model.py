@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import shutil
@@ -18,7 +19,7 @@ from nerfstudio.data.scene_box import SceneBox
 from akdqff_bench import method_api
 from akdqff_bench.profiles import AKDQFF_SMOKE
 from akdqff_bench.testing import make_tiny_blender_scene
-from akdqff_method.export import read_representation
+from akdqff_method.export import StoragePrecision, read_representation
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -45,12 +46,12 @@ def render(model, cameras, index=0):
         return model.get_outputs_for_camera(cameras[index : index + 1])["rgb"]
 
 
-def round_to_storage_precision(model):
-    """What the file stores: kernels and codebook in fp16 (the decoder stays fp32)."""
-    with torch.no_grad():
-        for param in model.field.kernel_params.values():
-            param.copy_(param.half().float())
-        model.field.set_codebook(model.field.codebook.half().float())
+def round_to_storage_precision(model, directory: Path):
+    """Put the model at the precision its file stores (fixed-point kernels, fp16 codebook) by a
+    trip through the file; how far that is from the trained model is tested separately."""
+    path = directory / "rounding.akd"
+    model.export_representation(path)
+    model.load_representation(path)
 
 
 def prepare(model, quantized: bool):
@@ -69,7 +70,7 @@ def prepare(model, quantized: bool):
 def test_export_then_load_renders_identically(tmp_path, cameras, quantized):
     model = make_model()
     prepare(model, quantized)
-    round_to_storage_precision(model)
+    round_to_storage_precision(model, tmp_path)
     expected = render(model, cameras)
     assert float(expected.min()) < 0.9  # not just the white background
 
@@ -92,23 +93,35 @@ def test_export_then_load_renders_identically(tmp_path, cameras, quantized):
     assert again.read_bytes() == path.read_bytes()
 
 
-def test_export_is_compact_and_close_to_the_trained_model(tmp_path, cameras):
-    model = make_model()
+@pytest.mark.parametrize(
+    "precision, bytes_per_kernel, min_psnr",
+    [
+        # the defaults: 16-bit centres, 10-bit log bandwidths and log amplitudes (11 B a kernel)
+        (StoragePrecision(), 6 + 3.75 + 1.25, 45),
+        # coarser, as a CPU-scale profile might choose (8.75 B a kernel)
+        (StoragePrecision(center_bits=12, scale_bits=8, amplitude_bits=8), 4.5 + 3 + 1, 30),
+    ],
+)
+def test_export_is_compact_and_close_to_the_trained_model(tmp_path, cameras, precision, bytes_per_kernel, min_psnr):
+    model = make_model(storage=precision)
     prepare(model, quantized=True)
     expected = render(model, cameras)  # full precision, not rounded
     path = tmp_path / "model.akd"
     size = model.export_representation(path)
-    fresh = make_model(seed=2)
+    header, _ = read_representation(path)
+    assert {entry["name"]: entry.get("bits") for entry in header["blobs"]}["centers"] == precision.center_bits
+    fresh = make_model(seed=2)  # the file, not the config, says how it is encoded
     fresh.load_representation(path)
     mse = float((render(fresh, cameras) - expected).square().mean())
-    assert -10 * math.log10(max(mse, 1e-12)) > 35
-    # centres, scales, amplitudes in fp16 (14 B), a 4-bit index, a small codebook and decoder
-    assert size < 300 * 14 + 300 * 4 / 8 + 16 * 4 * 2 + 2000 + 1500
+    assert -10 * math.log10(max(mse, 1e-12)) > min_psnr
+    # kernels, a 4-bit index each, a 16x4 fp16 codebook, the fp32 decoder (~500 B), occupancy, header
+    assert size < 300 * (bytes_per_kernel + 4 / 8) + 16 * 4 * 2 + 600 + 600 + 1500
     state_dict_bytes = sum(v.numel() * v.element_size() for v in method_api.representation_state_dict(model).values())
     assert size < 0.5 * state_dict_bytes
 
 
-def test_quantization_psnr_loss_drives_codebook_size(cameras):
+def test_adaptive_q_grows_when_too_coarse_and_settles_at_the_distinct_features(cameras):
+    torch.manual_seed(0)  # k-means++ seeding draws from the global generator
     model = make_model()
     prepare(model, quantized=False)
     ray_bundle = cameras[0:1].generate_rays(camera_indices=0).flatten()
@@ -116,18 +129,29 @@ def test_quantization_psnr_loss_drives_codebook_size(cameras):
     model.set_held_aside_batch(ray_bundle, image)
     rule = model.config.codebook_rule
 
-    model.start_quantization(1)  # one centroid: far too coarse
-    coarse_loss = model.quantization_psnr_loss(ray_bundle, image)
-    assert coarse_loss > rule.tolerance_db
+    model.start_quantization(rule.min_size)  # continuous features, 4 centroids: far too coarse
     model.update_codebook()
-    assert model.field.codebook_size == 2
+    assert model.last_finer_gain_db > rule.tolerance_db
+    assert model.field.codebook_size == 2 * rule.min_size
 
-    model.field.set_codebook(model.field.kernel_params["features"].detach().clone())  # lossless: Q = K
-    assert model.quantization_psnr_loss(ray_bundle, image) < rule.shrink_fraction * rule.tolerance_db
-    model.update_codebook()
-    assert model.field.codebook_size == 150
+    # Features that take 8 distinct values: from Q=32 the rule halves Q while the coarser codebook
+    # loses nothing, and stops at 8, where halving would merge distinct features.
+    generator = torch.Generator().manual_seed(1)
+    distinct = torch.randn(8, 4, generator=generator)
+    with torch.no_grad():
+        model.field.kernel_params["features"].copy_(distinct[torch.arange(300) % 8])
+    image = model.render_rays(ray_bundle).detach()
+    model.set_held_aside_batch(ray_bundle, image)
+    model.start_quantization(32)
+    sizes = []
+    for _ in range(4):
+        model.update_codebook()
+        sizes.append(model.field.codebook_size)
+    assert sizes == [16, 8, 8, 8]
+    assert model.last_coarser_loss_db > rule.shrink_fraction * rule.tolerance_db  # why Q stays at 8
     scalars = method_api.benchmark_scalars(model)
-    assert scalars["kernels"] == 300 and scalars["codebook_size"] == 150 and "quantization_psnr_loss_db" in scalars
+    assert scalars["kernels"] == 300 and scalars["codebook_size"] == 8
+    assert scalars["quantization_finer_gain_db"] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_checkpoint_state_dict_loads_into_a_model_of_another_size(cameras):
@@ -136,7 +160,8 @@ def test_checkpoint_state_dict_loads_into_a_model_of_another_size(cameras):
     state = copy.deepcopy(model.state_dict())
     other = make_model(seed=3, num_kernels_init=50)
     other.load_state_dict(state)
-    other.occupancy.occupied = model.occupancy.occupied.clone()
+    # the occupancy grid travels with the checkpoint (ns-eval and ns-render load nothing else)
+    assert torch.equal(other.occupancy.occupied, model.occupancy.occupied)
     assert other.field.num_kernels == 300 and other.field.codebook_size == 16
     assert torch.allclose(render(other, cameras), render(model, cameras), atol=1e-6)
 
@@ -169,3 +194,21 @@ def test_ns_train_akdqff_runs_on_cpu(tmp_path, tiny_scene):
     # the smoke settings make allocation and quantization happen within the 8 iterations
     assert num_kernels != AKDQFF_SMOKE["pipeline.model.num_kernels_init"]
     assert state["_model.field.codebook"].shape[0] > 0
+
+    # ns-eval and ns-render work on the checkpoint, like any nerfstudio method's
+    config_file = next((tmp_path / "out").rglob("config.yml"))
+    bin_dir = Path(ns_train).parent
+    result = subprocess.run(
+        [str(bin_dir / "ns-eval"), "--load-config", str(config_file), "--output-path", str(tmp_path / "eval.json")],
+        capture_output=True, text=True, timeout=600, env=dict(env, CUDA_VISIBLE_DEVICES=""),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert math.isfinite(evaluation["psnr"]) and evaluation["psnr"] > 5
+    result = subprocess.run(
+        [str(bin_dir / "ns-render"), "dataset", "--load-config", str(config_file), "--split", "test",
+         "--rendered-output-names", "rgb", "--output-path", str(tmp_path / "renders")],
+        capture_output=True, text=True, timeout=600, env=dict(env, CUDA_VISIBLE_DEVICES=""),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(list((tmp_path / "renders").rglob("*.jpg")) + list((tmp_path / "renders").rglob("*.png"))) == 2
