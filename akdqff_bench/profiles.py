@@ -154,8 +154,8 @@ NERF_SWEEP: List[Dict[str, Any]] = [
     _nerf(4, 128, 64, 32, 64, 3e-3),
     _nerf(8, 128, 64, 64, 64, 1e-3),
 ]
-# Candidate 1: best on a quiet machine (23.65 dB in the quick grid run, against 19.5 dB for
-# candidate 2); see results/sweeps/README.md for the conditions of each measurement.
+# Candidate 1: best on a quiet machine (23.65 and 23.95 dB in two quick grid runs, against 19.5 dB
+# for candidate 2); see results/sweeps/README.md for the conditions of each measurement.
 NERF_QUICK.update(NERF_SWEEP[1])
 PLENOXELS_SWEEP: List[Dict[str, Any]] = [
     # Two stages, 64 -> 128: most iterations at 128^3.

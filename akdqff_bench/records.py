@@ -42,12 +42,16 @@ def record_path(results_root: Path, profile: str, method: str, scene: str, seed:
 
 
 def git_commit(repo: Optional[Path] = None) -> str:
-    """HEAD's hash, with '+dirty' when the working tree differs from it; 'unknown' outside git."""
+    """HEAD's hash, with '+dirty' when the code differs from it; 'unknown' outside git.
+
+    Changes under ``results/`` do not count: they are this suite's own outputs (a rerun of a grid
+    whose results are committed rewrites them before its first run finishes)."""
     cwd = repo or Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            cwd=cwd, capture_output=True, text=True, check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -1,6 +1,7 @@
 """Records, metrics.csv, and the grid's resume logic (nothing finished is ever redone)."""
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -39,7 +40,7 @@ def test_half_written_or_missing_record_is_not_finished(tmp_path):
 
 def test_aggregate_writes_the_metrics_columns(tmp_path):
     for method in ("nerf", "akdqff"):
-        records.write_record(records.record_path(tmp_path, "smoke", method, "synthetic-bed", 0), _record(method))
+        records.write_record(records.record_path(tmp_path, "smoke", method, "synthetic-bed", 0), _record(method, iterations=10))
     records.write_record(
         records.record_path(tmp_path, "smoke", "nerf", "tanks-temples/truck", 0),
         _record("nerf", "tanks-temples/truck", status="skipped", message="not there"),
@@ -49,6 +50,29 @@ def test_aggregate_writes_the_metrics_columns(tmp_path):
     assert len(frame) == 3
     assert set(frame["status"]) == {"ok", "skipped"}
     assert (tmp_path / "smoke" / "metrics.json").is_file()
+    # counts stay integers beside a skipped row's empty cells
+    lines = (tmp_path / "smoke" / "metrics.csv").read_text().splitlines()
+    iterations = [line.split(",")[METRIC_COLUMNS.index("iterations")] for line in lines[1:]]
+    assert sorted(iterations) == ["", "10", "10"]
+    assert json.loads((tmp_path / "smoke" / "metrics.json").read_text())[0]["iterations"] in (10, None)
+
+
+def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "metrics.csv").write_text("a\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = records.git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "results" / "metrics.csv").write_text("b\n")  # the suite's own output
+    assert records.git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert records.git_commit(tmp_path) == clean + "+dirty"
 
 
 def test_grid_resumes_and_force_reruns(tmp_path, monkeypatch, tiny_data_root):
