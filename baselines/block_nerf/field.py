@@ -24,8 +24,9 @@ from nerfstudio.fields.base_field import Field
 
 class ShiftedSoftplus(nn.Module):
     """mip-NeRF's density activation, softplus(x + bias) with bias -1: a freshly initialised block
-    starts nearly transparent instead of filling its whole frustum (a plain softplus gave ~0.7 density
-    per unit everywhere, 93% accumulation, and Adam then drove every block to an empty scene)."""
+    starts less opaque. With a plain softplus the first quick batch had 93% accumulation (~0.7
+    density per unit everywhere), and Adam then drove every block to an empty scene; with the bias
+    it is 70%, and with the lr warm-up the blocks recover instead of collapsing."""
 
     def __init__(self, bias: float) -> None:
         super().__init__()
