@@ -15,26 +15,18 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 import torch
 
 from akdqff_bench import metrics
+from akdqff_bench.runner import render_view
 from akdqff_method.quantization import kmeans
+from akdqff_method.spatial_index import cell_coordinates, linear_cell_index
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if x.size < 2 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty_like(order, dtype=np.float64)
-    ranks[order] = np.arange(x.size)
-    # average ranks of ties
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return sums[inverse] / counts[inverse]
+def _correlation(x: np.ndarray, y: np.ndarray, method: str) -> float:
+    """pandas' Pearson or Spearman (average ranks for ties); NaN when undefined."""
+    return float(pd.Series(x).corr(pd.Series(y), method=method))
 
 
 def image_gradient_energy(image: torch.Tensor) -> torch.Tensor:
@@ -71,10 +63,9 @@ def kernel_density_vs_detail(
     num_cells = grid_resolution**3
 
     def cell_of(points: torch.Tensor) -> torch.Tensor:
-        normalized = (points - aabb[0]) / (aabb[1] - aabb[0])
-        inside = ((normalized >= 0) & (normalized < 1)).all(-1)
-        coords = (normalized * grid_resolution).floor().long().clamp(0, grid_resolution - 1)
-        ids = (coords[:, 0] * grid_resolution + coords[:, 1]) * grid_resolution + coords[:, 2]
+        """The coarse cell of each point, -1 outside the box (the spatial index's cell numbering)."""
+        coords, inside = cell_coordinates(points, aabb, grid_resolution)
+        ids = linear_cell_index(coords, grid_resolution)
         return torch.where(inside, ids, torch.full_like(ids, -1))
 
     centers = model.field.kernel_params["centers"].detach().cpu()
@@ -104,8 +95,8 @@ def kernel_density_vs_detail(
         "detail_per_cell": detail,
         "surface_points_per_cell": surface,
         "active": active,
-        "pearson_r": _pearson(kernels_per_cell[active], detail[active]),
-        "spearman_r": _pearson(_ranks(kernels_per_cell[active]), _ranks(detail[active])),
+        "pearson_r": _correlation(kernels_per_cell[active], detail[active], "pearson"),
+        "spearman_r": _correlation(kernels_per_cell[active], detail[active], "spearman"),
         "num_active_cells": int(active.sum()),
         "grid_resolution": grid_resolution,
     }
@@ -126,11 +117,9 @@ def _standalone_copy(model):
 def render_psnr(model, cameras, images: Sequence[torch.Tensor]) -> float:
     """Mean PSNR of ``model``'s renders of ``cameras`` against ``images`` (H×W×3 in [0, 1], on white)."""
     model.eval()
-    scores = []
-    for index, image in enumerate(images):
-        rgb = model.get_outputs_for_camera(cameras[index : index + 1].to(model.device))["rgb"]
-        # The benchmark's own PSNR, so these points are comparable with the results table.
-        scores.append(metrics.psnr(rgb.cpu(), torch.as_tensor(image)[..., :3].float().cpu()))
+    # The harness's own render and PSNR, so these points are comparable with the results table.
+    scores = [metrics.psnr(render_view(model, cameras, index), torch.as_tensor(image)[..., :3].float().cpu())
+              for index, image in enumerate(images)]
     return float(np.mean(scores))
 
 
