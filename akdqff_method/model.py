@@ -329,9 +329,12 @@ class AKDQFFModel(Model):
         held = self.held_aside_batch()
         if held is not None:
             coarser, finer = rule.neighbours(size, features.shape[0])
-            generator = torch.Generator(device=features.device).manual_seed(self.config.seed + self.step)
-            codebooks.setdefault(finer, kmeans(features, finer, iterations=iterations, init=codebooks[size])[0])
-            codebooks.setdefault(coarser, kmeans(features, coarser, iterations=iterations, generator=generator)[0])
+            # At a bound a neighbour is Q itself: it is measured once, not refit.
+            if finer not in codebooks:
+                codebooks[finer] = kmeans(features, finer, iterations=iterations, init=codebooks[size])[0]
+            if coarser not in codebooks:
+                generator = torch.Generator(device=features.device).manual_seed(self.config.seed + self.step)
+                codebooks[coarser] = kmeans(features, coarser, iterations=iterations, generator=generator)[0]
             psnr = {q: self.held_aside_psnr(codebook, *held) for q, codebook in codebooks.items()}
             self.last_finer_gain_db = psnr[finer] - psnr[size]
             self.last_coarser_loss_db = psnr[size] - psnr[coarser]
