@@ -23,6 +23,17 @@ ensure_env() {
         return
     fi
     echo "== setting up $VENV (pinned versions from pyproject.toml; a few minutes the first time)"
+    # torch from PyPI brings ~4 GB of CUDA libraries (a CPU-only torch is no way out: torchvision's
+    # only Linux wheel links torch's CUDA libraries). Measured 2026-11-24: .venv is 8.3 GB and the
+    # install peaks near 10 GB while downloads unpack. That day a CI machine ran out of disk here:
+    # say so up front rather than fail halfway with ENOSPC.
+    local free_kb
+    free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+    if (( free_kb < 10 * 1024 * 1024 )); then
+        echo "warning: only $((free_kb / 1024)) MB free on this disk; setting up $VENV needs about 10 GB" >&2
+    fi
+    # No wheel cache: it would keep a second copy of every download.
+    export PIP_NO_CACHE_DIR=${PIP_NO_CACHE_DIR:-1}
     [[ -x "$VENV/bin/python" ]] || "$PYTHON_BIN" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
     # torch first, so nerfstudio's resolver keeps the pinned build.
@@ -30,7 +41,8 @@ ensure_env() {
     torch_pins=$(grep -oE '"(torch|torchvision)==[^"]+"' pyproject.toml | tr -d '"')
     # shellcheck disable=SC2086
     "$VENV/bin/pip" install --quiet $torch_pins
-    "$VENV/bin/pip" install --quiet -e ".[test,data]"
+    # The `data` extra (Blender, ~1.4 GB) waits for ensure_data: only needed to make data.
+    "$VENV/bin/pip" install --quiet -e ".[test]"
     echo "$wanted" > "$STAMP"
 }
 
@@ -38,6 +50,7 @@ ensure_data() {
     local variant=$1
     if [[ ! -f "data/synthetic-bed/$variant/transforms_test.json" ]]; then
         echo "== generating synthetic-bed ($variant) with Blender"
+        "$VENV/bin/pip" install --quiet -e ".[data]"
         "$VENV/bin/akdqff-bench" data --variant "$variant"
     fi
 }
