@@ -97,9 +97,8 @@ class KernelGridIndex(nn.Module):
             order = torch.argsort(cell_ids)
         kernel_ids, cell_ids = kernel_ids[order], cell_ids[order]
         starts = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(cell_ids.numel(), device=centers.device) - starts[cell_ids]
+        slot = torch.arange(cell_ids.numel(), device=centers.device) - starts[cell_ids]  # rank within its cell
         width = self.max_kernels_per_cell
-        slot = torch.arange(cell_ids.numel(), device=centers.device) - (torch.cumsum(counts, 0) - counts)[cell_ids]
         keep = slot < width
         kept_counts = counts.clamp(max=width)
         # CSR layout: the kernels of cell c are kernel_ids[starts[c] : starts[c] + counts[c]].

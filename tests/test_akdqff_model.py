@@ -19,7 +19,7 @@ from nerfstudio.data.scene_box import SceneBox
 from akdqff_bench import method_api
 from akdqff_bench.profiles import AKDQFF_SMOKE
 from akdqff_bench.testing import make_tiny_blender_scene
-from akdqff_method.export import StoragePrecision, read_representation
+from akdqff_method.export import MAGIC, MAGIC_PLAIN_HEADER, StoragePrecision, read_representation
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -91,6 +91,28 @@ def test_export_then_load_renders_identically(tmp_path, cameras, quantized):
     again = tmp_path / "again.akd"
     fresh.export_representation(again)
     assert again.read_bytes() == path.read_bytes()
+
+
+def test_version_2_files_with_a_plain_header_still_load(tmp_path, cameras):
+    model = make_model()
+    prepare(model, quantized=True)
+    path = tmp_path / "model.akd"
+    model.export_representation(path)
+    data = path.read_bytes()
+    assert data.startswith(MAGIC)
+    header_len = int.from_bytes(data[8:12], "little")
+    header, blobs = read_representation(path)
+    # The same file as version 2 wrote it: plain JSON header, older magic.
+    plain = json.dumps({**header, "version": 2}, separators=(",", ":")).encode("utf-8")
+    assert len(plain) > 2 * header_len  # the compressed header is much smaller
+    old = tmp_path / "old.akd"
+    old.write_bytes(MAGIC_PLAIN_HEADER + len(plain).to_bytes(4, "little") + plain + data[12 + header_len :])
+    old_header, old_blobs = read_representation(old)
+    assert old_blobs == blobs and old_header == {**header, "version": 2}
+    from_version_3, from_version_2 = make_model(seed=3), make_model(seed=4)
+    from_version_3.load_representation(path)
+    from_version_2.load_representation(old)
+    assert torch.equal(render(from_version_2, cameras), render(from_version_3, cameras))
 
 
 @pytest.mark.parametrize(
