@@ -13,7 +13,7 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.data.scene_box import SceneBox
 
 from akdqff_bench.testing import make_tiny_blender_scene
-from akdqff_method.analysis import image_gradient_energy, kernel_density_vs_detail, rate_distortion
+from akdqff_method.analysis import _standalone_copy, finetune_decoder, image_gradient_energy, kernel_density_vs_detail, rate_distortion
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -62,3 +62,29 @@ def test_rate_distortion_sizes_are_file_sizes_and_grow_with_q(pipeline, tmp_path
     assert points[2]["psnr"] > points[0]["psnr"]
     assert points[3]["psnr"] > 40  # raw fp16 features: almost the reference
     assert pipeline.model.field.codebook_size == 0  # the trained model is left as it was
+
+
+def test_finetune_decoder_fits_the_decoder_to_a_new_codebook_and_leaves_the_kernels(pipeline):
+    camera = pipeline.test_cameras[0:1]
+    with torch.no_grad():  # what the unquantized model renders is the target
+        target = pipeline.model.get_outputs_for_camera(camera)["rgb"].reshape(-1, 3)
+    rays = camera.generate_rays(camera_indices=0).flatten()
+    model = _standalone_copy(pipeline.model)
+    model.start_quantization(2)
+    with torch.no_grad():  # a decoder far from the one that made the target
+        model.field.decoder[2].weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+
+    def error() -> float:
+        with torch.no_grad():
+            return float((model.get_outputs_for_camera(camera)["rgb"].reshape(-1, 3) - target).square().mean())
+
+    kernels_before = {name: param.detach().clone() for name, param in model.field.kernel_params.items()}
+    codebook_before = model.field.codebook.clone()
+    before = error()
+    finetune_decoder(model, lambda step: (rays, {"image": target}), steps=60, lr=1e-2)
+    after = error()
+    assert after < 0.5 * before
+    for name, param in model.field.kernel_params.items():
+        assert torch.equal(param, kernels_before[name]) and param.requires_grad, name
+    assert torch.equal(model.field.codebook, codebook_before)
+    assert not model.training
