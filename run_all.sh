@@ -24,9 +24,9 @@ ensure_env() {
     fi
     echo "== setting up $VENV (pinned versions from pyproject.toml; a few minutes the first time)"
     # torch from PyPI brings ~4 GB of CUDA libraries (a CPU-only torch is no way out: torchvision's
-    # only Linux wheel links torch's CUDA libraries). Measured 2026-11-24: .venv is 8.3 GB and the
-    # install peaks near 10 GB while downloads unpack. That day a CI machine ran out of disk here:
-    # say so up front rather than fail halfway with ENOSPC.
+    # only Linux wheel links torch's CUDA libraries). Measured 2026-11-24 with wheels from a local
+    # mirror: .venv is 8.3 GB, and the install peaked at 9.3 GB; downloads from PyPI add their
+    # temporary copies. That day a CI machine ran out of disk here: warn up front.
     local free_kb
     free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
     if (( free_kb < 10 * 1024 * 1024 )); then
