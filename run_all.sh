@@ -26,7 +26,8 @@ ensure_env() {
     # torch from PyPI brings ~4 GB of CUDA libraries (a CPU-only torch is no way out: torchvision's
     # only Linux wheel links torch's CUDA libraries). Measured 2026-11-24 with wheels from a local
     # mirror: .venv is 8.3 GB, and the install peaked at 9.3 GB; downloads from PyPI add their
-    # temporary copies. That day a CI machine ran out of disk here: warn up front.
+    # temporary copies. CI failed twice for want of disk (old clones, each with its own .venv, had
+    # filled it): warn up front.
     local free_kb
     free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
     if (( free_kb < 10 * 1024 * 1024 )); then

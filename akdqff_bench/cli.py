@@ -4,6 +4,7 @@
     akdqff-bench run   --method nerf --scene synthetic-bed --profile quick
     akdqff-bench sweep --method nerf --profile quick
     akdqff-bench table --profile quick
+    akdqff-bench compare --profile quick          # metrics + comparison notebook again, from the records
     akdqff-bench data  --variant quick             # (re)generate synthetic-bed with Blender
 """
 
@@ -98,14 +99,19 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
             print(f"!! {method} on {scene} failed: {type(error).__name__}: {str(error)[:500]}", flush=True)
         if trains[scene]:
             durations.append(time.perf_counter() - started)
+    write_comparison(profile_name, results_root, notebooks)
+    return 1 if failures else 0
+
+
+def write_comparison(profile_name: str, results_root: Path, notebook: bool = True) -> None:
+    """metrics.csv/json, the executed comparison notebook and its HTML, from the records alone."""
     csv_path = aggregate(results_root, profile_name)
     print(f"== metrics: {csv_path}", flush=True)
-    if notebooks:
+    if notebook:
         compare = Path(results_root) / profile_name / "compare.ipynb"
         execute_notebook(COMPARE_NOTEBOOK, compare, dict(profile=profile_name, results_root=str(results_root)))
         export_html(compare)
     print_table(profile_name, results_root)
-    return 1 if failures else 0
 
 
 def export_html(notebook: Path) -> Path:
@@ -122,7 +128,7 @@ def export_html(notebook: Path) -> Path:
 def print_table(profile_name: str, results_root: Path) -> None:
     from akdqff_bench.report import comparison_table, format_table
 
-    print(f"\n{profile_name} profile, measured (Memory = stored model file; s/iter = median after warm-up):")
+    print(f"\n{profile_name} profile, measured (Memory = stored model file; s/iter = median after warm-up; mean = training time / iterations):")
     print(format_table(comparison_table(load_records(results_root, profile_name))), flush=True)
 
 
@@ -158,7 +164,7 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="akdqff-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("grid", "run", "sweep", "table"):
+    for name in ("grid", "run", "sweep", "table", "compare"):
         p = sub.add_parser(name)
         p.add_argument("--profile", default="quick")
         p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
@@ -195,6 +201,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.command == "table":
         print_table(args.profile, args.results)
+        return 0
+    if args.command == "compare":
+        write_comparison(args.profile, args.results)
         return 0
     if args.command == "data":
         from akdqff_bench.datasets import synthetic_bed
