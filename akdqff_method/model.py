@@ -362,6 +362,9 @@ class AKDQFFModel(Model):
             "field_samples_per_ray": float(self.last_samples_per_ray),
             "kernels_split_total": float(self.kernels_split_total),
             "kernels_pruned_total": float(self.kernels_pruned_total),
+            # Cells listing more kernels than the index keeps (the nearest are kept): the field's
+            # approximation for a bounded cost per sample.
+            "index_truncated_cells": float(self.field.index.truncated_cells),
         }
         if self.last_finer_gain_db is not None:
             scalars["quantization_finer_gain_db"] = float(self.last_finer_gain_db)
