@@ -117,12 +117,12 @@ AKDQFF_TARGETS = (
 
 
 def akdqff_targets(records: List[Dict[str, Any]]) -> pd.DataFrame:
-    """AKDQFF's targets on every scene where both AKDQFF and NeRF were measured: the limit the NeRF
-    row sets, AKDQFF's value, their ratio, and whether the target is met."""
-    measured = {(r["method"], r.get("dataset"), r.get("scene")): r for r in _ok(records)}
+    """AKDQFF's targets on every (scene, seed) where both AKDQFF and NeRF were measured: the limit
+    the NeRF row sets, AKDQFF's value, their ratio, and whether the target is met."""
+    measured = {(r["method"], r.get("dataset"), r.get("scene"), r.get("seed")): r for r in _ok(records)}
     rows = []
-    for (method, dataset, scene), akdqff in sorted(measured.items(), key=lambda item: str(item[0])):
-        nerf = measured.get(("nerf", dataset, scene))
+    for (method, dataset, scene, seed), akdqff in sorted(measured.items(), key=lambda item: str(item[0])):
+        nerf = measured.get(("nerf", dataset, scene, seed))
         if method != "akdqff" or nerf is None:
             continue
         for label, value_of, relation, factor in AKDQFF_TARGETS:
@@ -130,13 +130,14 @@ def akdqff_targets(records: List[Dict[str, Any]]) -> pd.DataFrame:
             limit = reference * factor
             met = value <= limit if relation == "at most" else value >= limit
             target = f"{relation} NeRF" + ("" if factor == 1 else f" x 1/{round(1 / factor)}")
-            rows.append({"dataset": dataset, "scene": scene, "quantity": label, "target": target, "AKDQFF": value,
+            rows.append({"dataset": dataset, "scene": scene, "seed": seed, "quantity": label, "target": target, "AKDQFF": value,
                          "NeRF": reference, "limit": limit, "AKDQFF / NeRF": value / reference, "met": bool(met)})
     return pd.DataFrame(rows)
 
 
 def format_table(table: pd.DataFrame, columns=None) -> str:
-    columns = columns or ["Method", "dataset", "scene", "Status", "PSNR (dB)", "SSIM", "Memory (MB)", "Update Speed (s/iter)", "Mean s/iter", "LPIPS", "Iterations"]
+    columns = columns or ["Method", "dataset", "scene", "Status", "PSNR (dB)", "SSIM", "Memory (MB)",
+                          "Update Speed (s/iter)", "Mean s/iter", "LPIPS", "Iterations"]
     if table.empty:
         return "(no runs recorded)"
     return table[columns].to_string(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}")

@@ -6,7 +6,7 @@ from akdqff_bench import report
 
 
 def _record(method, scene="bed", **values):
-    record = {"method": method, "dataset": "synthetic-bed", "scene": scene, "status": "ok", "psnr": 25.0, "ssim": 0.9,
+    record = {"method": method, "dataset": "synthetic-bed", "scene": scene, "seed": 0, "status": "ok", "psnr": 25.0, "ssim": 0.9,
               "model_size_bytes": 100_000, "s_per_iter": 0.2, "train_seconds": 240.0, "iterations": 1000,
               "peak_memory_bytes": 10**9}
     record.update(values)
@@ -44,5 +44,6 @@ def test_targets_need_both_rows_on_the_same_scene():
     assert report.akdqff_targets([_record("akdqff")]).empty
     assert report.akdqff_targets([_record("akdqff", scene="bed"), _record("nerf", scene="truck")]).empty
     assert report.akdqff_targets([_record("akdqff"), _record("nerf", status="failed")]).empty
+    assert report.akdqff_targets([_record("akdqff", seed=1), _record("nerf", seed=0)]).empty
     both = report.akdqff_targets([_record("akdqff"), _record("nerf"), _record("akdqff", "truck"), _record("nerf", "truck")])
     assert sorted(set(both["scene"])) == ["bed", "truck"]
