@@ -173,11 +173,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="override the profile's device")
     grid = sub.choices["grid"]
     grid.add_argument("--methods", nargs="+")
-    grid.add_argument("--scenes", nargs="+")
+    scene_help = ("a named scene (synthetic-bed, ethiopian-head, tanks-temples/<scene>) or a folder by path: "
+                  "blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH")
+    grid.add_argument("--scenes", nargs="+", help=scene_help + "; default: the profile's scenes")
     grid.add_argument("--no-notebooks", action="store_true", help="run in-process without papermill")
     run = sub.choices["run"]
     run.add_argument("--method", required=True)
-    run.add_argument("--scene", default="synthetic-bed")
+    run.add_argument("--scene", default="synthetic-bed", help=scene_help)
     run.add_argument("--seed", type=int, default=0)
     sub.choices["sweep"].add_argument("--method", required=True)
     data = sub.add_parser("data")

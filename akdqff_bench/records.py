@@ -6,10 +6,12 @@ interrupted grid keeps every finished run and a rerun starts where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,8 +31,23 @@ FINISHED_STATUSES = ("ok", "skipped")
 VERSIONED_PACKAGES = ("torch", "torchvision", "nerfstudio", "numpy", "scikit-image", "papermill", "tyro")
 
 
+# The layouts a scene can be given by path as (akdqff_bench.datasets.LAYOUTS; a test keeps them equal).
+PATH_LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
+
+
+def scene_file_id(scene: str) -> str:
+    """``tanks-temples/truck`` -> ``tanks-temples-truck``; ``llff:PATH`` -> ``llff-<folder>-<8 hex of
+    the resolved path>``: a safe file name, and two folders of the same name never share a record."""
+    layout, sep, rest = scene.partition(":")
+    if sep and layout in PATH_LAYOUTS:
+        resolved = Path(rest).expanduser().resolve()
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name) or "root"
+        return f"{layout}-{folder}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
+    return scene.replace("/", "-")
+
+
 def run_id(method: str, scene: str, seed: int) -> str:
-    return f"{method}__{scene.replace('/', '-')}__seed{seed}"
+    return f"{method}__{scene_file_id(scene)}__seed{seed}"
 
 
 def runs_dir(results_root: Path, profile: str) -> Path:

@@ -25,7 +25,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from PIL import Image
 
 from akdqff_bench import method_api, metrics
-from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene
+from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene, scene_identity
 from akdqff_bench.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score
 from akdqff_bench.methods import apply_overrides, method_config
 from akdqff_bench.profiles import WARMUP_ITERATIONS, Profile, get_profile
@@ -104,6 +104,8 @@ def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, out
     config = method_config(method)
     config.pipeline.datamanager.dataparser = scene.dataparser_config()
     config.data = scene.path
+    # The scene's own settings (near/far, background) first: a profile's overrides may still refine them.
+    apply_overrides(config, scene.settings.model_overrides(config.pipeline.model))
     config.output_dir = output_dir
     config.experiment_name = f"{scene.dataset}-{scene.scene}"
     config.timestamp = f"seed{seed}"
@@ -265,12 +267,13 @@ def run_one(
     path = Path(record_file) if record_file else record_path(results_root, profile, method, scene, seed)
     name = path.stem
     artifacts = path.with_suffix("")
-    overrides = {**prof.overrides_for(method, scene.split("/")[0]), **(extra_overrides or {})}
+    dataset_name, scene_name = scene_identity(scene)
+    overrides = {**prof.overrides_for(method, dataset_name), **(extra_overrides or {})}
     record: Dict[str, Any] = {
         "run_id": name,
         "method": method,
-        "dataset": scene.split("/")[0],
-        "scene": scene.split("/")[1] if "/" in scene else "bed",
+        "dataset": dataset_name,
+        "scene": scene_name,
         "profile": profile,
         "device": device_description(device_type),
         "seed": seed,
@@ -286,6 +289,12 @@ def run_one(
         spec = resolve_scene(scene, prof.synthetic_bed_variant)
         record["data_path"] = portable_path(spec.path)
         record["eval_protocol"] = spec.protocol
+        # What the scene's layout decided (image folder, near/far, box, background) and what of it
+        # went into this method's config (applied before the profile's overrides).
+        record["scene_settings"] = spec.settings.as_record()
+        model_config = method_config(method).pipeline.model
+        record["data_overrides"] = spec.settings.model_overrides(model_config)
+        record["data_settings_not_applicable"] = spec.settings.not_applicable(model_config)
         spec.validate()
     except DatasetMissing as missing:
         record.update(status="skipped", message=str(missing))

@@ -12,7 +12,8 @@ from akdqff_bench.datasets import (
     ThreeDGSColmapDataParserConfig,
     resolve_scene,
 )
-from akdqff_bench.datasets.validate import validate_blender_scene, validate_colmap_scene, validate_nerfstudio_scene
+from akdqff_bench.datasets.fixtures import make_llff_scene
+from akdqff_bench.datasets.validate import validate_blender_scene, validate_colmap_scene, validate_llff_scene, validate_nerfstudio_scene
 
 
 def test_tiny_scene_is_valid(tiny_scene):
@@ -150,3 +151,164 @@ def test_nerfstudio_layout_is_validated(tmp_path):
     (root / "transforms.json").write_text(json.dumps({"fl_x": 5, "fl_y": 5, "cx": 4, "cy": 3, "w": 8, "frames": [frame]}))
     with pytest.raises(DatasetError, match=r"no intrinsics \['h'\]"):
         validate_nerfstudio_scene(root)
+
+
+# --- any scene by path: blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH ----------------------
+
+
+def make_nerfstudio_scene(root, count=17, size=(20, 16)):
+    from akdqff_bench.testing import look_at_camera_to_world
+
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(count):
+        angle = 2 * np.pi * i / count
+        c2w = look_at_camera_to_world(np.array([3 * np.cos(angle), 3 * np.sin(angle), 1.0]))
+        name = f"images/frame_{i:02d}.png"
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(root / name)
+        frames.append({"file_path": name, "transform_matrix": c2w.tolist()})
+    # Frames listed out of name order: the split must follow the sorted file names.
+    frames = frames[::-1]
+    meta = {"fl_x": 18.0, "fl_y": 18.0, "cx": size[0] / 2, "cy": size[1] / 2, "w": size[0], "h": size[1], "frames": frames}
+    (root / "transforms.json").write_text(json.dumps(meta))
+    return root
+
+
+def _split_names(spec):
+    parser = spec.dataparser_config().setup()
+    test = sorted(p.name for p in parser.get_dataparser_outputs(split="test").image_filenames)
+    train = sorted(p.name for p in parser.get_dataparser_outputs(split="train").image_filenames)
+    return train, test
+
+
+def test_blender_by_path(tiny_scene):
+    spec = resolve_scene(f"blender:{tiny_scene}")
+    assert (spec.layout, spec.dataset, spec.scene, spec.path) == ("blender", "blender", tiny_scene.name, tiny_scene.resolve())
+    assert spec.validate() == {"train": 6, "val": 2, "test": 2}
+    assert spec.settings.background_color == "white" and "NeRF-synthetic" in spec.protocol
+    assert spec.settings.model_overrides(object()) == {}  # the methods' defaults are the Blender setup
+    assert len(spec.dataparser_config().setup().get_dataparser_outputs(split="test").image_filenames) == 2
+
+
+@pytest.mark.parametrize("ext", [".bin", ".txt"])
+def test_colmap_by_path_uses_the_3dgs_split(tmp_path, ext):
+    root = make_colmap_scene(tmp_path / "my scene")
+    if ext == ".txt":  # COLMAP's text model reads the same
+        from nerfstudio.data.utils import colmap_parsing_utils as cu
+
+        model = root / "sparse" / "0"
+        cameras, images = cu.read_cameras_binary(model / "cameras.bin"), cu.read_images_binary(model / "images.bin")
+        for name in ("cameras.bin", "images.bin", "points3D.bin"):
+            (model / name).unlink()
+        cu.write_model(cameras, images, {}, model, ext=".txt")
+    spec = resolve_scene(f"colmap:{root}")
+    assert (spec.layout, spec.dataset, spec.scene) == ("colmap", "colmap", "my scene")
+    assert spec.validate() == {"all": len(NAMES)}
+    assert "3DGS" in spec.protocol and spec.settings.background_color == "black"
+    train, test = _split_names(spec)
+    assert test == sorted(NAMES)[::8] and len(train) == len(NAMES) - len(test)
+
+
+def test_nerfstudio_by_path_names_its_own_protocol(tmp_path):
+    root = make_nerfstudio_scene(tmp_path / "capture")
+    spec = resolve_scene(f"nerfstudio:{root}")
+    assert spec.layout == "nerfstudio" and "nerfstudio-data" in spec.protocol and "3DGS" not in spec.protocol
+    assert spec.validate() == {"all": 17}
+    train, test = _split_names(spec)
+    assert test == [f"frame_{i:02d}.png" for i in (0, 8, 16)] and len(train) == 14
+
+
+def test_tanks_and_temples_in_nerfstudio_layout_records_the_nerfstudio_protocol(tmp_path):
+    make_nerfstudio_scene(tmp_path / "tanks-temples" / "truck")
+    spec = resolve_scene("tanks-temples/truck", root=tmp_path)
+    assert spec.layout == "nerfstudio" and spec.protocol.startswith("nerfstudio-data")
+
+
+def test_llff_by_path_and_real_data_overrides(tmp_path):
+    root = make_llff_scene(tmp_path / "fern", count=9, image_size=(30, 20))
+    spec = resolve_scene(f"llff:{root}")
+    assert (spec.layout, spec.dataset, spec.scene) == ("llff", "llff", "fern")
+    assert spec.validate() == {"all": 9} and "llffhold=8" in spec.protocol
+    settings = spec.settings
+    assert 0 < settings.near_plane < settings.far_plane and settings.background_color == "black"
+    from akdqff_bench.methods import method_config
+
+    nerf_model = method_config("nerf").pipeline.model
+    assert spec.settings.model_overrides(nerf_model) == {
+        "pipeline.model.collider_params": {"near_plane": settings.near_plane, "far_plane": settings.far_plane},
+        "pipeline.model.background_color": "black",
+    }
+    assert spec.settings.not_applicable(nerf_model) == []
+    train, test = _split_names(spec)
+    assert test == ["IMG_000.png", "IMG_008.png"] and len(train) == 7
+
+
+@pytest.mark.parametrize(
+    "name, error, message",
+    [
+        ("llff:", DatasetError, r"give a folder after 'llff:'"),
+        ("colmap:/no/such/folder", DatasetError, r"/no/such/folder: scene folder does not exist"),
+        ("nerf:/tmp", DatasetError, r"unknown layout 'nerf' .*blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH"),
+    ],
+)
+def test_bad_scene_paths_are_explained(name, error, message):
+    with pytest.raises(error, match=message):
+        resolve_scene(name)
+
+
+def test_path_layout_with_missing_pieces_is_explained(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=r"needs an images/ \(or images_<N>/\) folder"):
+        resolve_scene(f"llff:{tmp_path / 'empty'}")
+    with pytest.raises(DatasetError, match=r"images: image folder is missing"):
+        resolve_scene(f"colmap:{tmp_path / 'empty'}")
+    with pytest.raises(DatasetError, match=r"transforms\.json: file is missing"):
+        resolve_scene(f"nerfstudio:{tmp_path / 'empty'}")
+    with pytest.raises(DatasetError, match=r"transforms_train\.json: file is missing"):
+        resolve_scene(f"blender:{tmp_path / 'empty'}").validate()
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_truncated_image_is_named(tmp_path, suffix):
+    names = [f"IMG_{i:03d}{suffix}" for i in range(3)]
+    root = make_llff_scene(tmp_path / "scene", count=3, image_size=(60, 40), names=names)
+    _truncate(root / "images" / names[1])
+    with Image.open(root / "images" / names[1]) as image:  # PIL opens it happily: only decoding fails
+        assert image.size == (60, 40)
+    with pytest.raises(DatasetError, match=rf"IMG_001\{suffix}: cannot be read as an image \(.*truncated"):
+        validate_llff_scene(root)
+
+
+def test_truncated_image_in_a_blender_scene_is_named(tiny_scene):
+    _truncate(tiny_scene / "val" / "r_1.png")
+    with pytest.raises(DatasetError, match=r"val/r_1\.png: cannot be read as an image"):
+        validate_blender_scene(tiny_scene)
+
+
+def test_run_ids_of_path_scenes_are_safe_and_distinct(tmp_path):
+    from akdqff_bench.datasets import LAYOUTS
+    from akdqff_bench.records import PATH_LAYOUTS, run_id
+
+    assert PATH_LAYOUTS == LAYOUTS
+    a, b = run_id("nerf", f"llff:{tmp_path / 'x' / 'my scene'}", 0), run_id("nerf", f"llff:{tmp_path / 'y' / 'my scene'}", 0)
+    assert a != b and a.startswith("nerf__llff-my_scene-") and a.endswith("__seed0")
+    assert "/" not in a and ":" not in a and " " not in a
+    assert run_id("nerf", "tanks-temples/truck", 1) == "nerf__tanks-temples-truck__seed1"
+
+
+def test_ethiopian_head_is_committed_and_reads_as_llff():
+    quick, full = resolve_scene("ethiopian-head", "quick"), resolve_scene("ethiopian-head", "full")
+    assert (quick.dataset, quick.scene, quick.layout) == ("ethiopian-head", "head", "llff")
+    assert (quick.settings.images_path, full.settings.images_path) == ("images_32", "images_8")
+    assert quick.validate() == {"all": 66}
+    test = quick.dataparser_config().setup().get_dataparser_outputs(split="test")
+    assert [p.name for p in test.image_filenames][:3] == ["DSC_0007.JPG", "DSC_0015.JPG", "DSC_0023.JPG"]
+    assert len(test.image_filenames) == 9 and test.cameras.width[0].item() == 125
+    # 7543.57 px at 4000 px wide -> 125 px wide.
+    assert test.cameras.fx[0].item() == pytest.approx(7543.5746 * 125 / 4000, rel=1e-5)

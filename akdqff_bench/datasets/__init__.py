@@ -2,6 +2,12 @@
 
 - ``synthetic-bed``: made by this project (``akdqff_bench.datasets.synthetic_bed``); the quick
   variant is committed under ``data/synthetic-bed/quick``.
+- ``ethiopian-head``: a real capture (66 photographs, LLFF poses), committed under
+  ``data/ethiopian-head`` (``images_8`` 500x500 for ``full``, ``images_32`` 125x125 for ``quick``).
+- ``blender:PATH``, ``colmap:PATH``, ``nerfstudio:PATH``, ``llff:PATH``: any scene folder in that
+  layout. What each layout needs besides its images (image folder and size, near/far, scene box,
+  background, evaluation protocol) is decided by one ``*_settings`` function per layout and
+  recorded with every run (``SceneSettings``).
 - ``tanks-temples/<scene>``: real captures, which cannot be downloaded here. They are read by path
   from ``<data root>/tanks-temples/<scene>`` in the COLMAP layout the 3D Gaussian Splatting authors
   distribute (``images/``, ``sparse/0/``) or in nerfstudio-data layout (``transforms.json``), with
@@ -13,9 +19,9 @@ The data root is ``data/`` in the repository unless ``AKDQFF_BENCH_DATA`` says o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Type
+from typing import Any, Dict, List, Tuple, Type
 
 import numpy as np
 from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig
@@ -23,11 +29,17 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.data.dataparsers.colmap_dataparser import ColmapDataParser, ColmapDataParserConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
+from akdqff_bench.records import scene_file_id
 from akdqff_bench.datasets.validate import (
     DatasetError,
     DatasetMissing,
+    decoded_image_size,
+    image_files,
+    load_json,
+    validate_frames,
     validate_blender_scene,
     validate_colmap_scene,
+    validate_llff_scene,
     validate_nerfstudio_scene,
 )
 
@@ -43,7 +55,9 @@ TNT_HELP = (
     "or set AKDQFF_BENCH_DATA to a folder that holds tanks-temples/<scene>."
 )
 
-__all__ = ["DatasetError", "DatasetMissing", "SceneSpec", "data_root", "resolve_scene", "known_scene_names"]
+__all__ = [
+    "DatasetError", "DatasetMissing", "SceneSettings", "SceneSpec", "data_root", "resolve_scene", "known_scene_names", "scene_file_id", "scene_identity",
+]
 
 
 def data_root() -> Path:
@@ -73,56 +87,269 @@ class ThreeDGSColmapDataParser(ColmapDataParser):
         return np.flatnonzero(is_test if split in ("val", "test") else ~is_test).astype(np.int32)
 
 
+QUICK_MAX_IMAGE_SIDE = 160
+"""The quick profile reads real photographs at most this many pixels on their long side (its
+synthetic scene is 100x100): LLFF's ``images_<N>`` copies, nerfstudio's ``downscale_factor``."""
+REAL_BACKGROUND = "black"
+"""What methods render where nothing is, on photographs (NeRF's real scenes: no white background).
+Ground truth is the full photograph: the background of the room is part of every test image."""
+# COLMAP / nerfstudio-data poses carry no depth bounds: nerfstudio scales the cameras into [-1, 1]
+# and its readers' scene box is that cube; these planes start just off the camera and reach three
+# box widths (the value the full profile used for Tanks & Temples).
+NORMALISED_NEAR, NORMALISED_FAR = 0.05, 6.0
+
+LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
+NAMED_SCENES = {"synthetic-bed": "bed", "ethiopian-head": "head"}  # dataset -> its one scene
+NERFSTUDIO_PROTOCOL = (
+    "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), frames sorted "
+    "by file name, every 8th (index 0, 8, ...) is a test view; full images"
+)
+COLMAP_PROTOCOL = TNT_PROTOCOL + "; full images"
+LLFF_PROTOCOL = (
+    "LLFF (NeRF's real scenes): poses_bounds.npy, images sorted by name, every 8th (llffhold=8: index 0, 8, 16, ...) "
+    "is a test view; full images, background included"
+)
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """Everything a method must know about a scene beyond its images, decided in one place per
+    layout (:func:`blender_settings`, :func:`llff_settings`, :func:`colmap_settings`,
+    :func:`nerfstudio_settings`) and written into each run's record."""
+
+    layout: str
+    protocol: str
+    images_path: str  # the image folder read (relative to the scene)
+    downscale_factor: int  # nerfstudio's downscale_factor (1 = as stored in images_path)
+    near_plane: float
+    far_plane: float
+    scene_box: list  # [[x, y, z], [x, y, z]] in the dataparser's (normalised) frame
+    background_color: str
+    geometry_source: str  # where near/far and the box come from
+    override_models: bool  # False: the methods' own defaults already are these settings (Blender)
+
+    def model_overrides(self, model_config: Any) -> Dict[str, Any]:
+        """Dotted overrides (``pipeline.model.*``) that put these settings into a method's model
+        config; fields a method does not have are left out (see :meth:`not_applicable`)."""
+        if not self.override_models:
+            return {}
+        wanted = self._model_fields()
+        return {f"pipeline.model.{key}": value for key, value in wanted.items() if hasattr(model_config, key)}
+
+    def not_applicable(self, model_config: Any) -> List[str]:
+        if not self.override_models:
+            return []
+        return [key for key in self._model_fields() if not hasattr(model_config, key)]
+
+    def _model_fields(self) -> Dict[str, Any]:
+        # The scene box reaches every method through the dataparser; near/far through the collider
+        # (NeRF, Block-NeRF, Plenoxels clip their rays to it; AKDQFF's collider is its box).
+        return {
+            "collider_params": {"near_plane": self.near_plane, "far_plane": self.far_plane},
+            "background_color": self.background_color,
+        }
+
+    def as_record(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def blender_settings(path: Path) -> SceneSettings:
+    # nerfstudio's blender-data reader and the methods' defaults: NeRF's synthetic setup.
+    return SceneSettings(
+        "blender", SYNTHETIC_PROTOCOL, ".", 1, 2.0, 6.0, [[-1.5] * 3, [1.5] * 3], "white",
+        "NeRF-synthetic convention (near 2, far 6, box +-1.5; the methods' defaults)", override_models=False,
+    )
+
+
+def _quick_factor(size: tuple) -> int:
+    factor = 1
+    while max(size) / factor > QUICK_MAX_IMAGE_SIDE:
+        factor *= 2
+    return factor
+
+
+def _downscale_missing(path: Path, source: str, factor: int, target: str) -> DatasetError:
+    return DatasetError(
+        f"{path / target}: the quick profile reads images at most {QUICK_MAX_IMAGE_SIDE} px on a side, but this folder "
+        f"is missing. Make it with\n  python -m akdqff_bench.datasets.downscale {path} --source {source} --factor {factor} --target {target}"
+    )
+
+
+def llff_settings(path: Path, variant: str) -> SceneSettings:
+    """The finest ``images*`` folder (full profile), or the finest one at most QUICK_MAX_IMAGE_SIDE
+    pixels on a side (quick); near/far and box from ``poses_bounds.npy`` (see ``llff.py``)."""
+    from akdqff_bench.datasets.llff import LLFFDataParserConfig, POSES_BOUNDS, llff_image_folders, normalise_llff, read_poses_bounds
+
+    folders = llff_image_folders(path)
+    if not folders:
+        raise DatasetError(f"{path}: an LLFF scene needs an images/ (or images_<N>/) folder beside {POSES_BOUNDS}")
+    sizes = {}
+    for folder in folders:
+        names = image_files(folder)
+        if not names:
+            raise DatasetError(f"{folder}: holds no .png/.jpg images")
+        sizes[folder] = decoded_image_size(names[0])
+    chosen = folders[0]
+    if variant == "quick":
+        fitting = [f for f in folders if max(sizes[f]) <= QUICK_MAX_IMAGE_SIDE]
+        if not fitting:
+            finest = folders[0]
+            factor = _quick_factor(sizes[finest])
+            base = 1 if finest.name == "images" else int(finest.name[7:])
+            raise _downscale_missing(path, finest.name, factor, f"images_{base * factor}")
+        chosen = fitting[0]
+    camera_to_world, hwf, bounds = read_poses_bounds(path / POSES_BOUNDS)
+    defaults = LLFFDataParserConfig()
+    geometry = normalise_llff(camera_to_world, hwf, bounds, defaults.orientation_method, defaults.center_method,
+                              defaults.near_factor, defaults.far_factor, defaults.box_margin)
+    return SceneSettings(
+        "llff", LLFF_PROTOCOL, chosen.name, 1, round(geometry.near_plane, 6), round(geometry.far_plane, 6),
+        np.round(geometry.aabb, 6).tolist(), REAL_BACKGROUND,
+        f"poses_bounds.npy: near = {defaults.near_factor} x min(near bound), far = {defaults.far_factor} x max(far bound), "
+        f"box = the cameras' near-to-far frustums x {defaults.box_margin}, after nerfstudio's up-orientation, "
+        "focus centring and scaling of the cameras into [-1, 1]",
+        override_models=True,
+    )
+
+
+def _normalised_settings(layout: str, protocol: str, path: Path, images_path: str, first_image: Path, variant: str) -> SceneSettings:
+    factor = _quick_factor(decoded_image_size(first_image)) if variant == "quick" else 1
+    if factor > 1 and not (path / f"{images_path}_{factor}").is_dir():
+        raise _downscale_missing(path, images_path, factor, f"{images_path}_{factor}")
+    return SceneSettings(
+        layout, protocol, images_path, factor, NORMALISED_NEAR, NORMALISED_FAR, [[-1.0] * 3, [1.0] * 3], REAL_BACKGROUND,
+        "fixed: the poses carry no depth bounds; nerfstudio scales the cameras into [-1, 1] and its box is that cube",
+        override_models=True,
+    )
+
+
+def colmap_settings(path: Path, variant: str, protocol: str = COLMAP_PROTOCOL) -> SceneSettings:
+    names = image_files(path / "images") if (path / "images").is_dir() else []
+    if not names:
+        raise DatasetError(f"{path / 'images'}: image folder is missing or holds no .png/.jpg images")
+    return _normalised_settings("colmap", protocol, path, "images", names[0], variant)
+
+
+def nerfstudio_settings(path: Path, variant: str) -> SceneSettings:
+    transforms = path / "transforms.json"
+    first = sorted(frame["file_path"] for frame in validate_frames(transforms, load_json(transforms)))[0]
+    if not (path / first).is_file():
+        raise DatasetError(f"{transforms}: names {path / first}, which does not exist")
+    # nerfstudio reads a downscaled frame from images_<N>/<file name> beside transforms.json.
+    return _normalised_settings("nerfstudio", NERFSTUDIO_PROTOCOL, path, "images", path / first, variant)
+
+
 @dataclass(frozen=True)
 class SceneSpec:
-    name: str  # as the grid names it: "synthetic-bed", "tanks-temples/truck"
-    dataset: str  # "synthetic-bed" | "tanks-temples"
-    scene: str  # "bed", "truck", ...
+    name: str  # as the grid names it: "synthetic-bed", "tanks-temples/truck", "llff:/data/fern"
+    dataset: str  # "synthetic-bed" | "tanks-temples" | "ethiopian-head" | the layout, for layout:PATH
+    scene: str  # "bed", "truck", "head", the folder's name for layout:PATH
     path: Path
-    layout: str  # "blender" | "colmap" | "nerfstudio"
-    protocol: str
+    layout: str  # "blender" | "colmap" | "nerfstudio" | "llff"
+    settings: SceneSettings
+
+    @property
+    def protocol(self) -> str:
+        return self.settings.protocol
 
     def dataparser_config(self) -> DataParserConfig:
+        settings = self.settings
         if self.layout == "blender":
             return BlenderDataParserConfig(data=self.path)
+        if self.layout == "llff":
+            from akdqff_bench.datasets.llff import LLFFDataParserConfig
+
+            return LLFFDataParserConfig(data=self.path, images_path=Path(settings.images_path))
         if self.layout == "colmap":
-            return ThreeDGSColmapDataParserConfig(data=self.path)
-        return NerfstudioDataParserConfig(data=self.path, eval_mode="interval", eval_interval=TNT_TEST_EVERY)
+            return ThreeDGSColmapDataParserConfig(data=self.path, downscale_factor=settings.downscale_factor)
+        return NerfstudioDataParserConfig(
+            data=self.path, eval_mode="interval", eval_interval=TNT_TEST_EVERY, downscale_factor=settings.downscale_factor
+        )
 
     def validate(self) -> dict:
         if self.layout == "blender":
             return validate_blender_scene(self.path)
+        if self.layout == "llff":
+            return validate_llff_scene(self.path, self.settings.images_path)
         if self.layout == "colmap":
             return validate_colmap_scene(self.path)
         return validate_nerfstudio_scene(self.path)
 
+    def file_id(self) -> str:
+        """A file-name-safe id of the scene (records.run_id builds the same one from the name)."""
+        return scene_file_id(self.name)
+
+
+def scene_identity(name: str) -> Tuple[str, str]:
+    """(dataset, scene) of a scene name, without touching the disk (records name absent scenes too):
+    ``tanks-temples/truck`` -> (tanks-temples, truck), ``llff:data/fern`` -> (llff, fern)."""
+    layout, sep, rest = name.partition(":")
+    if sep and layout in LAYOUTS:
+        return layout, Path(rest).expanduser().resolve().name
+    if name in NAMED_SCENES:
+        return name, NAMED_SCENES[name]
+    dataset, _, scene = name.partition("/")
+    return dataset, scene or dataset
+
 
 def known_scene_names() -> list:
-    return ["synthetic-bed", "tanks-temples/<scene>"]
+    return ["synthetic-bed", "ethiopian-head", "tanks-temples/<scene>"] + [f"{layout}:PATH" for layout in LAYOUTS]
 
 
-def resolve_scene(name: str, synthetic_bed_variant: str = "quick", root: Path | None = None) -> SceneSpec:
-    """Find scene ``name`` on disk; raise DatasetMissing (with where to get it) or DatasetError."""
+def _by_path(layout: str, raw_path: str, variant: str, name: str) -> SceneSpec:
+    if not raw_path:
+        raise DatasetError(f"{name!r}: give a folder after '{layout}:', e.g. {layout}:data/my-scene")
+    path = Path(raw_path).expanduser().resolve()
+    if not path.is_dir():
+        raise DatasetError(f"{path}: scene folder does not exist (from {name!r})")
+    if layout == "blender":
+        settings = blender_settings(path)
+    elif layout == "llff":
+        settings = llff_settings(path, variant)
+    elif layout == "colmap":
+        settings = colmap_settings(path, variant)
+    else:
+        settings = nerfstudio_settings(path, variant)
+    return SceneSpec(name, *scene_identity(name), path, layout, settings)
+
+
+def resolve_scene(name: str, variant: str = "quick", root: Path | None = None) -> SceneSpec:
+    """Find scene ``name`` on disk; raise DatasetMissing (with where to get it) or DatasetError.
+
+    ``variant`` is the profile's data size: ``quick`` reads synthetic-bed/quick and real
+    photographs at most QUICK_MAX_IMAGE_SIDE pixels on a side; anything else (``full``) the
+    finest images there are. ``name`` is a named scene or ``<layout>:PATH`` with a layout of
+    LAYOUTS (PATH relative to the working directory)."""
     root = Path(root) if root is not None else data_root()
+    layout, sep, rest = name.partition(":")
+    if sep and layout in LAYOUTS:
+        return _by_path(layout, rest, variant, name)
+    if sep:
+        raise DatasetError(f"unknown layout {layout!r} in {name!r}; give one of {', '.join(f'{l}:PATH' for l in LAYOUTS)}")
     if name == "synthetic-bed":
-        path = root / "synthetic-bed" / synthetic_bed_variant
+        path = root / "synthetic-bed" / variant
         if not path.is_dir():
             raise DatasetMissing(
-                f"{path}: synthetic-bed ({synthetic_bed_variant}) has not been generated. Make it with\n"
-                f"  python -m akdqff_bench.datasets.synthetic_bed --variant {synthetic_bed_variant} --out {path}\n"
+                f"{path}: synthetic-bed ({variant}) has not been generated. Make it with\n"
+                f"  python -m akdqff_bench.datasets.synthetic_bed --variant {variant} --out {path}\n"
                 "(needs the 'data' extra: pip install -e '.[data]')"
             )
-        return SceneSpec(name, "synthetic-bed", "bed", path, "blender", SYNTHETIC_PROTOCOL)
+        return SceneSpec(name, "synthetic-bed", "bed", path, "blender", blender_settings(path))
+    if name == "ethiopian-head":
+        path = root / "ethiopian-head"
+        if not path.is_dir():
+            raise DatasetMissing(f"{path}: ethiopian-head is committed in the repository under data/ethiopian-head; restore it from git")
+        return SceneSpec(name, "ethiopian-head", "head", path, "llff", llff_settings(path, variant))
     if name.startswith("tanks-temples/") and name.count("/") == 1 and name.split("/")[1]:
         scene = name.split("/")[1]
         path = root / "tanks-temples" / scene
         if not path.is_dir():
             raise DatasetMissing(f"{path}: Tanks and Temples scene '{scene}' is not there.\n" + TNT_HELP.format(path=path))
         if (path / "transforms.json").is_file():
-            layout = "nerfstudio"
+            settings = nerfstudio_settings(path, variant)
         elif (path / "sparse" / "0").is_dir():
-            layout = "colmap"
+            settings = colmap_settings(path, variant)
         else:
             raise DatasetError(f"{path}: neither sparse/0/ (COLMAP) nor transforms.json (nerfstudio-data) is there.\n" + TNT_HELP.format(path=path))
-        return SceneSpec(name, "tanks-temples", scene, path, layout, TNT_PROTOCOL)
+        return SceneSpec(name, "tanks-temples", scene, path, settings.layout, settings)
     raise DatasetError(f"unknown scene {name!r}; known scenes: {', '.join(known_scene_names())}")

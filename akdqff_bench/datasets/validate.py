@@ -22,7 +22,7 @@ class DatasetMissing(DatasetError):
     """A scene folder does not exist (external data that must be put in place by hand)."""
 
 
-def _load_json(path: Path) -> Dict[str, Any]:
+def load_json(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise DatasetError(f"{path}: file is missing")
     try:
@@ -48,11 +48,7 @@ def _check_matrix(path: Path, index: int, matrix: Any) -> None:
 def _check_image(json_path: Path, index: int, image_path: Path, expected_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
     if not image_path.is_file():
         raise DatasetError(f"{json_path}: frames[{index}] names {image_path}, which does not exist")
-    try:
-        with Image.open(image_path) as image:
-            size = image.size
-    except OSError as error:
-        raise DatasetError(f"{image_path}: cannot be read as an image ({error})") from None
+    size = decoded_image_size(image_path)
     if expected_size is not None and size != expected_size:
         raise DatasetError(
             f"{image_path}: image is {size[0]}x{size[1]} but the other images of the scene are "
@@ -61,7 +57,26 @@ def _check_image(json_path: Path, index: int, image_path: Path, expected_size: O
     return size
 
 
-def _frames(path: Path, data: Dict[str, Any]) -> list:
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def decoded_image_size(image_path: Path) -> Tuple[int, int]:
+    """Decode the whole image (PIL's open() reads only the header, so a truncated file would pass
+    and fail later, deep in training, without its name); return (width, height)."""
+    try:
+        with Image.open(image_path) as image:
+            image.load()
+            return image.size
+    except (OSError, SyntaxError, ValueError) as error:  # PIL raises all three for broken files
+        raise DatasetError(f"{image_path}: cannot be read as an image ({error})") from None
+
+
+def image_files(folder: Path) -> list:
+    """The images of a folder (png/jpg/jpeg, any case), sorted by name."""
+    return sorted((p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+
+
+def validate_frames(path: Path, data: Dict[str, Any]) -> list:
     frames = data.get("frames")
     if not isinstance(frames, list) or not frames:
         raise DatasetError(f"{path}: 'frames' must be a non-empty list")
@@ -83,11 +98,11 @@ def validate_blender_scene(root: Path) -> Dict[str, int]:
     image_size = None
     for split in BLENDER_SPLITS:
         path = root / f"transforms_{split}.json"
-        data = _load_json(path)
+        data = load_json(path)
         angle = data.get("camera_angle_x")
         if not isinstance(angle, (int, float)) or not 0 < angle < 3.14159:
             raise DatasetError(f"{path}: 'camera_angle_x' must be a field of view in radians, found {angle!r}")
-        frames = _frames(path, data)
+        frames = validate_frames(path, data)
         for index, frame in enumerate(frames):
             # blender-data appends ".png" to file_path, as the NeRF-synthetic files are written.
             image_path = root / f"{frame['file_path']}.png"
@@ -105,8 +120,8 @@ def validate_nerfstudio_scene(root: Path) -> Dict[str, int]:
     if not root.is_dir():
         raise DatasetMissing(f"{root}: scene folder does not exist")
     path = root / "transforms.json"
-    data = _load_json(path)
-    frames = _frames(path, data)
+    data = load_json(path)
+    frames = validate_frames(path, data)
     image_size = None
     for index, frame in enumerate(frames):
         missing = [key for key in NERFSTUDIO_INTRINSICS if key not in frame and key not in data]
@@ -137,7 +152,32 @@ def validate_colmap_scene(root: Path, colmap_path: str = "sparse/0", images_path
     image_dir = root / images_path
     if not image_dir.is_dir():
         raise DatasetError(f"{image_dir}: image folder is missing")
+    image_size = None
     for image in images.values():
         if not (image_dir / image.name).is_file():
             raise DatasetError(f"{sparse / ('images' + ext)}: lists {image.name}, which is not in {image_dir}")
+        image_size = _check_image(sparse / ("images" + ext), image.id, image_dir / image.name, image_size)
     return {"all": len(images)}
+
+
+def validate_llff_scene(root: Path, images_path: str = "images") -> Dict[str, int]:
+    """Check an LLFF folder: poses_bounds.npy [N, 17] and N decodable images of one size in ``images_path``."""
+    from akdqff_bench.datasets.llff import POSES_BOUNDS, read_poses_bounds
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetMissing(f"{root}: scene folder does not exist")
+    poses, _, _ = read_poses_bounds(root / POSES_BOUNDS)
+    image_dir = root / images_path
+    if not image_dir.is_dir():
+        raise DatasetError(f"{image_dir}: image folder is missing")
+    names = image_files(image_dir)
+    if len(names) != len(poses):
+        raise DatasetError(
+            f"{root / POSES_BOUNDS}: {len(poses)} pose rows but {len(names)} images in {image_dir}; "
+            "LLFF pairs row i with the i-th image sorted by name, so the counts must match"
+        )
+    image_size = None
+    for index, name in enumerate(names):
+        image_size = _check_image(root / POSES_BOUNDS, index, name, image_size)
+    return {"all": len(names)}
