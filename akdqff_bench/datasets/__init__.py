@@ -334,12 +334,12 @@ def resolve_scene(name: str, variant: str = "quick", root: Path | None = None) -
                 f"  python -m akdqff_bench.datasets.synthetic_bed --variant {variant} --out {path}\n"
                 "(needs the 'data' extra: pip install -e '.[data]')"
             )
-        return SceneSpec(name, "synthetic-bed", "bed", path, "blender", blender_settings(path))
+        return SceneSpec(name, *scene_identity(name), path, "blender", blender_settings(path))
     if name == "ethiopian-head":
         path = root / "ethiopian-head"
         if not path.is_dir():
             raise DatasetMissing(f"{path}: ethiopian-head is committed in the repository under data/ethiopian-head; restore it from git")
-        return SceneSpec(name, "ethiopian-head", "head", path, "llff", llff_settings(path, variant))
+        return SceneSpec(name, *scene_identity(name), path, "llff", llff_settings(path, variant))
     if name.startswith("tanks-temples/") and name.count("/") == 1 and name.split("/")[1]:
         scene = name.split("/")[1]
         path = root / "tanks-temples" / scene
@@ -351,5 +351,5 @@ def resolve_scene(name: str, variant: str = "quick", root: Path | None = None) -
             settings = colmap_settings(path, variant)
         else:
             raise DatasetError(f"{path}: neither sparse/0/ (COLMAP) nor transforms.json (nerfstudio-data) is there.\n" + TNT_HELP.format(path=path))
-        return SceneSpec(name, "tanks-temples", scene, path, settings.layout, settings)
+        return SceneSpec(name, *scene_identity(name), path, settings.layout, settings)
     raise DatasetError(f"unknown scene {name!r}; known scenes: {', '.join(known_scene_names())}")
