@@ -115,10 +115,17 @@ def write_comparison(profile_name: str, results_root: Path, notebook: bool = Tru
 
 
 def export_html(notebook: Path) -> Path:
+    """The executed notebook as a reader's page: no code, no prompts, no stderr (warnings name
+    files on this machine); tables and figures as the notebook shows them."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    node = nbformat.read(notebook, as_version=4)
+    for cell in node.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": "AKDQFF benchmark: results"}})
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     print(f"== comparison: {notebook} and {html}", flush=True)
@@ -126,10 +133,11 @@ def export_html(notebook: Path) -> Path:
 
 
 def print_table(profile_name: str, results_root: Path) -> None:
-    from akdqff_bench.report import comparison_table, format_table
+    from akdqff_bench.report import format_table
 
-    print(f"\n{profile_name} profile, measured (Memory = stored model file; s/iter = median after warm-up; mean = training time / iterations):")
-    print(format_table(comparison_table(load_records(results_root, profile_name))), flush=True)
+    print(f"\n{profile_name} profile, measured (mean ± std over seeds; Stored model = the model file the evaluation renders from; "
+          "Update = median s/iter after warm-up; Mean s/iter = training time / iterations):")
+    print(format_table(load_records(results_root, profile_name)), flush=True)
 
 
 def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False) -> Path:

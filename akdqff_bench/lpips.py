@@ -1,14 +1,19 @@
-"""LPIPS without the network: use the AlexNet weights when they are on disk, else report none.
+"""LPIPS when it can be had: the AlexNet weights from disk, fetched once if absent, else none.
 
-torchmetrics' LPIPS downloads torchvision's AlexNet weights when it is built. Offline that raises
-``URLError`` (or hangs on DNS), so we look for the file first and never try the network. When the
-weights are absent LPIPS is *missing* (``None`` in records, an empty cell in tables), never a
-made-up value.
+torchmetrics' LPIPS loads torchvision's AlexNet weights when it is built, downloading them when they
+are not in ``$TORCH_HOME/hub/checkpoints``. Offline that raises ``URLError`` or hangs on DNS, so we
+never let torchmetrics download: the first time LPIPS is wanted and the file is absent, we try to
+fetch it ourselves, once per process: the server must answer within ``PROBE_TIMEOUT_SECONDS``
+(DNS included, so offline costs a few seconds at most), then the download has
+``DOWNLOAD_TIMEOUT_SECONDS``. When that fails LPIPS is *missing* (``None`` in records, "—" in tables), never a
+made-up value. ``AKDQFF_BENCH_NO_DOWNLOAD=1`` skips the attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -16,15 +21,74 @@ import torch
 
 # torchvision's AlexNet checkpoint, the backbone torchmetrics' LPIPS(net_type="alex") loads.
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+# torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url; the hash prefix is the one in the file name.
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS}"
+ALEXNET_HASH_PREFIX = "7be5be79"
 LPIPS_NET = "alex"
+# The server must answer within this (DNS included): an offline machine costs at most this, once.
+PROBE_TIMEOUT_SECONDS = 5.0
+# Once it has answered, the 233 MB download may take this long.
+DOWNLOAD_TIMEOUT_SECONDS = float(os.environ.get("AKDQFF_BENCH_LPIPS_DOWNLOAD_TIMEOUT", "300"))
+NO_DOWNLOAD_ENV = "AKDQFF_BENCH_NO_DOWNLOAD"
+
+_fetch_attempted = False
+_fetch_lock = threading.Lock()
 
 
 def alexnet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
 
 
+def _probe(url: str) -> None:
+    """Raises unless the server answers a HEAD request."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_SECONDS).close()
+
+
+def _download(url: str, target: Path) -> None:
+    """torch.hub's download: hash-checked, written to a temporary file and moved into place, so an
+    interrupted fetch never leaves a partial file under the final name."""
+    torch.hub.download_url_to_file(url, str(target), hash_prefix=ALEXNET_HASH_PREFIX, progress=False)
+
+
+def _bounded(step, timeout: float) -> bool:
+    """Run ``step`` in a daemon thread for at most ``timeout`` s: True if it finished without error.
+    A thread, because a resolver that never answers is not bounded by socket timeouts."""
+    errors = []
+
+    def attempt():
+        try:
+            step()
+        except Exception as error:  # offline, refused, wrong hash: LPIPS stays missing
+            errors.append(error)
+
+    worker = threading.Thread(target=attempt, name="lpips-weights-fetch", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return not worker.is_alive() and not errors
+
+
+def fetch_alexnet_weights() -> bool:
+    """Try once per process to download the AlexNet weights; True when the file is there after."""
+    global _fetch_attempted
+    target = alexnet_weights_path()
+    with _fetch_lock:
+        if target.is_file():
+            return True
+        if _fetch_attempted or os.environ.get(NO_DOWNLOAD_ENV):
+            return False
+        _fetch_attempted = True
+        if not _bounded(lambda: _probe(ALEXNET_URL), PROBE_TIMEOUT_SECONDS + 1):
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _bounded(lambda: _download(ALEXNET_URL, target), DOWNLOAD_TIMEOUT_SECONDS)
+        return target.is_file()
+
+
 def lpips_available() -> bool:
-    return alexnet_weights_path().is_file()
+    """The weights are on disk, or were fetched now (tried at most once per process)."""
+    return alexnet_weights_path().is_file() or fetch_alexnet_weights()
 
 
 class MissingLPIPS(torch.nn.Module):

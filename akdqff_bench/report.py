@@ -1,43 +1,109 @@
-"""The comparison: paper-style table, the paper's claims beside our measurements, and plots.
+"""The comparison: measured tables (mean ± std over seeds), the paper's claims as a verdict, the
+user's numbers against a reference study, capacity and learning curves, and test renders.
 
 Everything here reads the run records (the one source of truth); nothing is typed in by hand
-except the paper's own table (``paper_claims.csv``), which is shown labelled as a claim.
+except the paper's own numbers (``paper_claims.csv`` and the two factors of its text below), which
+are shown labelled as the paper's.
+
+Records that belong together: a record's ``capacity`` (a short label such as ``"width 64"``, set by
+the grid for the points of a capacity curve) is part of its group; records without one are the
+method's default settings, the point the tables' first rows, the verdict and the reproduction
+comparison use. Seeds of the same (scene, method, capacity) are pooled into mean ± std (n).
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-from akdqff_bench.records import load_records
+from akdqff_bench.records import load_records, runs_dir
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.csv")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 METHOD_ORDER = ["nerf", "block-nerf", "plenoxels", "akdqff"]
 METHOD_LABELS = {"nerf": "NeRF", "block-nerf": "Block-NeRF", "plenoxels": "Plenoxels", "akdqff": "AKDQFF"}
+METHOD_COLORS = {"nerf": "tab:blue", "block-nerf": "tab:green", "plenoxels": "tab:purple", "akdqff": "tab:red"}
+DEFAULT_CAPACITY = "default"
+MISSING = "—"
+# Wide enough for the HTML page and the notebook, short enough for two plots side by side.
+PAGE_WIDTH_INCHES = 10.0
 
 
 def paper_claims() -> pd.DataFrame:
     return pd.read_csv(PAPER_CLAIMS)
 
 
-def _settings(record: Dict[str, Any]) -> str:
-    overrides = record.get("overrides") or {}
-    short = [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in overrides.items()]
-    return ", ".join(short) if short else "paper settings"
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
 
 
-def _order(frame: pd.DataFrame) -> pd.DataFrame:
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return frame.assign(_rank=frame["method"].map(lambda m: rank.get(m, len(rank)))).sort_values(
-        ["dataset", "scene", "_rank"], kind="stable"
-    ).drop(columns="_rank")
+# --- grouping records ---------------------------------------------------------------------------
 
 
-def _num(value) -> float:
-    return float("nan") if value is None else float(value)
+def _ok(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [r for r in records if r.get("status") == "ok"]
+
+
+def scene_label(record: Dict[str, Any]) -> str:
+    """``synthetic-bed`` (scene ``bed``), ``tanks-temples/truck``: the data set alone when the
+    scene's name is part of it."""
+    dataset, scene = str(record.get("dataset") or ""), str(record.get("scene") or "")
+    if not dataset:
+        return scene
+    if not scene or scene == dataset or scene in dataset.split("-"):
+        return dataset
+    return f"{dataset}/{scene}"
+
+
+def capacity_of(record: Dict[str, Any]) -> str:
+    return str(record.get("capacity") or DEFAULT_CAPACITY)
+
+
+def _method_rank(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def scenes_in_order(records: Iterable[Dict[str, Any]]) -> List[str]:
+    """synthetic-bed first (the study's scene), then the rest alphabetically."""
+    scenes = {scene_label(r) for r in records}
+    return sorted(scenes, key=lambda s: (not s.startswith("synthetic-bed"), s))
+
+
+def measured_scenes(records: Iterable[Dict[str, Any]]) -> List[str]:
+    return scenes_in_order(_ok(records))
+
+
+GroupKey = Tuple[str, str, str]  # (scene, method, capacity)
+
+
+def group_records(records: Iterable[Dict[str, Any]]) -> Dict[GroupKey, List[Dict[str, Any]]]:
+    """Measured records by (scene, method, capacity), one entry per seed, methods in paper order."""
+    groups: Dict[GroupKey, List[Dict[str, Any]]] = {}
+    for r in _ok(records):
+        groups.setdefault((scene_label(r), r["method"], capacity_of(r)), []).append(r)
+    order = {s: i for i, s in enumerate(scenes_in_order(_ok(records)))}
+    return dict(sorted(groups.items(), key=lambda item: (order[item[0][0]], _method_rank(item[0][1]), item[0][2] != DEFAULT_CAPACITY,
+                                                         _mean_size(item[1]))))
+
+
+def _mean_size(records: List[Dict[str, Any]]) -> float:
+    sizes = [r["model_size_bytes"] for r in records if r.get("model_size_bytes") is not None]
+    return float(np.mean(sizes)) if sizes else math.inf
+
+
+def default_groups(records: Iterable[Dict[str, Any]]) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
+    """(scene, method) -> the seeds of the method's default settings."""
+    return {(scene, method): runs for (scene, method, capacity), runs in group_records(records).items() if capacity == DEFAULT_CAPACITY}
+
+
+# --- quantities and their spread ------------------------------------------------------------------
 
 
 def mean_s_per_iter(record: Dict[str, Any]) -> float:
@@ -49,144 +115,665 @@ def mean_s_per_iter(record: Dict[str, Any]) -> float:
     return float(record["train_seconds"]) / float(iterations)
 
 
-def comparison_table(records: List[Dict[str, Any]]) -> pd.DataFrame:
-    """One row per run, the paper's columns first; rows that did not run say why."""
-    rows = []
+@dataclass(frozen=True)
+class Quantity:
+    key: str
+    label: str
+    value_of: Callable[[Dict[str, Any]], Any]
+    higher_is_better: Optional[bool]  # None: no "best" (e.g. iterations)
+    kind: str  # how it is printed: psnr, ssim, lpips, bytes, seconds, count, rate
+
+
+def _field(name: str) -> Callable[[Dict[str, Any]], Any]:
+    return lambda record: record.get(name)
+
+
+QUANTITIES: Dict[str, Quantity] = {q.key: q for q in (
+    Quantity("psnr", "PSNR (dB)", _field("psnr"), True, "psnr"),
+    Quantity("ssim", "SSIM", _field("ssim"), True, "ssim"),
+    Quantity("lpips", "LPIPS", _field("lpips"), False, "lpips"),
+    Quantity("model_size_bytes", "Stored model", _field("model_size_bytes"), False, "bytes"),
+    Quantity("s_per_iter", "Update (s/iter, median)", _field("s_per_iter"), False, "seconds"),
+    Quantity("mean_s_per_iter", "Mean s/iter", mean_s_per_iter, False, "seconds"),
+    Quantity("iterations", "Iterations", _field("iterations"), None, "count"),
+    Quantity("render_fps", "Render (img/s)", _field("render_fps"), True, "rate"),
+    Quantity("peak_memory_bytes", "Peak memory", _field("peak_memory_bytes"), False, "bytes"),
+)}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One quantity over a group's seeds. ``std`` is the sample standard deviation (n - 1)."""
+
+    values: Tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else float("nan")
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if self.n >= 2 else float("nan")
+
+    @property
+    def low(self) -> float:
+        return min(self.values) if self.values else float("nan")
+
+    @property
+    def high(self) -> float:
+        return max(self.values) if self.values else float("nan")
+
+
+def spread(records: Iterable[Dict[str, Any]], quantity: str) -> Spread:
+    value_of = QUANTITIES[quantity].value_of
+    values = []
     for r in records:
-        ok = r.get("status") == "ok"
-        rows.append(
-            {
-                "Method": METHOD_LABELS.get(r["method"], r["method"]),
-                "method": r["method"],
-                "dataset": r.get("dataset"),
-                "scene": r.get("scene"),
-                "Status": "measured" if ok else ("not run" if r.get("status") == "skipped" else r.get("status")),
-                "PSNR (dB)": _num(r.get("psnr") if ok else None),
-                "SSIM": _num(r.get("ssim") if ok else None),
-                "Memory (MB)": r["model_size_bytes"] / 1e6 if ok else float("nan"),
-                "Update Speed (s/iter)": _num(r.get("s_per_iter") if ok else None),
-                "Mean s/iter": mean_s_per_iter(r),
-                "LPIPS": _num(r.get("lpips") if ok else None),
-                "Iterations": _num(r.get("iterations") if ok else None),
-                "Train (s)": _num(r.get("train_seconds") if ok else None),
-                "Peak memory (MB)": r["peak_memory_bytes"] / 1e6 if ok else float("nan"),
-                "Render (img/s)": _num(r.get("render_fps") if ok else None),
-                "Settings": _settings(r),
-                "Device": r.get("device"),
-                "Note": "" if ok else (r.get("message") or "").splitlines()[0] if r.get("message") else "",
-            }
-        )
-    if not rows:
-        return pd.DataFrame()
-    return _order(pd.DataFrame(rows))
+        value = value_of(r)
+        if value is not None and math.isfinite(float(value)):
+            values.append(float(value))
+    return Spread(tuple(values))
 
 
-def claims_beside_measured(records: List[Dict[str, Any]], dataset: str = "synthetic-bed") -> pd.DataFrame:
-    """Per method: our measurement on ``dataset`` next to the paper's (dataset-unspecified) claim."""
-    claims = paper_claims().set_index("method")
-    measured = {r["method"]: r for r in records if r.get("dataset") == dataset and r.get("status") == "ok"}
-    rows = []
-    for method in METHOD_ORDER:
-        claim = claims.loc[method] if method in claims.index else None
-        got = measured.get(method)
-        rows.append(
-            {
-                "Method": METHOD_LABELS[method],
-                "PSNR measured": got["psnr"] if got else None,
-                "PSNR claimed": claim["psnr"] if claim is not None else None,
-                "SSIM measured": got["ssim"] if got else None,
-                "SSIM claimed": claim["ssim"] if claim is not None else None,
-                "Memory MB measured": got["model_size_bytes"] / 1e6 if got else None,
-                "Memory MB claimed": claim["memory_mb"] if claim is not None else None,
-                "s/iter measured": got["s_per_iter"] if got else None,
-                "s/iter claimed": claim["s_per_iter"] if claim is not None else None,
-            }
-        )
-    return pd.DataFrame(rows)
+# --- formatting -----------------------------------------------------------------------------------
 
 
-# The targets this project set AKDQFF (issue 3; not the paper's table), each against the NeRF row
-# of the same profile and scene. (label, value of a record, "at most" / "at least", factor).
-AKDQFF_TARGETS = (
-    ("update speed, median s/iter", lambda r: r["s_per_iter"], "at most", 1 / 20),
-    ("update speed, mean s/iter (periodic work included)", mean_s_per_iter, "at most", 1 / 20),
-    ("PSNR (dB)", lambda r: r["psnr"], "at least", 1.0),
-    ("SSIM", lambda r: r["ssim"], "at least", 1.0),
-    ("stored model (bytes)", lambda r: r["model_size_bytes"], "at most", 1 / 5),
+def _bytes_unit(value: float) -> Tuple[float, str]:
+    if value >= 1e9:
+        return 1e9, "GB"
+    if value >= 1e6:
+        return 1e6, "MB"
+    return 1e3, "KB"
+
+
+def format_value(value: Optional[float], kind: str, std: Optional[float] = None) -> str:
+    """One number (and its std) as the tables print it; ``MISSING`` for no value."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    has_std = std is not None and math.isfinite(std)
+    if kind == "bytes":
+        scale, unit = _bytes_unit(value)
+        digits = 1 if value / scale < 100 else 0
+        text = f"{value / scale:.{digits}f}"
+        return f"{text} ± {std / scale:.{digits}f} {unit}" if has_std else f"{text} {unit}"
+    formats = {"psnr": "{:.2f}", "ssim": "{:.3f}", "lpips": "{:.3f}", "count": "{:,.0f}", "rate": "{:.2f}"}
+    if kind == "seconds":
+        fmt = "{:#.3g}" if value < 1 else "{:.2f}"
+    else:
+        fmt = formats.get(kind, "{:.4g}")
+    text = fmt.format(value)
+    if not has_std:
+        return text
+    # The std to the mean's last decimal: "0.606 ± 0.006", not "0.606 ± 0.00600" or "± 1.7e-17".
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    return f"{text} ± {std:,.{decimals}f}"
+
+
+def format_spread(s: Spread, kind: str) -> str:
+    return format_value(s.mean if s.n else None, kind, s.std if s.n >= 2 else None)
+
+
+# Absolute paths must not reach the report (they name someone's machine, not the result).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/(?:[^\s:'\",;()]+)")
+
+
+def without_paths(text: str) -> str:
+    """Paths inside the repository made relative to it; any other absolute path cut to its name."""
+    text = text.replace(str(REPO_ROOT) + "/", "").replace(str(REPO_ROOT), ".")
+    return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def _first_line(text: Optional[str]) -> str:
+    return without_paths((text or "").strip().splitlines()[0]) if (text or "").strip() else ""
+
+
+def _style(frame: pd.DataFrame, bold: Optional[pd.DataFrame] = None, caption: Optional[str] = None, wrap: Sequence[str] = ()):
+    """A pandas Styler as the report shows tables: no index, "—" for missing, bold best cells."""
+    styler = frame.style.hide(axis="index").format(na_rep=MISSING)
+    if bold is not None:
+        styler = styler.apply(lambda _: bold.map(lambda b: "font-weight: bold" if b else ""), axis=None)
+    if caption:
+        styler = styler.set_caption(caption)
+    styler = styler.set_table_styles([
+        {"selector": "caption", "props": "caption-side: top; text-align: left; font-size: 0.9em; color: #444; padding-bottom: 0.4em; max-width: 60em"},
+        {"selector": "th", "props": "text-align: left; padding: 0.25em 0.6em"},
+        {"selector": "td", "props": "text-align: left; padding: 0.25em 0.6em; vertical-align: top"},
+    ])
+    # Numbers stay on one line; long text columns wrap instead of pushing the table off the page.
+    wrapped = [column for column in wrap if column in frame.columns]
+    rest = [column for column in frame.columns if column not in wrapped]
+    if rest and len(frame):
+        styler = styler.set_properties(subset=rest, **{"white-space": "nowrap"})
+    if wrapped and len(frame):
+        styler = styler.set_properties(subset=wrapped, **{"white-space": "normal", "min-width": "12em", "max-width": "32em"})
+    return styler
+
+
+# --- the measured tables --------------------------------------------------------------------------
+
+TABLE_QUANTITIES = ("psnr", "ssim", "lpips", "model_size_bytes", "s_per_iter", "mean_s_per_iter", "iterations", "render_fps", "peak_memory_bytes")
+
+
+def results_frames(records: List[Dict[str, Any]]) -> Dict[str, Tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per measured scene: the table's text (mean ± std per cell) and which cells are the best of
+    their column. Methods that did not run on a measured scene keep a row of "—" with the reason."""
+    groups = group_records(records)
+    has_capacity = any(capacity != DEFAULT_CAPACITY for (_, _, capacity) in groups)
+    has_lpips = any(spread(runs, "lpips").n for runs in groups.values())
+    quantities = [q for q in TABLE_QUANTITIES if q != "lpips" or has_lpips]
+    tables = {}
+    for scene in measured_scenes(records):
+        rows, means = [], []
+        for (group_scene, method, capacity), runs in groups.items():
+            if group_scene != scene:
+                continue
+            attempted = [r for r in records if scene_label(r) == scene and r["method"] == method and capacity_of(r) == capacity]
+            row = {"Method": method_label(method)}
+            if has_capacity:
+                row["Capacity"] = capacity
+            row["Seeds"] = str(len(runs)) if len(attempted) == len(runs) else f"{len(runs)} of {len(attempted)}"
+            stats = {q: spread(runs, q) for q in quantities}
+            row.update({QUANTITIES[q].label: format_spread(stats[q], QUANTITIES[q].kind) for q in quantities})
+            rows.append(row)
+            means.append({QUANTITIES[q].label: stats[q].mean for q in quantities})
+        measured_methods = {m for (s, m, _) in groups if s == scene}
+        for method in sorted({r["method"] for r in records if scene_label(r) == scene} - measured_methods, key=_method_rank):
+            failed = [r for r in records if scene_label(r) == scene and r["method"] == method]
+            row = {"Method": method_label(method), **({"Capacity": DEFAULT_CAPACITY} if has_capacity else {}), "Seeds": f"0 of {len(failed)}"}
+            row.update({QUANTITIES[q].label: MISSING for q in quantities})
+            row["Note"] = f"{failed[0].get('status')}: {_first_line(failed[0].get('message'))}"
+            rows.append(row)
+            means.append({})
+        frame = pd.DataFrame(rows)
+        if "Note" in frame:
+            frame["Note"] = frame["Note"].fillna("")
+        bold = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+        mean_frame = pd.DataFrame(means, index=frame.index[: len(means)])
+        for q in quantities:
+            label, better = QUANTITIES[q].label, QUANTITIES[q].higher_is_better
+            if better is None or label not in mean_frame or mean_frame[label].notna().sum() < 2:
+                continue
+            best = mean_frame[label].max() if better else mean_frame[label].min()
+            is_best = mean_frame[label].reindex(frame.index) == best
+            if is_best.sum() < mean_frame[label].notna().sum():  # all equal: nobody is best
+                bold[label] = is_best
+        tables[scene] = (frame, bold)
+    return tables
+
+
+def results_caption(frame: pd.DataFrame) -> str:
+    return ("Mean ± sample std over seeds (Seeds = n measured; a single seed shows no ±). Best per column in bold. "
+            "Stored model = size of the file the evaluation renders from (KB = 10^3 B, MB = 10^6 B); Update = median wall time "
+            "of one training iteration after warm-up; Mean s/iter = training time / iterations (periodic work included).")
+
+
+def styled_results(records: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Per measured scene, the results table as a pandas Styler."""
+    return {scene: _style(frame, bold, caption=f"{scene}. " + results_caption(frame), wrap=("Note",))
+            for scene, (frame, bold) in results_frames(records).items()}
+
+
+def not_run_sentence(records: List[Dict[str, Any]]) -> str:
+    """The scenes with no measured run, once, with why ('' when every scene has one)."""
+    measured = set(measured_scenes(records))
+    reasons: Dict[str, str] = {}
+    for r in records:
+        scene = scene_label(r)
+        if scene in measured:
+            continue
+        if r.get("status") == "skipped":
+            reasons.setdefault(scene, "data not present")
+        else:
+            reasons[scene] = f"every run failed ({_first_line(r.get('message'))})" if reasons.get(scene) != "data not present" else reasons[scene]
+    if not reasons:
+        return ""
+    by_reason: Dict[str, List[str]] = {}
+    for scene in scenes_in_order({"dataset": s} for s in reasons):
+        by_reason.setdefault(reasons[scene], []).append(scene)
+    parts = [f"{', '.join(scenes)} ({reason})" for reason, scenes in by_reason.items()]
+    return "Scenes not run: " + "; ".join(parts) + "."
+
+
+def lpips_sentence(records: List[Dict[str, Any]]) -> str:
+    if any(r.get("lpips") is not None for r in _ok(records)):
+        return ""
+    return "LPIPS was not measured: its AlexNet weights were neither on disk nor downloadable when these runs were made."
+
+
+def short_setting_names(keys: Sequence[str]) -> Dict[str, str]:
+    """``pipeline.model.base_mlp_layer_width`` -> ``base_mlp_layer_width``; as many trailing parts as
+    keep the names apart (``density.scheduler.decay_steps`` beside ``sh.scheduler.decay_steps``)."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for count in range(1, len(parts) + 1):
+            name = ".".join(parts[-count:])
+            if sum(1 for other in keys if other == name or other.endswith("." + name)) == 1:
+                break
+        names[key] = name
+    return names
+
+
+def settings_frame(records: List[Dict[str, Any]]) -> pd.DataFrame:
+    """The settings each (method, capacity) ran with, once per distinct setting."""
+    rows: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    for (scene, method, capacity), runs in group_records(records).items():
+        r = runs[0]
+        overrides = r.get("overrides") or {}
+        names = short_setting_names(list(overrides))
+        settings = ", ".join(f"{names[key]}={value}" for key, value in overrides.items()) or "the method's defaults"
+        budget = r.get("train_budget_seconds")
+        stop = f"{budget:g} s of training" if budget else (f"{r.get('max_iterations')} iterations" if r.get("max_iterations") else MISSING)
+        key = (method, capacity, settings)
+        row = rows.setdefault(key, {"Method": method_label(method), "Capacity": capacity, "Scenes": [], "Settings (overrides of the method's defaults)": settings,
+                                    "Rays per batch": r.get("rays_per_batch") or MISSING, "Stopping rule": stop, "Device": r.get("device") or MISSING})
+        row["Scenes"].append(scene)
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        return frame
+    frame["Scenes"] = frame["Scenes"].map(", ".join)
+    if (frame["Capacity"] == DEFAULT_CAPACITY).all():
+        frame = frame.drop(columns="Capacity")
+    return frame
+
+
+def styled_settings(records: List[Dict[str, Any]]):
+    return _style(settings_frame(records), caption="Settings of the runs above.", wrap=("Settings (overrides of the method's defaults)",))
+
+
+def format_table(records: List[Dict[str, Any]]) -> str:
+    """The measured tables as plain text (the CLI's final output)."""
+    tables = results_frames(records)
+    if not tables:
+        return "(no measured runs)"
+    parts = []
+    for scene, (frame, _) in tables.items():
+        parts.append(f"{scene}:\n" + frame.to_string(index=False))
+    sentence = not_run_sentence(records)
+    return "\n\n".join(parts) + (f"\n\n{sentence}" if sentence else "")
+
+
+SWEEP_METRICS = {"psnr": "psnr", "ssim": "ssim", "iterations": "iterations", "s_per_iter": "s_per_iter", "model_size_bytes": "model_size_bytes"}
+
+
+def styled_sweep(frame: pd.DataFrame, title: str):
+    """A baseline's tuning sweep (results/sweeps/<method>-<profile>.csv) as the report shows it:
+    settings by short name, metrics formatted, the best PSNR in bold."""
+    names = short_setting_names([c for c in frame.columns if c not in SWEEP_METRICS and c != "candidate"])
+    shown = pd.DataFrame({"Candidate": frame["candidate"]} if "candidate" in frame else {}, index=frame.index)
+    shown["Settings"] = [", ".join(f"{names[c]}={row[c]}" for c in names) for _, row in frame.iterrows()]
+    for column in SWEEP_METRICS:
+        if column in frame:
+            quantity = QUANTITIES[column]
+            shown[quantity.label] = [format_value(v, quantity.kind) for v in pd.to_numeric(frame[column], errors="coerce")]
+    bold = pd.DataFrame(False, index=frame.index, columns=shown.columns)
+    if "psnr" in frame:
+        psnr = pd.to_numeric(frame["psnr"], errors="coerce")
+        bold[QUANTITIES["psnr"].label] = psnr == psnr.max()
+    return _style(shown, bold=bold, caption=title, wrap=("Settings",))
+
+
+# --- the paper's claims as the verdict ------------------------------------------------------------
+
+HOLDS, DOES_NOT_HOLD, NOT_MEASURABLE = "holds", "does not hold", "not measurable here"
+# "About k×" counts as met from k / ABOUT_FACTOR up: a factor of 10 claimed in round numbers is
+# met by 6.7× and not by 5×; more than claimed never contradicts "k× less / faster".
+ABOUT_FACTOR = 1.5
+# Spread is needed for every verdict: one seed cannot tell a difference from noise.
+MIN_SEEDS = 2
+# The paper's text (Results): "a 10x reduction in memory footprint and a 3x improvement in update
+# speed compared to standard NeRF". (label, quantity, factor)
+RATIO_CLAIMS = (
+    ("about 10× less memory than NeRF", "model_size_bytes", 10.0),
+    ("about 3× faster updates than NeRF (median s/iter)", "s_per_iter", 3.0),
+    ("about 3× faster updates than NeRF (mean s/iter, periodic work included)", "mean_s_per_iter", 3.0),
+)
+# Orders read from the paper's table: (label, quantity, column of paper_claims.csv, higher is better)
+ORDER_CLAIMS = (
+    ("PSNR ranking of the four", "psnr", "psnr", True),
+    ("SSIM ranking of the four", "ssim", "ssim", True),
+    ("memory order of the four", "model_size_bytes", "memory_mb", False),
+    ("speed order of the four (median s/iter)", "s_per_iter", "s_per_iter", False),
+    ("speed order of the four (mean s/iter, periodic work included)", "mean_s_per_iter", "s_per_iter", False),
+)
+PAPER_UNITS = {"psnr": " dB", "ssim": "", "memory_mb": " MB", "s_per_iter": " s/iter"}
+
+VERDICT_RULE = (
+    f"Verdicts use each method's default settings, per scene, over its seeds (mean ± sample std, n). A claim needs at least "
+    f"{MIN_SEEDS} seeds of every method it names, else it is *not measurable here* (as it is when a method was not run). "
+    "An order holds when every neighbouring pair of the claimed order is separated by the seeds: the whole seed range "
+    "(min to max) of the method claimed better lies on the better side of the other's whole range; a pair in the other order, "
+    "or with overlapping ranges, makes it *not hold*. A ratio claim \"about k×\" holds when its whole seed range — from "
+    f"NeRF's least over the method's greatest to NeRF's greatest over its least — is at least k / {ABOUT_FACTOR:g} "
+    f"(10× counts from {10 / ABOUT_FACTOR:.1f}×, 3× from {3 / ABOUT_FACTOR:.1f}×); otherwise it does not hold."
 )
 
 
-def akdqff_targets(records: List[Dict[str, Any]]) -> pd.DataFrame:
-    """AKDQFF's targets on every (scene, seed) where both AKDQFF and NeRF were measured: the limit
-    the NeRF row sets, AKDQFF's value, their ratio, and whether the target is met."""
-    measured = {(r["method"], r.get("dataset"), r.get("scene"), r.get("seed")): r for r in _ok(records)}
+def _claimed_order(column: str, higher_is_better: bool) -> List[str]:
+    claims = paper_claims().set_index("method")[column]
+    return sorted(claims.index, key=lambda m: -claims[m] if higher_is_better else claims[m])
+
+
+def _paper_order_text(column: str, higher_is_better: bool) -> str:
+    claims = paper_claims().set_index("method")[column]
+    sign = " > " if higher_is_better else " < "
+    return sign.join(f"{method_label(m)} {claims[m]:g}{PAPER_UNITS[column]}" for m in _claimed_order(column, higher_is_better))
+
+
+def _separated(better: Spread, worse: Spread, higher_is_better: bool) -> Optional[bool]:
+    """True: better's whole range is on the better side; False: the reverse; None: they overlap."""
+    if higher_is_better:
+        better, worse = Spread(tuple(-v for v in better.values)), Spread(tuple(-v for v in worse.values))
+    if better.high < worse.low:
+        return True
+    if worse.high < better.low:
+        return False
+    return None
+
+
+def _order_verdict(label: str, quantity: str, column: str, higher_is_better: bool, scene: str,
+                   groups: Dict[Tuple[str, str], List[Dict[str, Any]]]) -> Dict[str, Any]:
+    claimed = _claimed_order(column, higher_is_better)
+    kind = QUANTITIES[quantity].kind
+    stats = {m: spread(groups.get((scene, m), []), quantity) for m in claimed}
+    row = {"Claim": label, "Scene": scene, "Paper": _paper_order_text(column, higher_is_better)}
+    measured = sorted((m for m in claimed if stats[m].n), key=lambda m: -stats[m].mean if higher_is_better else stats[m].mean)
+    parts = []
+    for i, m in enumerate(measured):
+        if i:
+            separated = _separated(stats[measured[i - 1]], stats[m], higher_is_better)
+            parts.append(("≈" if separated is None else (">" if higher_is_better else "<")))
+        parts.append(f"{method_label(m)} {format_spread(stats[m], kind)} (n={stats[m].n})")
+    row["Measured here"] = " ".join(parts) if parts else MISSING
+    missing = [method_label(m) for m in claimed if not stats[m].n]
+    few = [method_label(m) for m in claimed if 0 < stats[m].n < MIN_SEEDS]
+    if missing or few:
+        why = ([f"no measured run of {', '.join(missing)}"] if missing else []) + ([f"one seed of {', '.join(few)}: spread needed"] if few else [])
+        return {**row, "Verdict": NOT_MEASURABLE, "Why": "; ".join(why)}
+    problems = []
+    for better, worse in zip(claimed, claimed[1:]):
+        separated = _separated(stats[better], stats[worse], higher_is_better)
+        if separated is False:
+            problems.append(f"{method_label(worse)} ahead of {method_label(better)}")
+        elif separated is None:
+            problems.append(f"{method_label(better)} and {method_label(worse)} within each other's seed range")
+    if problems:
+        return {**row, "Verdict": DOES_NOT_HOLD, "Why": "; ".join(problems)}
+    return {**row, "Verdict": HOLDS, "Why": "every neighbouring pair separated by the seeds"}
+
+
+def _ratio_verdict(label: str, quantity: str, factor: float, scene: str, groups: Dict[Tuple[str, str], List[Dict[str, Any]]]) -> Dict[str, Any]:
+    nerf, akdqff = spread(groups.get((scene, "nerf"), []), quantity), spread(groups.get((scene, "akdqff"), []), quantity)
+    claims = paper_claims().set_index("method")
+    column = "memory_mb" if quantity == "model_size_bytes" else "s_per_iter"
+    table_ratio = claims.loc["nerf", column] / claims.loc["akdqff", column]
+    threshold = factor / ABOUT_FACTOR
+    row = {"Claim": label, "Scene": scene, "Paper": f"{factor:g}× (text); its table: {table_ratio:.1f}×"}
+    if not nerf.n or not akdqff.n:
+        missing = [name for name, s in (("NeRF", nerf), ("AKDQFF", akdqff)) if not s.n]
+        return {**row, "Measured here": MISSING, "Verdict": NOT_MEASURABLE, "Why": f"no measured run of {', '.join(missing)}"}
+    ratio, low, high = nerf.mean / akdqff.mean, nerf.low / akdqff.high, nerf.high / akdqff.low
+    seeds = f"n={nerf.n} NeRF, {akdqff.n} AKDQFF"
+    row["Measured here"] = f"{ratio:.2f}× (seed range {low:.2f}–{high:.2f}×; {seeds})" if min(nerf.n, akdqff.n) >= MIN_SEEDS else f"{ratio:.2f}× ({seeds})"
+    if min(nerf.n, akdqff.n) < MIN_SEEDS:
+        few = [name for name, s in (("NeRF", nerf), ("AKDQFF", akdqff)) if s.n < MIN_SEEDS]
+        return {**row, "Verdict": NOT_MEASURABLE, "Why": f"one seed of {', '.join(few)}: spread needed"}
+    if low >= threshold:
+        return {**row, "Verdict": HOLDS, "Why": f"whole range ≥ {threshold:.2f}×"}
+    why = f"whole range below {threshold:.2f}×" if high < threshold else f"range straddles {threshold:.2f}×"
+    return {**row, "Verdict": DOES_NOT_HOLD, "Why": why}
+
+
+def claims_verdict(records: List[Dict[str, Any]]) -> pd.DataFrame:
+    """One row per (paper claim, measured scene): the paper's number, ours with its spread, and
+    holds / does not hold / not measurable here by the rule in ``VERDICT_RULE``."""
+    groups = default_groups(records)
     rows = []
-    for (method, dataset, scene, seed), akdqff in sorted(measured.items(), key=lambda item: str(item[0])):
-        nerf = measured.get(("nerf", dataset, scene, seed))
-        if method != "akdqff" or nerf is None:
-            continue
-        for label, value_of, relation, factor in AKDQFF_TARGETS:
-            value, reference = float(value_of(akdqff)), float(value_of(nerf))
-            limit = reference * factor
-            met = value <= limit if relation == "at most" else value >= limit
-            target = f"{relation} NeRF" + ("" if factor == 1 else f" x 1/{round(1 / factor)}")
-            rows.append({"dataset": dataset, "scene": scene, "seed": seed, "quantity": label, "target": target, "AKDQFF": value,
-                         "NeRF": reference, "limit": limit, "AKDQFF / NeRF": value / reference, "met": bool(met)})
-    return pd.DataFrame(rows)
+    for scene in measured_scenes(records):
+        for label, quantity, column, higher in ORDER_CLAIMS[:2]:
+            rows.append(_order_verdict(label, quantity, column, higher, scene, groups))
+        for label, quantity, factor in RATIO_CLAIMS:
+            rows.append(_ratio_verdict(label, quantity, factor, scene, groups))
+        for label, quantity, column, higher in ORDER_CLAIMS[2:]:
+            rows.append(_order_verdict(label, quantity, column, higher, scene, groups))
+    return pd.DataFrame(rows, columns=["Claim", "Scene", "Paper", "Measured here", "Verdict", "Why"])
 
 
-def format_table(table: pd.DataFrame, columns=None) -> str:
-    columns = columns or ["Method", "dataset", "scene", "Status", "PSNR (dB)", "SSIM", "Memory (MB)",
-                          "Update Speed (s/iter)", "Mean s/iter", "LPIPS", "Iterations"]
+VERDICT_COLORS = {HOLDS: "background-color: #d9f2d9", DOES_NOT_HOLD: "background-color: #f8d7d7", NOT_MEASURABLE: "background-color: #eeeeee"}
+
+
+def styled_verdict(records: List[Dict[str, Any]]):
+    table = claims_verdict(records)
     if table.empty:
-        return "(no runs recorded)"
-    return table[columns].to_string(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}")
+        return None
+    styler = _style(table, caption=VERDICT_RULE.replace("*", ""), wrap=("Claim", "Measured here", "Why", "Paper"))
+    return styler.map(lambda v: VERDICT_COLORS.get(v, ""), subset=["Verdict"])
 
 
-def _ok(records):
-    return [r for r in records if r.get("status") == "ok"]
+def paper_table() -> pd.DataFrame:
+    """The paper's own table, as printed there (no data set or hardware named)."""
+    claims = paper_claims()
+    return pd.DataFrame({"Method": claims["method"].map(method_label), "PSNR (dB)": claims["psnr"].map("{:.1f}".format),
+                         "SSIM": claims["ssim"].map("{:.2f}".format), "Memory (MB)": claims["memory_mb"].map("{:g}".format),
+                         "Update Speed (s/iter)": claims["s_per_iter"].map("{:g}".format)})
 
 
-def plot_psnr_vs_size(records, ax=None):
-    ax = ax or plt.subplots(figsize=(5.5, 4))[1]
-    for r in _ok(records):
-        ax.scatter(r["model_size_bytes"] / 1e6, r["psnr"], s=40)
-        ax.annotate(f"{METHOD_LABELS.get(r['method'], r['method'])} ({r['scene']})", (r["model_size_bytes"] / 1e6, r["psnr"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("stored model size (MB, log scale)")
-    ax.set_ylabel("test PSNR (dB)")
-    ax.set_title("Quality against stored size")
-    ax.grid(True, which="both", alpha=0.3)
-    return ax
+def styled_paper_table():
+    return _style(paper_table(), caption="The paper's table, as printed there (it names no data set or hardware).")
 
 
-def plot_psnr_vs_time(records, ax=None):
-    ax = ax or plt.subplots(figsize=(5.5, 4))[1]
-    for r in _ok(records):
-        curve = r.get("curve") or []
-        if curve:
-            ax.plot([p["train_seconds"] for p in curve], [p["psnr"] for p in curve], marker="o", ms=3,
-                    label=f"{METHOD_LABELS.get(r['method'], r['method'])} ({r['scene']})")
-    ax.set_xlabel("training time (s, evaluation excluded)")
-    ax.set_ylabel("PSNR on the curve's test views (dB)")
-    ax.set_title("Learning rate per scene: quality against training time")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+# --- your numbers against a reference study -------------------------------------------------------
+
+REPRODUCTION_QUANTITIES = ("psnr", "ssim", "model_size_bytes", "s_per_iter")
 
 
-def plot_s_per_iter(records, ax=None):
-    ax = ax or plt.subplots(figsize=(5.5, 4))[1]
-    ok = _order(pd.DataFrame(_ok(records))) if _ok(records) else pd.DataFrame()
-    if not ok.empty:
-        labels = [f"{METHOD_LABELS.get(m, m)}\n{s}" for m, s in zip(ok["method"], ok["scene"])]
-        ax.bar(labels, ok["s_per_iter"])
-        ax.set_yscale("log")
+def reproduction_comparison(user_records: List[Dict[str, Any]], reference_records: List[Dict[str, Any]],
+                            quantities: Sequence[str] = REPRODUCTION_QUANTITIES) -> pd.DataFrame:
+    """Per (scene, method, capacity) measured in both, per quantity: the user's mean (their seeds),
+    the reference's mean, std, min, max and n, the difference, and whether the user's mean lies
+    outside the reference seeds' [min, max] (None when the reference has fewer than 2 seeds:
+    no spread to judge by)."""
+    user_groups, reference_groups = group_records(user_records), group_records(reference_records)
+    rows = []
+    for key, runs in user_groups.items():
+        reference_runs = reference_groups.get(key)
+        if not reference_runs:
+            continue
+        scene, method, capacity = key
+        same_device = {r.get("device") for r in runs} == {r.get("device") for r in reference_runs}
+        for q in quantities:
+            yours, reference = spread(runs, q), spread(reference_runs, q)
+            if not yours.n or not reference.n:
+                continue
+            outside = None if reference.n < MIN_SEEDS else bool(yours.mean < reference.low or yours.mean > reference.high)
+            rows.append({"scene": scene, "method": method, "capacity": capacity, "quantity": q, "yours": yours.mean, "yours_n": yours.n,
+                         "reference_mean": reference.mean, "reference_std": reference.std, "reference_min": reference.low,
+                         "reference_max": reference.high, "reference_n": reference.n, "difference": yours.mean - reference.mean,
+                         "outside_reference_spread": outside, "same_device": same_device})
+    columns = ["scene", "method", "capacity", "quantity", "yours", "yours_n", "reference_mean", "reference_std", "reference_min",
+               "reference_max", "reference_n", "difference", "outside_reference_spread", "same_device"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+REPRODUCTION_RULE = ("Flagged when your mean lies outside the reference seeds' range [min, max]; with a single reference seed there is "
+                     "no range and nothing is flagged. Timings depend on the machine: compare them only on the same device.")
+
+
+def styled_reproduction(table: pd.DataFrame):
+    if table.empty:
+        return None
+    shown = pd.DataFrame({
+        "Scene": table["scene"], "Method": table["method"].map(method_label),
+        **({"Capacity": table["capacity"]} if (table["capacity"] != DEFAULT_CAPACITY).any() else {}),
+        "Quantity": table["quantity"].map(lambda q: QUANTITIES[q].label),
+        "Yours": [format_value(v, QUANTITIES[q].kind) + f" (n={n})" for v, q, n in zip(table["yours"], table["quantity"], table["yours_n"])],
+        "Reference": [format_value(m, QUANTITIES[q].kind, s) + f" (n={n})" for m, s, q, n in
+                      zip(table["reference_mean"], table["reference_std"], table["quantity"], table["reference_n"])],
+        "Difference": [("+" if d > 0 else "") + format_value(d, QUANTITIES[q].kind) if QUANTITIES[q].kind != "bytes" or d >= 0
+                       else "−" + format_value(-d, "bytes") for d, q in zip(table["difference"], table["quantity"])],
+        "Outside the reference's seed range": table["outside_reference_spread"].map({True: "yes", False: "no", None: "no spread (1 seed)"}),
+        "Same device": table["same_device"].map({True: "yes", False: "no"}),
+    })
+    styler = _style(shown, caption=REPRODUCTION_RULE)
+    return styler.map(lambda v: "background-color: #f8d7d7; font-weight: bold" if v == "yes" else "", subset=["Outside the reference's seed range"])
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+
+def pareto_front(points: Sequence[Tuple[float, float]], x_tolerance: float = 0.0) -> List[int]:
+    """Indices of the points no other point beats: smaller-or-equal x with higher-or-equal y, one
+    of them strictly. x values within ``x_tolerance`` (relative) count as equal, so curves sampled
+    at the same fraction of a budget compare by y alone. Sorted by x."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        def beaten_by(x2, y2):
+            same_x = abs(x2 - x) <= x_tolerance * max(abs(x), abs(x2))
+            return (same_x and y2 > y) or (x2 < x and not same_x and y2 >= y) or (x2 == x and y2 > y)
+
+        dominated = any(beaten_by(x2, y2) for j, (x2, y2) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _scene_axes(scenes: List[str], height: float = 3.6):
+    columns = min(2, max(1, len(scenes)))
+    rows = -(-max(1, len(scenes)) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(PAGE_WIDTH_INCHES if columns > 1 else PAGE_WIDTH_INCHES * 0.7, height * rows), squeeze=False)
+    for ax in axes.ravel()[len(scenes):]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def _draw_front(ax, xs: List[float], ys: List[float], x_tolerance: float = 0.0) -> None:
+    front = pareto_front(list(zip(xs, ys)), x_tolerance)
+    if not front:
+        return
+    fx, fy = [xs[i] for i in front], [ys[i] for i in front]
+    ax.step(fx, fy, where="post", color="black", linestyle=":", linewidth=1, zorder=1)
+    ax.scatter(fx, fy, s=130, facecolors="none", edgecolors="black", linewidths=1, zorder=4, label="Pareto front")
+
+
+def figure_psnr_vs_size(records: List[Dict[str, Any]]):
+    """Per scene: each method's capacity points (mean ± std over seeds; the seeds as small dots)
+    joined by size, PSNR against stored size on a log axis, the Pareto front ringed."""
+    groups = group_records(records)
+    scenes = measured_scenes(records)
+    fig, axes = _scene_axes(scenes or ["(no measured runs)"])
+    for ax, scene in zip(axes, scenes):
+        front_x, front_y = [], []
+        for method in sorted({m for (s, m, _) in groups if s == scene}, key=_method_rank):
+            points = [(capacity, runs) for (s, m, capacity), runs in groups.items() if s == scene and m == method]
+            color = METHOD_COLORS.get(method)
+            sizes = [spread(runs, "model_size_bytes") for _, runs in points]
+            psnrs = [spread(runs, "psnr") for _, runs in points]
+            order = np.argsort([s.mean for s in sizes])
+            xs = [sizes[i].mean for i in order]
+            ys = [psnrs[i].mean for i in order]
+            ax.plot(xs, ys, color=color, marker="o", ms=5, label=method_label(method), zorder=3)
+            for i in order:
+                ax.errorbar(sizes[i].mean, psnrs[i].mean, xerr=np.nan_to_num(sizes[i].std), yerr=np.nan_to_num(psnrs[i].std), color=color,
+                            capsize=2, linewidth=1, zorder=2)
+                seeds = points[i][1]
+                ax.scatter([r["model_size_bytes"] for r in seeds], [r["psnr"] for r in seeds], s=8, color=color, alpha=0.45, zorder=2)
+                if len(points) > 1:
+                    ax.annotate(points[i][0], (sizes[i].mean, psnrs[i].mean), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
+            front_x += xs
+            front_y += ys
+        _draw_front(ax, front_x, front_y)
+        ax.set_xscale("log")
+        ax.set_xlabel("stored model size (bytes, log scale)")
+        ax.set_ylabel("test PSNR (dB)")
+        ax.set_title(scene, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("Quality against stored size: mean ± std over seeds, seeds as dots", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _mean_curve(runs: List[Dict[str, Any]]):
+    """The seeds' learning curves point by point (they share the profile's evaluation schedule)."""
+    curves = [r.get("curve") or [] for r in runs]
+    length = min((len(c) for c in curves), default=0)
+    if not length:
+        return None
+    seconds = np.array([[c[i]["train_seconds"] for i in range(length)] for c in curves])
+    psnr = np.array([[c[i]["psnr"] for i in range(length)] for c in curves])
+    return seconds.mean(0), psnr.mean(0), psnr.min(0), psnr.max(0)
+
+
+def figure_psnr_vs_time(records: List[Dict[str, Any]]):
+    """Per scene: each method's learning curve (PSNR on the curve's test views against training
+    time), the mean over seeds with the seeds' min–max band; the front of the best PSNR reached
+    by each time ringed."""
+    groups = group_records(records)
+    scenes = measured_scenes(records)
+    fig, axes = _scene_axes(scenes or ["(no measured runs)"])
+    for ax, scene in zip(axes, scenes):
+        front_x, front_y = [], []
+        for (s, method, capacity), runs in groups.items():
+            curve = _mean_curve(runs) if s == scene else None
+            if curve is None:
+                continue
+            seconds, mean, low, high = curve
+            default = capacity == DEFAULT_CAPACITY
+            label = method_label(method) + ("" if default else f" ({capacity})")
+            color = METHOD_COLORS.get(method)
+            ax.plot(seconds, mean, color=color, marker="o", ms=3, linewidth=1.5 if default else 0.8,
+                    linestyle="-" if default else "--", label=label, zorder=3)
+            if len(runs) > 1:
+                ax.fill_between(seconds, low, high, color=color, alpha=0.15, linewidth=0)
+            front_x += list(seconds)
+            front_y += list(mean)
+        # Every run evaluates its curve at the same fractions of the budget: a few ms apart is the same time.
+        _draw_front(ax, front_x, front_y, x_tolerance=0.02)
+        ax.set_xlabel("training time (s, evaluation excluded)")
+        ax.set_ylabel("PSNR on the curve's test views (dB)")
+        ax.set_title(scene, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("Quality against training time: mean over seeds, band = seeds' min–max", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure_s_per_iter(records: List[Dict[str, Any]]):
+    """Median s/iter of each method's default settings per scene: mean ± std bars, seeds as dots."""
+    groups = default_groups(records)
+    scenes = measured_scenes(records)
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH_INCHES * 0.6, 3.4))
+    methods = sorted({m for (_, m) in groups}, key=_method_rank)
+    width = 0.8 / max(1, len(methods))
+    for j, method in enumerate(methods):
+        color = METHOD_COLORS.get(method)
+        for i, scene in enumerate(scenes):
+            runs = groups.get((scene, method))
+            if not runs:
+                continue
+            s = spread(runs, "s_per_iter")
+            x = i + (j - (len(methods) - 1) / 2) * width
+            ax.bar(x, s.mean, width * 0.9, color=color, alpha=0.8, label=method_label(method))
+            if s.n > 1:
+                ax.errorbar(x, s.mean, yerr=s.std, color="black", capsize=2, linewidth=1)
+            ax.scatter([x] * s.n, s.values, s=8, color="black", zorder=3)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.set_xticks(range(len(scenes)), scenes)
+    ax.set_yscale("log")
     ax.set_ylabel("median s / iteration (log scale)")
-    ax.set_title("Update speed (same rays per batch)")
+    ax.set_title("Update speed at the same rays per batch (mean ± std, seeds as dots)", fontsize=10)
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    return ax
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = {"psnr_vs_size": figure_psnr_vs_size, "psnr_vs_time": figure_psnr_vs_time, "s_per_iter": figure_s_per_iter}
 
 
 def save_figures(results_root: Path, profile: str) -> List[Path]:
@@ -194,14 +781,97 @@ def save_figures(results_root: Path, profile: str) -> List[Path]:
     out = Path(results_root) / profile / "figures"
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, plot in (("psnr_vs_size", plot_psnr_vs_size), ("psnr_vs_time", plot_psnr_vs_time), ("s_per_iter", plot_s_per_iter)):
-        fig, ax = plt.subplots(figsize=(6, 4.2))
-        plot(records, ax)
-        fig.tight_layout()
+    for name, draw in FIGURES.items():
+        fig = draw(records)
         fig.savefig(out / f"{name}.png", dpi=120)
         plt.close(fig)
         paths.append(out / f"{name}.png")
     return paths
+
+
+# --- test renders ---------------------------------------------------------------------------------
+
+
+def renders_of(record: Dict[str, Any], results_root: Optional[Path] = None) -> Dict[int, Path]:
+    """The run's saved test renders (``runs/<run>/renders/test_00k.png``: ground truth | render),
+    by view index; looked up under ``results_root`` first, so a copied results folder works."""
+    folders = []
+    if results_root is not None and record.get("profile") and record.get("run_id"):
+        folders.append(runs_dir(Path(results_root), record["profile"]) / record["run_id"] / "renders")
+    if record.get("model_file"):
+        model_file = Path(record["model_file"])
+        folders.append((model_file if model_file.is_absolute() else REPO_ROOT / model_file).parent / "renders")
+    for folder in folders:
+        found = {int(p.stem.split("_")[1]): p for p in sorted(folder.glob("test_*.png"))}
+        if found:
+            return found
+    return {}
+
+
+def figure_test_renders(records: List[Dict[str, Any]], scene: str, results_root: Optional[Path] = None, max_views: int = 4):
+    """Ground truth and every method's render of the same test views, side by side (the first
+    seed of each method's default settings). None when no run of the scene saved renders."""
+    groups = default_groups(records)
+    chosen = {method: sorted(runs, key=lambda r: r.get("seed", 0))[0] for (s, method), runs in groups.items() if s == scene}
+    renders = {method: renders_of(r, results_root) for method, r in chosen.items()}
+    renders = {m: v for m, v in renders.items() if v}
+    if not renders:
+        return None
+    views = sorted(set.intersection(*(set(v) for v in renders.values())))[:max_views]
+    if not views:
+        return None
+    methods = sorted(renders, key=_method_rank)
+    columns = 1 + len(methods)
+    cell = min(2.2, PAGE_WIDTH_INCHES / columns)
+    fig, axes = plt.subplots(len(views), columns, figsize=(cell * columns, cell * len(views) + 0.3), squeeze=False)
+    for row, view in enumerate(views):
+        for col, method in enumerate([None, *methods]):
+            source = renders[method or methods[0]][view]
+            image = plt.imread(source)
+            half = image.shape[1] // 2
+            ax = axes[row][col]
+            ax.imshow(image[:, :half] if method is None else image[:, half:])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title("ground truth" if method is None else method_label(method), fontsize=9)
+            if method is None:
+                ax.set_ylabel(f"view {view}", fontsize=8)
+            else:
+                per_image = {p["index"]: p for p in chosen[method].get("per_image", [])}
+                psnr = per_image.get(view, {}).get("psnr")
+                ax.set_xlabel(f"{psnr:.2f} dB" if psnr is not None else MISSING, fontsize=8)
+    fig.suptitle(f"{scene}: test views from the stored models", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --- the comparison page's prose ------------------------------------------------------------------
+
+
+def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
+    """One paragraph: what was run, with which budget, how many seeds; no paths."""
+    ok = _ok(records)
+    if not records:
+        return f"No run records for the `{profile_name}` profile."
+    description = ""
+    try:
+        from akdqff_bench.profiles import get_profile
+
+        description = get_profile(profile_name).description
+    except Exception:  # a user's own profile name: the records still say what ran
+        pass
+    budgets = sorted({r.get("train_budget_seconds") for r in records if r.get("train_budget_seconds")})
+    iterations = sorted({r.get("max_iterations") for r in records if r.get("max_iterations")})
+    rays = sorted({r.get("rays_per_batch") for r in records if r.get("rays_per_batch")})
+    devices = sorted({r.get("device") for r in ok if r.get("device")})
+    seeds = sorted({r.get("seed") for r in ok if r.get("seed") is not None})
+    stop = (f"{', '.join(f'{b:g}' for b in budgets)} s of training wall-clock per run" if budgets else
+            f"{', '.join(str(i) for i in iterations)} iterations per run" if iterations else "the profile's stopping rule")
+    text = (f"**Profile `{profile_name}`**{': ' + description if description else ''}. {len(ok)} measured runs of {len(records)} recorded; "
+            f"stopping rule: {stop}; {', '.join(str(r) for r in rays) or MISSING} rays per batch; seeds {', '.join(str(s) for s in seeds) or MISSING}; "
+            f"device: {', '.join(devices) or MISSING}.")
+    return text
 
 
 # --- one run (the run notebook) ---------------------------------------------------------------
@@ -209,16 +879,12 @@ def save_figures(results_root: Path, profile: str) -> List[Path]:
 
 def show_renders(record: Dict[str, Any]):
     """Ground truth (left) beside the render from the stored model (right), for the saved views."""
-    model_file = Path(record.get("model_file") or "")
-    if not model_file.is_absolute():
-        model_file = Path(__file__).resolve().parents[1] / model_file
-    renders = sorted((model_file.parent / "renders").glob("test_*.png")) if record.get("model_file") else []
+    renders = renders_of(record) if record.get("model_file") else {}
     if not renders:
         return None
     fig, axes = plt.subplots(1, len(renders), figsize=(3.2 * len(renders), 2.0), squeeze=False)
     per_image = {p["index"]: p for p in record.get("per_image", [])}
-    for ax, path in zip(axes[0], renders):
-        index = int(path.stem.split("_")[1])
+    for ax, (index, path) in zip(axes[0], sorted(renders.items())):
         ax.imshow(plt.imread(path))
         ax.set_title(f"view {index}: GT | render, {per_image.get(index, {}).get('psnr', float('nan')):.2f} dB", fontsize=8)
         ax.axis("off")
@@ -237,7 +903,7 @@ def plot_run_curve(record: Dict[str, Any]):
     seconds = [p["train_seconds"] for p in curve]
     axes[0].plot(seconds, [p["psnr"] for p in curve], marker="o")
     axes[0].set_ylabel("PSNR, curve views (dB)")
-    axes[0].set_title(f"{METHOD_LABELS.get(record['method'], record['method'])}: quality over training")
+    axes[0].set_title(f"{method_label(record['method'])}: quality over training")
     for ax, name in zip(axes[1:], scalars):
         ax.plot(seconds, [p.get(name) for p in curve], marker="o", color="tab:orange")
         ax.set_title(name)

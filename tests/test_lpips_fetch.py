@@ -1,0 +1,70 @@
+"""LPIPS when it can be had: the AlexNet weights are fetched at most once per process, and an
+offline machine gets 'missing' at once instead of a hang. The network is never used here."""
+
+import socket
+import time
+
+import pytest
+
+from akdqff_bench import lpips
+
+
+@pytest.fixture
+def fresh_fetch(tmp_path, monkeypatch):
+    """A TORCH_HOME without weights, a process that has not tried to fetch yet, downloads allowed."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv(lpips.NO_DOWNLOAD_ENV, raising=False)
+    monkeypatch.setattr(lpips, "_fetch_attempted", False)
+    return tmp_path / "torch-home"
+
+
+def test_offline_lpips_is_missing_quickly_and_tried_once(fresh_fetch, monkeypatch):
+    lookups = []
+
+    def no_network(*args, **kwargs):
+        lookups.append(args[0])
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    started = time.perf_counter()
+    assert not lpips.lpips_available()
+    assert isinstance(lpips.build_lpips_or_missing(), lpips.MissingLPIPS)
+    assert not lpips.lpips_available()
+    assert time.perf_counter() - started < 2.0
+    assert len(lookups) == 1  # one attempt in this process, not one per call
+
+
+def test_a_silent_network_costs_at_most_the_probe_timeout(fresh_fetch, monkeypatch):
+    monkeypatch.setattr(lpips, "PROBE_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(lpips, "_probe", lambda url: time.sleep(30))  # a resolver that never answers
+    started = time.perf_counter()
+    assert not lpips.lpips_available()
+    assert time.perf_counter() - started < 3.0
+
+
+def test_weights_are_fetched_once_when_the_network_answers(fresh_fetch, monkeypatch):
+    downloads = []
+
+    def download(url, target):
+        downloads.append(url)
+        target.write_bytes(b"weights")
+
+    monkeypatch.setattr(lpips, "_probe", lambda url: None)
+    monkeypatch.setattr(lpips, "_download", download)
+    assert lpips.lpips_available() and lpips.lpips_available()
+    assert downloads == [lpips.ALEXNET_URL]
+    assert lpips.alexnet_weights_path() == fresh_fetch / "hub" / "checkpoints" / lpips.ALEXNET_WEIGHTS
+    assert lpips.alexnet_weights_path().read_bytes() == b"weights"
+
+
+def test_a_failed_download_leaves_lpips_missing(fresh_fetch, monkeypatch):
+    monkeypatch.setattr(lpips, "_probe", lambda url: None)
+    monkeypatch.setattr(lpips, "_download", lambda url, target: (_ for _ in ()).throw(RuntimeError("invalid hash value")))
+    assert not lpips.lpips_available()
+    assert not lpips.alexnet_weights_path().exists()
+
+
+def test_no_download_when_switched_off(fresh_fetch, monkeypatch):
+    monkeypatch.setenv(lpips.NO_DOWNLOAD_ENV, "1")
+    monkeypatch.setattr(lpips, "_probe", lambda url: pytest.fail("the network was tried"))
+    assert not lpips.lpips_available()
