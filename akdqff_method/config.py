@@ -15,6 +15,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from akdqff_bench.devices import default_machine
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -30,6 +31,8 @@ akdqff_method = MethodSpecification(
         method_name="akdqff",
         vis="tensorboard",
         viewer=ViewerConfig(quit_on_train_completion=True),
+        # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
+        machine=default_machine(),
         max_num_iterations=30000,
         steps_per_eval_batch=500,
         steps_per_save=2000,

@@ -14,6 +14,7 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from akdqff_bench.devices import default_machine
 from baselines.block_nerf.model import BlockNeRFModelConfig
 from baselines.block_nerf.pipeline import BlockNeRFPipelineConfig
 
@@ -22,6 +23,8 @@ block_nerf_method = MethodSpecification(
         method_name="block-nerf",
         vis="tensorboard",
         viewer=ViewerConfig(quit_on_train_completion=True),
+        # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
+        machine=default_machine(),
         max_num_iterations=300000,
         pipeline=BlockNeRFPipelineConfig(
             datamanager=VanillaDataManagerConfig(

@@ -10,6 +10,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from akdqff_bench.devices import default_machine
 from baselines.nerf.model import BenchNeRFModelConfig
 
 nerf_method = MethodSpecification(
@@ -18,6 +19,8 @@ nerf_method = MethodSpecification(
         # nerfstudio's vanilla-nerf defaults to wandb, which wants a login; tensorboard is local.
         vis="tensorboard",
         viewer=ViewerConfig(quit_on_train_completion=True),
+        # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
+        machine=default_machine(),
         max_num_iterations=300000,
         pipeline=VanillaPipelineConfig(
             datamanager=VanillaDataManagerConfig(

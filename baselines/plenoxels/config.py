@@ -26,6 +26,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from akdqff_bench.devices import default_machine
 from baselines.plenoxels.model import PlenoxelsModelConfig
 
 
@@ -75,6 +76,8 @@ plenoxels_method = MethodSpecification(
         method_name="plenoxels",
         vis="tensorboard",
         viewer=ViewerConfig(quit_on_train_completion=True),
+        # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
+        machine=default_machine(),
         max_num_iterations=128000,
         steps_per_eval_batch=500,
         steps_per_save=10000,
