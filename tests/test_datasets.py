@@ -312,3 +312,21 @@ def test_ethiopian_head_is_committed_and_reads_as_llff():
     assert len(test.image_filenames) == 9 and test.cameras.width[0].item() == 125
     # 7543.57 px at 4000 px wide -> 125 px wide.
     assert test.cameras.fx[0].item() == pytest.approx(7543.5746 * 125 / 4000, rel=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["colmap", "nerfstudio"])
+def test_quick_profile_reads_a_downscaled_copy_of_large_photographs(tmp_path, layout):
+    from akdqff_bench.datasets.downscale import downscale_folder
+
+    root = make_colmap_scene(tmp_path / "big", size=(400, 300)) if layout == "colmap" else make_nerfstudio_scene(tmp_path / "big", size=(400, 300))
+    with pytest.raises(DatasetError, match=r"(?s)images_4: the quick profile .*--factor 4 --target images_4"):
+        resolve_scene(f"{layout}:{root}", "quick")
+    assert resolve_scene(f"{layout}:{root}", "full").settings.downscale_factor == 1
+    downscale_folder(root / "images", root / "images_4", 4)
+    spec = resolve_scene(f"{layout}:{root}", "quick")
+    assert spec.settings.downscale_factor == 4 and spec.validate() == {"all": 17}
+    cameras = spec.dataparser_config().setup().get_dataparser_outputs(split="test").cameras
+    assert (cameras.width[0].item(), cameras.height[0].item()) == (100, 75)
+    (root / "images_4" / "frame_05.png" if layout == "nerfstudio" else root / "images_4" / NAMES[5]).unlink()
+    with pytest.raises(DatasetError, match=r"images_4"):
+        spec.validate()

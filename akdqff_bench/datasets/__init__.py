@@ -271,9 +271,24 @@ class SceneSpec:
             return validate_blender_scene(self.path)
         if self.layout == "llff":
             return validate_llff_scene(self.path, self.settings.images_path)
+        factor = self.settings.downscale_factor
         if self.layout == "colmap":
-            return validate_colmap_scene(self.path)
-        return validate_nerfstudio_scene(self.path)
+            counts = validate_colmap_scene(self.path)
+            if factor > 1:  # and the downscaled copy nerfstudio reads: images_<N>/<same names>
+                validate_colmap_scene(self.path, images_path=f"images_{factor}")
+            return counts
+        counts = validate_nerfstudio_scene(self.path)
+        if factor > 1:  # nerfstudio reads images_<N>/<file name> beside transforms.json
+            image_size = None
+            for index, frame in enumerate(load_json(self.path / "transforms.json")["frames"]):
+                small = self.path / f"images_{factor}" / Path(frame["file_path"]).name
+                if not small.is_file():
+                    raise DatasetError(f"{small}: the downscaled copy of frames[{index}] is missing (make images_{factor} again)")
+                size = decoded_image_size(small)
+                if image_size is not None and size != image_size:
+                    raise DatasetError(f"{small}: image is {size[0]}x{size[1]}, the other downscaled images are {image_size[0]}x{image_size[1]}")
+                image_size = size
+        return counts
 
     def file_id(self) -> str:
         """A file-name-safe id of the scene (records.run_id builds the same one from the name)."""
