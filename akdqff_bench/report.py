@@ -877,6 +877,47 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
 # --- one run (the run notebook) ---------------------------------------------------------------
 
 
+RUN_SUMMARY = (("status", "Status", None), ("message", "Message", None), ("device", "Device", None), ("iterations", "Iterations", "count"),
+               ("train_seconds", "Training time (s)", "rate"), ("s_per_iter", "Update (s/iter, median)", "seconds"),
+               ("psnr", "PSNR (dB)", "psnr"), ("ssim", "SSIM", "ssim"), ("lpips", "LPIPS", "lpips"),
+               ("model_size_bytes", "Stored model", "bytes"), ("peak_memory_bytes", "Peak memory", "bytes"),
+               ("peak_memory_kind", "Peak memory measured as", None), ("render_fps", "Render (img/s)", "rate"),
+               ("num_test_views", "Test views", "count"), ("commit", "Code (git commit)", None))
+
+
+def styled_run_summary(record: Dict[str, Any]):
+    """One run's measurements, formatted as the comparison's tables; no absolute paths."""
+    rows = []
+    for key, label, kind in RUN_SUMMARY:
+        value = record.get(key)
+        if kind is not None:
+            text = format_value(float(value) if value is not None else None, kind)
+        else:
+            text = without_paths(str(value)) if value not in (None, "") else MISSING
+        rows.append({"": label, record.get("run_id", "run"): text})
+    return _style(pd.DataFrame(rows), wrap=(record.get("run_id", "run"),))
+
+
+def styled_run_settings(record: Dict[str, Any]):
+    overrides = record.get("overrides") or {}
+    names = short_setting_names(list(overrides))
+    frame = pd.DataFrame({"Setting": [names[k] for k in overrides], "Value": [str(v) for v in overrides.values()]})
+    return _style(frame, caption="Settings overriding the method's defaults" if overrides else "The method's default settings")
+
+
+def styled_per_image(record: Dict[str, Any]):
+    """Mean, std, min and max over the test views of each per-image metric."""
+    frame = pd.DataFrame(record.get("per_image") or [])
+    rows = []
+    for key in ("psnr", "ssim", "lpips"):
+        if key in frame and frame[key].notna().any():
+            values = frame[key].dropna()
+            kind = QUANTITIES[key].kind
+            rows.append({"Metric": QUANTITIES[key].label, "Views": len(values), "Mean": format_value(values.mean(), kind),
+                         "Std": format_value(values.std(), kind), "Min": format_value(values.min(), kind), "Max": format_value(values.max(), kind)})
+    return _style(pd.DataFrame(rows, columns=["Metric", "Views", "Mean", "Std", "Min", "Max"]))
+
+
 def show_renders(record: Dict[str, Any]):
     """Ground truth (left) beside the render from the stored model (right), for the saved views."""
     renders = renders_of(record) if record.get("model_file") else {}

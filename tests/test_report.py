@@ -248,3 +248,14 @@ def test_render_grid_shows_the_same_views_of_every_method_beside_ground_truth(tm
 ])
 def test_settings_names_are_short_and_distinct(keys, expected):
     assert list(report.short_setting_names(keys).values()) == expected
+
+
+def test_run_summary_is_formatted_and_names_no_machine_path():
+    record = _record("nerf", run_id="nerf__bed__seed0", model_size_bytes=165_318, psnr=23.858946, lpips=None,
+                     per_image=[{"index": 0, "psnr": 23.0, "ssim": 0.8}, {"index": 1, "psnr": 25.0, "ssim": 0.9}])
+    summary = report.styled_run_summary(record).data.set_index("")["nerf__bed__seed0"]
+    assert summary["PSNR (dB)"] == "23.86" and summary["Stored model"] == "165 KB" and summary["LPIPS"] == report.MISSING
+    skipped = _record("nerf", run_id="x", status="skipped", message="/srv/data/tanks-temples/truck: not there")
+    assert "/srv/" not in report.styled_run_summary(skipped).to_html()
+    per_image = report.styled_per_image(record).data.set_index("Metric")
+    assert per_image.loc["PSNR (dB)", "Mean"] == "24.00" and per_image.loc["SSIM", "Max"] == "0.900"
