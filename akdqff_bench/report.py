@@ -404,7 +404,9 @@ def styled_sweep(frame: pd.DataFrame, title: str):
     settings by short name, metrics formatted, the best PSNR in bold."""
     names = short_setting_names([c for c in frame.columns if c not in SWEEP_METRICS and c != "candidate"])
     shown = pd.DataFrame({"Candidate": frame["candidate"]} if "candidate" in frame else {}, index=frame.index)
-    shown["Settings"] = [", ".join(f"{names[c]}={row[c]}" for c in names) for _, row in frame.iterrows()]
+    # Column by column: a row would turn the integer settings into floats ("num_blocks=2.0").
+    as_text = {c: frame[c].astype(str) for c in names}
+    shown["Settings"] = [", ".join(f"{names[c]}={as_text[c][i]}" for c in names) for i in frame.index]
     for column in SWEEP_METRICS:
         if column in frame:
             quantity = QUANTITIES[column]

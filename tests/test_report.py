@@ -259,3 +259,13 @@ def test_run_summary_is_formatted_and_names_no_machine_path():
     assert "/srv/" not in report.styled_run_summary(skipped).to_html()
     per_image = report.styled_per_image(record).data.set_index("Metric")
     assert per_image.loc["PSNR (dB)", "Mean"] == "24.00" and per_image.loc["SSIM", "Max"] == "0.900"
+
+
+def test_sweep_table_keeps_integer_settings_and_rounds_metrics():
+    import pandas as pd
+
+    frame = pd.DataFrame({"candidate": [0, 1], "pipeline.model.num_blocks": [2, 4], "optimizers.fields.optimizer.lr": [0.003, 0.001],
+                          "psnr": [24.06346, 23.1], "ssim": [0.86577, 0.8], "model_size_bytes": [220303, 439067]})
+    shown = report.styled_sweep(frame, "sweep").data
+    assert shown["Settings"].tolist() == ["num_blocks=2, lr=0.003", "num_blocks=4, lr=0.001"]
+    assert shown["PSNR (dB)"].tolist() == ["24.06", "23.10"] and shown["Stored model"].tolist() == ["220 KB", "439 KB"]
