@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from akdqff_bench.profiles import SWEEPS, get_profile
-from akdqff_bench.records import aggregate, is_finished, load_records, record_path, run_id
+from akdqff_bench.records import aggregate, is_finished, load_records, portable_path, portable_text, record_path, run_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -56,10 +56,37 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False
 
+    # The kernel runs in the repository root, so a results root inside the repository is passed
+    # relative to it: the executed notebook is committed and must not name this machine's folders.
+    if parameters.get("results_root"):
+        parameters = {**parameters, "results_root": portable_path(Path(parameters["results_root"]))}
     target.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(source), str(target), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
-    )
+    try:
+        papermill.execute_notebook(
+            str(source), str(target), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
+        )
+    finally:  # a failed run's notebook is written too, traceback included
+        if target.exists():
+            make_notebook_portable(target)
+
+
+def make_notebook_portable(path: Path) -> None:
+    """Rewrite the executed notebook with the repository's absolute location taken out of its text:
+    papermill's metadata (input/output path) and what libraries print (warnings and log lines name
+    their source files, nerfstudio prints its output folder). Images are left alone."""
+    import nbformat
+
+    def portable(node):
+        if isinstance(node, str):
+            return portable_text(node)
+        if isinstance(node, list):
+            return [portable(item) for item in node]
+        if isinstance(node, dict):
+            return {key: value if key.startswith("image/") else portable(value) for key, value in node.items()}
+        return node
+
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.write(nbformat.from_dict(portable(notebook)), path)
 
 
 def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
@@ -169,7 +196,29 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
     return out
 
 
+def _user_error(error: Exception) -> bool:
+    """A mistake in what the user asked for or pointed at (not a bug): its message says it all."""
+    from akdqff_bench.datasets import DatasetError
+    from akdqff_bench.datasets.synthetic_bed import AssetUnavailableError
+    from akdqff_bench.methods import UnknownMethod
+    from akdqff_bench.profiles import UnknownProfile
+
+    return isinstance(error, (UnknownMethod, UnknownProfile, DatasetError, AssetUnavailableError))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """The command line; a user's mistake (unknown method, profile or scene, missing or bad data) is
+    answered with its message alone on stderr and exit status 2, as argparse answers a bad option."""
+    try:
+        return _main(argv)
+    except Exception as error:
+        if not _user_error(error):
+            raise
+        print(f"akdqff-bench: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="akdqff-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("grid", "run", "sweep", "table", "compare"):
@@ -203,8 +252,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         from akdqff_bench.runner import run_one
 
-        run_one(args.method, args.scene, args.profile, args.seed, args.results, args.device)
+        result = run_one(args.method, args.scene, args.profile, args.seed, args.results, args.device)
         aggregate(args.results, args.profile)
+        if result.record["status"] == "skipped":  # the scene's data is not there: say where it goes
+            print(f"akdqff-bench: error: {result.record['message']}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "sweep":
         run_sweep(args.method, args.profile, args.results, args.force)

@@ -297,8 +297,12 @@ PROFILES: Dict[str, Profile] = {
 }
 
 
+class UnknownProfile(ValueError):
+    """A profile name that PROFILES does not define."""
+
+
 def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
+        raise UnknownProfile(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None

@@ -28,6 +28,7 @@ METRIC_COLUMNS = [
     "render_fps", "num_test_views", "commit", "message",
 ]
 FINISHED_STATUSES = ("ok", "skipped")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSIONED_PACKAGES = ("torch", "torchvision", "nerfstudio", "numpy", "scikit-image", "papermill", "tyro")
 
 
@@ -44,6 +45,24 @@ def scene_file_id(scene: str) -> str:
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name) or "root"
         return f"{layout}-{folder}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
     return scene.replace("/", "-")
+
+
+def portable_path(path: Path) -> str:
+    """Paths inside the repository are recorded relative to it, so committed records stay valid."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def portable_text(text: str) -> str:
+    """``text`` with this checkout's absolute location removed from the paths inside it, for messages
+    and outputs that get committed: ``/home/me/akdqff-bench/data/x`` -> ``data/x``; paths outside the
+    repository stay as they are."""
+    root = str(REPO_ROOT)
+    text = text.replace(f"file://{root}/", "").replace(f"{root}/", "")
+    return re.sub(re.escape(root) + r"(?![\w.-])", ".", text)
 
 
 def run_id(method: str, scene: str, seed: int) -> str:

@@ -29,7 +29,7 @@ from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resol
 from akdqff_bench.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score
 from akdqff_bench.methods import apply_overrides, method_config
 from akdqff_bench.profiles import WARMUP_ITERATIONS, Profile, get_profile
-from akdqff_bench.records import git_commit, package_versions, record_path, write_record
+from akdqff_bench.records import git_commit, package_versions, portable_path, portable_text, record_path, write_record
 
 NEVER = 10**9  # a step interval that never comes: nerfstudio's own in-training eval and saves are off
 RENDERS_SAVED = 4  # test views saved as PNG beside each record, for the notebooks
@@ -45,18 +45,6 @@ class TestViews:
 
     def __len__(self) -> int:
         return len(self.images)
-
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def portable_path(path: Path) -> str:
-    """Paths inside the repository are recorded relative to it, so committed records stay valid."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def load_test_views(config: TrainerConfig, limit: Optional[int] = None) -> TestViews:
@@ -296,13 +284,14 @@ def run_one(
         record["data_overrides"] = spec.settings.model_overrides(model_config)
         record["data_settings_not_applicable"] = spec.settings.not_applicable(model_config)
         spec.validate()
+    # Messages are committed with the results: paths in them are relative to the repository.
     except DatasetMissing as missing:
-        record.update(status="skipped", message=str(missing))
+        record.update(status="skipped", message=portable_text(str(missing)))
         write_record(path, record)
-        log(f"[{name}] skipped: {missing}")
+        log(f"[{name}] skipped: {record['message']}")
         return RunResult(record, path)
     except DatasetError as bad:
-        record.update(status="failed", message=str(bad))
+        record.update(status="failed", message=portable_text(str(bad)))
         write_record(path, record)
         raise
 
@@ -358,6 +347,7 @@ def run_one(
         )
         return RunResult(record, path, eval_pipeline, views, trainer.pipeline)
     except Exception as error:
-        record.update(status="failed", message=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        record.update(status="failed", message=portable_text(f"{type(error).__name__}: {error}"),
+                      traceback=portable_text(traceback.format_exc()))
         write_record(path, record)
         raise

@@ -1,0 +1,54 @@
+"""A user's mistake on the command line gets its message alone (stderr) and exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from akdqff_bench import cli
+
+
+def run_cli(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return status, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("run", "--method", "nerf-xl", "--profile", "smoke"), "unknown method 'nerf-xl'; registered methods: akdqff"),
+        (("grid", "--methods", "nerf-xl", "--profile", "smoke", "--no-notebooks"), "unknown method(s) ['nerf-xl']"),
+        (("run", "--method", "nerf", "--profile", "fast"), "unknown profile 'fast'"),
+        (("grid", "--profile", "fast", "--no-notebooks"), "unknown profile 'fast'"),
+        (("run", "--method", "nerf", "--scene", "bed-xl", "--profile", "smoke"), "unknown scene 'bed-xl'; known scenes:"),
+        (("run", "--method", "nerf", "--scene", "blender:no/such/folder", "--profile", "smoke"), "scene folder does not exist"),
+        (("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke"), "Tanks and Temples scene 'truck' is not there"),
+    ],
+)
+def test_mistake_gets_the_message_alone_and_status_2(argv, message, capsys, tmp_path, tiny_data_root):
+    status, err = run_cli(capsys, *argv, "--results", str(tmp_path / "results"))
+    assert status == 2
+    assert err.startswith("akdqff-bench: error: ") and message in err
+
+
+def test_malformed_data_gets_the_file_named(capsys, tmp_path, tiny_data_root):
+    scene = tiny_data_root / "synthetic-bed" / "quick"
+    (scene / "transforms_test.json").write_text(json.dumps({"frames": []}), encoding="utf-8")  # no camera_angle_x
+    status, err = run_cli(capsys, "run", "--method", "nerf", "--scene", f"blender:{scene}", "--profile", "smoke",
+                          "--results", str(tmp_path / "results"))
+    assert status == 2
+    assert "transforms_test.json" in err
+
+
+def test_a_bug_still_shows_its_traceback(monkeypatch, tmp_path):
+    """Only user mistakes are shortened: anything else must keep the traceback that finds the bug."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "print_table", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["table", "--profile", "smoke", "--results", str(tmp_path)])
