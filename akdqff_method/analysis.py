@@ -1,8 +1,9 @@
 """The evidence the paper promises, as plain numbers for the run notebook to plot.
 
-- :func:`kernel_density_vs_detail`: do kernels gather where the scene is complex? Kernels per
-  coarse cell against the image-gradient energy of the training views, projected to the cell
-  through the trained model's depth.
+- :func:`kernel_density_vs_detail`: do kernels gather where the scene is complex? Kernels per unit
+  of visible surface in each coarse cell against the image-gradient energy per visible pixel of the
+  training views (projected to the cell through the trained model's depth), beside a control with
+  the detail shuffled across the cells.
 - :func:`rate_distortion`: PSNR against stored size for several codebook sizes Q, from one
   trained model (re-quantize, export, load the file, render).
 - ``plot_*``: matplotlib helpers for both.
@@ -38,68 +39,142 @@ def image_gradient_energy(image: torch.Tensor) -> torch.Tensor:
     return gx.square() + gy.square()
 
 
+class SurfaceDetailGrid:
+    """Visible surface and its image detail, accumulated per coarse cell from lifted pixels.
+
+    A pixel the model renders opaque is lifted to 3D with the rendered depth. Per coarse cell it
+    keeps the summed image-gradient energy and the pixel count (their ratio is the detail *per
+    visible pixel*), and, as the cell's visible-surface measure, how many voxels of a grid
+    ``subdivision`` times finer hold a lifted point: about the surface area in the cell in units
+    of a fine voxel's face, whatever the number of views or their distance (pixel counts grow with
+    both)."""
+
+    def __init__(self, aabb: torch.Tensor, grid_resolution: int, subdivision: int = 8) -> None:
+        self.aabb = aabb.detach().cpu().float()
+        self.grid_resolution = grid_resolution
+        self.subdivision = subdivision
+        num_cells = grid_resolution**3
+        self.detail = np.zeros(num_cells)
+        self.pixels = np.zeros(num_cells)
+        self._fine_occupied = torch.zeros((grid_resolution * subdivision) ** 3, dtype=torch.bool)
+
+    def cell_of(self, points: torch.Tensor, resolution: Optional[int] = None) -> torch.Tensor:
+        """The cell of each point (the spatial index's numbering), -1 outside the box."""
+        resolution = resolution or self.grid_resolution
+        coords, inside = cell_coordinates(points, self.aabb, resolution)
+        ids = linear_cell_index(coords, resolution)
+        return torch.where(inside, ids, torch.full_like(ids, -1))
+
+    def add(self, points: torch.Tensor, energy: torch.Tensor) -> None:
+        """Fold in lifted surface points [N, 3] and their pixels' gradient energy [N]."""
+        points, energy = points.detach().cpu().float(), energy.detach().cpu().double()
+        cells = self.cell_of(points)
+        keep = cells >= 0
+        self.detail += np.bincount(cells[keep].numpy(), weights=energy[keep].numpy(), minlength=self.detail.size)
+        self.pixels += np.bincount(cells[keep].numpy(), minlength=self.pixels.size)
+        fine = self.cell_of(points[keep], self.grid_resolution * self.subdivision)
+        self._fine_occupied[fine] = True
+
+    def surface_voxels(self) -> np.ndarray:
+        """Fine voxels holding visible surface, per coarse cell."""
+        r, s = self.grid_resolution, self.subdivision
+        fine = torch.nonzero(self._fine_occupied).flatten()
+        fr = r * s
+        coords = torch.stack([fine // (fr * fr), (fine // fr) % fr, fine % fr], dim=-1) // s
+        return np.bincount(linear_cell_index(coords, r).numpy(), minlength=r**3).astype(np.float64)
+
+
+def density_detail_statistics(
+    kernels_per_cell: np.ndarray,
+    detail_per_cell: np.ndarray,
+    pixels_per_cell: np.ndarray,
+    surface_per_cell: np.ndarray,
+    min_surface: float = 8,
+    permutations: int = 1000,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """Do kernels gather where the scene is detailed, *per unit of visible surface*?
+
+    Over the cells with at least ``min_surface`` visible surface (cells the surface barely clips
+    give noisy ratios): kernels per unit of visible surface against the mean detail per visible
+    pixel. Summed detail and kernel counts both grow with the surface in a cell, so correlating
+    those (``summed_pearson_r``, kept for comparison) comes out high even when kernels ignore
+    detail; the ratios do not. The control shuffles the detail across the same cells
+    (``permutations`` times, fixed ``seed``): its r must sit near 0 (``shuffled_pearson_r``, the
+    mean; ``shuffled_abs_r_95``, the 95th percentile of |r|), and ``permutation_p_value`` is the
+    share of shuffles with |r| at least the measured one.
+    """
+    measured = (surface_per_cell >= min_surface) & (pixels_per_cell > 0)
+    kernels_per_surface = np.where(measured, kernels_per_cell / np.maximum(surface_per_cell, 1e-12), np.nan)
+    detail_per_pixel = np.where(measured, detail_per_cell / np.maximum(pixels_per_cell, 1e-12), np.nan)
+    x, y = detail_per_pixel[measured], kernels_per_surface[measured]
+    pearson = _correlation(x, y, "pearson")
+    rng = np.random.default_rng(seed)
+    shuffled_r = np.array([np.corrcoef(rng.permutation(x), y)[0, 1] for _ in range(permutations)]) if x.size > 2 else np.array([np.nan])
+    shuffled_once = np.random.default_rng(seed).permutation(x)  # the one the figure shows
+    return {
+        "kernels_per_cell": kernels_per_cell,
+        "detail_per_cell": detail_per_cell,
+        "pixels_per_cell": pixels_per_cell,
+        "surface_per_cell": surface_per_cell,
+        "kernels_per_surface": kernels_per_surface,
+        "detail_per_pixel": detail_per_pixel,
+        "measured": measured,
+        "shuffled_detail_per_pixel": shuffled_once,
+        "pearson_r": pearson,
+        "spearman_r": _correlation(x, y, "spearman"),
+        "shuffled_pearson_r": float(np.nanmean(shuffled_r)),
+        "shuffled_example_r": _correlation(shuffled_once, y, "pearson"),
+        "shuffled_abs_r_95": float(np.nanquantile(np.abs(shuffled_r), 0.95)),
+        "permutation_p_value": float(np.mean(np.abs(shuffled_r) >= abs(pearson))) if np.isfinite(pearson) else float("nan"),
+        "permutations": permutations,
+        "summed_pearson_r": _correlation(detail_per_cell[measured], kernels_per_cell[measured], "pearson"),
+        "num_measured_cells": int(measured.sum()),
+        "min_surface": min_surface,
+    }
+
+
 @torch.no_grad()
 def kernel_density_vs_detail(
     pipeline,
     grid_resolution: int = 8,
     max_views: Optional[int] = None,
     min_accumulation: float = 0.5,
-) -> Dict[str, Union[np.ndarray, float, int]]:
-    """Kernels per coarse cell against the local detail of the training views in that cell.
-
-    Each training pixel that the trained model renders opaque (accumulation ≥ ``min_accumulation``)
-    is lifted to 3D with the rendered depth; its image-gradient energy is added to the coarse cell
-    that point falls in. Correlations are taken over the *active* cells (holding a kernel or a
-    surface point) so that the many empty cells do not inflate them.
-
-    Returns ``kernels_per_cell``, ``detail_per_cell``, ``surface_points_per_cell`` (flat arrays over
-    grid_resolution³ cells), ``active``, ``pearson_r`` (kernels vs detail on active cells),
-    ``spearman_r`` and ``num_active_cells``.
-    """
+    surface_subdivision: int = 8,
+    min_surface: float = 8,
+    permutations: int = 1000,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """Kernels per unit of visible surface against detail per visible pixel, per coarse cell, with
+    the shuffled-detail control (:func:`density_detail_statistics`; the surface measure is
+    :class:`SurfaceDetailGrid`'s). Each training pixel the trained model renders opaque
+    (accumulation ≥ ``min_accumulation``) is lifted to 3D with the rendered depth; kernels are
+    counted by the cell of their centre."""
     model = pipeline.model
     was_training = model.training
     model.eval()
-    aabb = model.field.aabb.detach().cpu()
-    num_cells = grid_resolution**3
-
-    def cell_of(points: torch.Tensor) -> torch.Tensor:
-        """The coarse cell of each point, -1 outside the box (the spatial index's cell numbering)."""
-        coords, inside = cell_coordinates(points, aabb, grid_resolution)
-        ids = linear_cell_index(coords, grid_resolution)
-        return torch.where(inside, ids, torch.full_like(ids, -1))
-
-    centers = model.field.kernel_params["centers"].detach().cpu()
-    kernel_cells = cell_of(centers)
-    kernels_per_cell = np.bincount(kernel_cells[kernel_cells >= 0].numpy(), minlength=num_cells).astype(np.float64)
-
+    grid = SurfaceDetailGrid(model.field.aabb, grid_resolution, surface_subdivision)
+    kernel_cells = grid.cell_of(model.field.kernel_params["centers"].detach().cpu())
+    kernels_per_cell = np.bincount(kernel_cells[kernel_cells >= 0].numpy(), minlength=grid_resolution**3).astype(np.float64)
     dataset = pipeline.datamanager.train_dataset
     cameras = dataset.cameras
     views = range(len(dataset)) if max_views is None else range(min(max_views, len(dataset)))
-    detail = np.zeros(num_cells)
-    surface = np.zeros(num_cells)
-    for index in views:
-        camera = cameras[index : index + 1].to(model.device)
-        outputs = model.get_outputs_for_camera(camera)
-        rays = camera.generate_rays(camera_indices=0)
-        points = (rays.origins + rays.directions * outputs["depth"]).reshape(-1, 3).cpu()
-        opaque = (outputs["accumulation"].reshape(-1) >= min_accumulation).cpu()
-        energy = image_gradient_energy(dataset.get_image_float32(index)).reshape(-1)
-        cells = cell_of(points)
-        keep = opaque & (cells >= 0)
-        detail += np.bincount(cells[keep].numpy(), weights=energy[keep].double().numpy(), minlength=num_cells)
-        surface += np.bincount(cells[keep].numpy(), minlength=num_cells)
-    model.train(was_training)
-    active = (kernels_per_cell > 0) | (surface > 0)
-    return {
-        "kernels_per_cell": kernels_per_cell,
-        "detail_per_cell": detail,
-        "surface_points_per_cell": surface,
-        "active": active,
-        "pearson_r": _correlation(kernels_per_cell[active], detail[active], "pearson"),
-        "spearman_r": _correlation(kernels_per_cell[active], detail[active], "spearman"),
-        "num_active_cells": int(active.sum()),
-        "grid_resolution": grid_resolution,
-    }
+    try:
+        for index in views:
+            camera = cameras[index : index + 1].to(model.device)
+            outputs = model.get_outputs_for_camera(camera)
+            rays = camera.generate_rays(camera_indices=0)
+            points = (rays.origins + rays.directions * outputs["depth"]).reshape(-1, 3).cpu()
+            opaque = (outputs["accumulation"].reshape(-1) >= min_accumulation).cpu()
+            energy = image_gradient_energy(dataset.get_image_float32(index)).reshape(-1)
+            grid.add(points[opaque], energy[opaque])
+    finally:
+        model.train(was_training)
+    result = density_detail_statistics(
+        kernels_per_cell, grid.detail, grid.pixels, grid.surface_voxels(), min_surface, permutations, seed
+    )
+    result.update(grid_resolution=grid_resolution, surface_subdivision=surface_subdivision)
+    return result
 
 
 def _standalone_copy(model):
@@ -201,17 +276,24 @@ def rate_distortion(
     return points
 
 
-def plot_kernel_density_vs_detail(result: Dict, ax=None):
+def plot_kernel_density_vs_detail(result: Dict, axes=None):
+    """Two panels: the measurement, and the same cells with the detail shuffled (the control)."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.5))
-    active = result["active"]
-    ax.scatter(result["detail_per_cell"][active], result["kernels_per_cell"][active], s=12, alpha=0.7)
-    ax.set_xlabel("image-gradient energy projected to the cell")
-    ax.set_ylabel("kernels in the cell")
-    ax.set_title(f"kernel density vs detail (r = {result['pearson_r']:.2f}, ρ = {result['spearman_r']:.2f})")
-    return ax
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    measured = result["measured"]
+    y = result["kernels_per_surface"][measured]
+    axes[0].scatter(result["detail_per_pixel"][measured], y, s=12, alpha=0.7)
+    axes[0].set_title(f"kernels vs detail per visible surface\n(r = {result['pearson_r']:.2f}, ρ = {result['spearman_r']:.2f}, "
+                      f"{result['num_measured_cells']} cells, p = {result['permutation_p_value']:.3f})", fontsize=9)
+    axes[1].scatter(result["shuffled_detail_per_pixel"], y, s=12, alpha=0.7, color="C7")
+    axes[1].set_title(f"control: detail shuffled across the cells\n(this shuffle r = {result['shuffled_example_r']:.2f}; "
+                      f"{result['permutations']} shuffles: 95% of |r| ≤ {result['shuffled_abs_r_95']:.2f})", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("image-gradient energy per visible pixel")
+    axes[0].set_ylabel("kernels per unit visible surface\n(per occupied fine voxel)")
+    return axes
 
 
 def plot_rate_distortion(points: List[Dict], ax=None, label: str = "AKDQFF, re-quantized", stored: Optional[Dict] = None):
@@ -251,7 +333,8 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
     stored model's own point (its Q, its file, the same views) is plotted beside the curve.
 
     Writes the numbers to ``<run>/akdqff_evidence.json`` beside the record (the figures only show
-    them) and returns the figures: kernel density against detail, and the rate-distortion curve
+    them) and returns the figures: kernel density against detail per unit of visible surface, the
+    same with the detail shuffled across cells (the control), and the rate-distortion curve
     (the first ``rate_distortion_views`` test views). K and Q over training are in the run's curve.
     """
     import json
@@ -287,8 +370,10 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
     )
     evidence = {
         "kernel_density_vs_detail": {
-            "pearson_r": density["pearson_r"], "spearman_r": density["spearman_r"],
-            "num_active_cells": density["num_active_cells"], "grid_resolution": 8,
+            "measure": "kernels per unit visible surface (occupied fine voxels) vs image-gradient energy per visible pixel, per coarse cell",
+            **{key: density[key] for key in (
+                "pearson_r", "spearman_r", "num_measured_cells", "grid_resolution", "surface_subdivision", "min_surface",
+                "shuffled_pearson_r", "shuffled_abs_r_95", "permutation_p_value", "permutations", "summed_pearson_r")},
         },
         "rate_distortion": {"views": count, "finetune_steps": finetune_steps, "points": points, "stored_model": stored_point},
     }
@@ -297,8 +382,8 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
         json.dump(evidence, f, indent=2)
     for stale in (run_dir / "rate_distortion").glob("*.akd"):
         stale.unlink()  # the sized files are only needed while measuring
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    plot_kernel_density_vs_detail(density, axes[0])
-    plot_rate_distortion(points, axes[1], stored=stored_point)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    plot_kernel_density_vs_detail(density, axes[:2])
+    plot_rate_distortion(points, axes[2], stored=stored_point)
     fig.tight_layout()
     return [fig]

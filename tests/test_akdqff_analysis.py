@@ -13,7 +13,15 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.data.scene_box import SceneBox
 
 from akdqff_bench.testing import make_tiny_blender_scene
-from akdqff_method.analysis import _standalone_copy, finetune_decoder, image_gradient_energy, kernel_density_vs_detail, rate_distortion
+from akdqff_method.analysis import (
+    SurfaceDetailGrid,
+    _standalone_copy,
+    density_detail_statistics,
+    finetune_decoder,
+    image_gradient_energy,
+    kernel_density_vs_detail,
+    rate_distortion,
+)
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -42,11 +50,63 @@ def test_image_gradient_energy_is_zero_on_flat_images_and_high_on_edges():
 
 
 def test_kernel_density_vs_detail_returns_per_cell_numbers(pipeline):
-    result = kernel_density_vs_detail(pipeline, grid_resolution=4)
+    result = kernel_density_vs_detail(pipeline, grid_resolution=4, min_surface=1, permutations=50)
     assert result["kernels_per_cell"].shape == result["detail_per_cell"].shape == (64,)
     assert result["kernels_per_cell"].sum() == pipeline.model.field.num_kernels  # every centre is in the box
-    assert result["surface_points_per_cell"].sum() > 0
-    assert -1.0 <= result["pearson_r"] <= 1.0 and result["num_active_cells"] > 1
+    assert result["pixels_per_cell"].sum() > 0 and result["surface_per_cell"].sum() > 0
+    assert result["num_measured_cells"] > 1 and -1.0 <= result["pearson_r"] <= 1.0
+    assert 0.0 <= result["permutation_p_value"] <= 1.0
+
+
+def _sphere_scene(num_points=200_000, seed=0):
+    """Surface points on a sphere of radius 1.2 in the ±1.5 box; each 8³ cell gets its own detail
+    level, so detail per pixel varies across cells independently of how much surface they hold."""
+    generator = torch.Generator().manual_seed(seed)
+    aabb = torch.tensor([[-1.5] * 3, [1.5] * 3])
+    points = 1.2 * torch.nn.functional.normalize(torch.randn(num_points, 3, generator=generator), dim=-1)
+    grid = SurfaceDetailGrid(aabb, 8, subdivision=8)
+    level = torch.exp(torch.randn(8**3, generator=generator))  # lognormal detail per cell
+    energy = level[grid.cell_of(points)] * (0.5 + torch.rand(num_points, generator=generator))
+    grid.add(points, energy)
+    return grid, points, energy, generator
+
+
+def _statistics(grid, kernel_centres):
+    cells = grid.cell_of(kernel_centres)
+    kernels = np.bincount(cells[cells >= 0].numpy(), minlength=8**3).astype(float)
+    return density_detail_statistics(kernels, grid.detail, grid.pixels, grid.surface_voxels(), min_surface=8, permutations=500)
+
+
+def test_density_vs_detail_finds_kernels_that_follow_detail():
+    grid, points, energy, generator = _sphere_scene()
+    # Kernels placed where the detail is: the chance of a surface point hosting one ∝ its energy.
+    chosen = torch.multinomial(energy, 20_000, replacement=True, generator=generator)
+    result = _statistics(grid, points[chosen])
+    assert result["num_measured_cells"] > 60
+    assert result["pearson_r"] > 0.7 and result["permutation_p_value"] < 0.01
+    assert abs(result["shuffled_pearson_r"]) < 0.05 and result["shuffled_abs_r_95"] < 0.35  # the control sits at 0
+
+
+def test_density_vs_detail_can_fail_when_kernels_ignore_detail():
+    """Kernels spread evenly over the surface, whatever the detail: the per-surface measure gives
+    r near 0, while the summed one the notebook used before still comes out high (both sides
+    grow with the surface in a cell), which is why it was replaced."""
+    grid, points, energy, generator = _sphere_scene()
+    chosen = torch.randint(0, points.shape[0], (20_000,), generator=generator)
+    result = _statistics(grid, points[chosen])
+    assert abs(result["pearson_r"]) < 0.25 and result["permutation_p_value"] > 0.01
+    assert result["summed_pearson_r"] > max(0.3, result["shuffled_abs_r_95"])  # the old measure "finds" a relation
+    assert abs(result["shuffled_pearson_r"]) < 0.05
+
+
+def test_surface_measure_does_not_grow_with_the_number_of_views():
+    """Seeing the same surface twice (twice the pixels) leaves the surface measure, the detail per
+    pixel and so the statistic unchanged."""
+    grid, points, energy, _ = _sphere_scene(num_points=50_000)
+    surface, per_pixel = grid.surface_voxels(), grid.detail / np.maximum(grid.pixels, 1)
+    grid.add(points, energy)
+    assert np.array_equal(grid.surface_voxels(), surface)
+    assert np.allclose(grid.detail / np.maximum(grid.pixels, 1), per_pixel)
 
 
 def test_rate_distortion_sizes_are_file_sizes_and_grow_with_q(pipeline, tmp_path):

@@ -12,7 +12,7 @@ from akdqff_method.allocation import AKDStrategy, prune_kernels, split_kernels
 from akdqff_method.export import pack_indices, unpack_indices
 from akdqff_method.field import RBFKernelField, truncated_gaussian
 from akdqff_method.quantization import AdaptiveCodebookRule, index_bits, kmeans, quantization_distortion
-from akdqff_method.spatial_index import KernelGridIndex, brute_force_neighbours
+from akdqff_method.spatial_index import KernelGridIndex, brute_force_neighbours, kernel_cell_pairs
 
 AABB = torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]])
 GROUPS = {"centers": "kernel_centers", "log_scales": "kernel_log_scales", "log_amplitudes": "kernel_log_amplitudes", "features": "kernel_features"}
@@ -93,6 +93,66 @@ def test_spatial_index_caps_crowded_cells():
     centers = torch.zeros(10, 3)
     index.build(centers, torch.full((10, 3), 0.1))
     assert index.truncated_cells > 0 and int(index.counts.max()) == 3
+    assert index.touched_cells == 8 and index.truncated_fraction() == 1.0  # the origin is a corner of 8 cells
+    uncapped = KernelGridIndex(AABB, resolution=4, max_kernels_per_cell=None)
+    uncapped.build(centers, torch.full((10, 3), 0.1))
+    assert uncapped.truncated_cells == 0 and int(uncapped.counts.max()) == 10
+
+
+def _brute_force_cell_pairs(centers, radii, aabb, resolution):
+    """Every (kernel, cell) whose box the kernel's ellipsoid meets, by testing all K × R³ pairs."""
+    r = resolution
+    grid = torch.stack(torch.meshgrid(*[torch.arange(r)] * 3, indexing="ij"), dim=-1).reshape(-1, 3)
+    size = (aabb[1] - aabb[0]) / r
+    lo = aabb[0] + grid * size
+    nearest = torch.minimum(torch.maximum(centers[:, None], lo[None]), lo[None] + size)  # [K, C, 3]
+    touching = (((nearest - centers[:, None]) / radii[:, None]).square().sum(-1) <= 1.0)
+    return {(int(k), int(c)) for k, c in torch.nonzero(touching)}
+
+
+@pytest.mark.parametrize("chunk_pairs", [7, 1 << 20])
+def test_kernel_cell_pairs_match_brute_force_with_mixed_kernel_sizes(chunk_pairs):
+    generator = torch.Generator().manual_seed(5)
+    centers = (torch.rand(60, 3, generator=generator) - 0.5) * 3.4  # a few outside the box
+    radii = 0.05 + 0.3 * torch.rand(60, 3, generator=generator)
+    radii[:3] = torch.tensor([2.0, 0.4, 1.2])  # a few huge, anisotropic kernels beside small ones
+    kernel_ids, cell_ids, nearest2 = kernel_cell_pairs(centers, radii, AABB, 6, chunk_pairs=chunk_pairs)
+    pairs = set(zip(kernel_ids.tolist(), cell_ids.tolist()))
+    assert len(pairs) == kernel_ids.numel()  # no duplicates
+    assert pairs == _brute_force_cell_pairs(centers, radii, AABB, 6)
+    assert len(pairs) > 200 and float(nearest2.max()) <= 1.0
+
+
+def test_crowded_cells_keep_the_kernels_that_contribute_most_not_the_biggest():
+    """Cell [0, 0.75)³ of a 4³ grid: two small kernels (split children) inside it, one big kernel
+    centred 0.3 outside it. The old rule (distance to the cell centre in each kernel's own radius)
+    kept the big one; the peak weight in the cell keeps both children."""
+    index = KernelGridIndex(AABB, resolution=4, max_kernels_per_cell=2, support_in_bandwidths=2.5)
+    centers = torch.tensor([[0.1, 0.1, 0.1], [0.12, 0.65, 0.1], [-0.3, 0.375, 0.375]])
+    radii = torch.tensor([[0.05] * 3, [0.05] * 3, [2.0] * 3])
+    index.build(centers, radii)
+    cell = 2 * 16 + 2 * 4 + 2
+    listed = index.kernel_ids[index.starts[cell] : index.starts[cell] + index.counts[cell]]
+    assert sorted(listed.tolist()) == [0, 1] and index.truncated_cells >= 1
+    # A kernel that contributes nothing (zero amplitude or feature) goes first, whatever its place.
+    index.build(centers, radii, importance=torch.tensor([0.0, 1.0, 1.0]))
+    listed = index.kernel_ids[index.starts[cell] : index.starts[cell] + index.counts[cell]]
+    assert sorted(listed.tolist()) == [1, 2]
+
+
+def test_uncapped_index_matches_brute_force_in_crowded_cells():
+    generator = torch.Generator().manual_seed(6)
+    centers = 0.2 * torch.randn(300, 3, generator=generator)  # crowded around the origin
+    radii = 0.05 + 0.4 * torch.rand(300, 3, generator=generator)
+    index = KernelGridIndex(AABB, resolution=8, max_kernels_per_cell=None)
+    index.build(centers, radii)
+    assert index.truncated_cells == 0 and index.max_cell_count > 64
+    positions = 0.4 * torch.randn(400, 3, generator=generator)
+    sample_ids, kernel_ids = index.pairs(positions)
+    inside = ((positions[sample_ids] - centers[kernel_ids]) / radii[kernel_ids]).square().sum(-1) < 1
+    from_index = torch.zeros(400, 300, dtype=torch.bool)
+    from_index[sample_ids[inside], kernel_ids[inside]] = True
+    assert torch.equal(from_index, brute_force_neighbours(positions, centers, radii))
 
 
 def _adam_for(field):

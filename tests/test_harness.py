@@ -78,4 +78,5 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
     points = evidence["rate_distortion"]["points"]
     assert {p["codebook_size"] for p in points} >= {4, 256, 0}
     assert len({round(p["psnr"], 9) for p in points}) > 1
-    assert {"pearson_r", "spearman_r", "num_active_cells"} <= set(evidence["kernel_density_vs_detail"])
+    assert {"pearson_r", "spearman_r", "num_measured_cells", "shuffled_pearson_r", "permutation_p_value"} <= set(
+        evidence["kernel_density_vs_detail"])

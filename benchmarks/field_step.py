@@ -1,0 +1,176 @@
+"""One training step of AKDQFF's kernel field (forward + backward) as K grows, on a fixed batch.
+
+    .venv/bin/python benchmarks/field_step.py        # writes results/benchmarks/field_step.{csv,png}
+    .venv/bin/python benchmarks/field_step.py --kernels 300 1200 --repeats 3 --out /tmp/field_step.csv   # a quick check
+
+The batch is the same for every K: ``--samples`` points (default 1024 rays × 12 samples, what the
+quick bed run's occupancy grid lets through per ray) near a sphere of radius 1, each within
+``SAMPLE_JITTER`` of the surface, as samples cluster around a trained scene's surfaces. The K kernels
+sit on the same sphere with bandwidth half their spacing there, so a sample meets about the same
+number of kernels whatever K is: the cost left growing with K is what the code adds, not the
+scene. Field settings (feature width, decoder, SH levels, grid resolution, cap per cell) are
+``AKDQFFModelConfig``'s defaults unless given. Each K is timed unquantized and with a Q = 64
+codebook (straight-through lookup), the median of ``--repeats`` steps after ``--warmup``; the
+index build (done every ``index_update_interval`` steps in training) is timed once beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_KERNELS = (3072, 12288, 49152, 200_000)
+SAMPLE_JITTER = 0.03
+CODEBOOK_SIZE = 64
+
+
+def make_field(num_kernels: int, args, seed: int = 0):
+    import torch
+
+    from akdqff_method.field import RBFKernelField
+
+    generator = torch.Generator().manual_seed(seed)
+    aabb = torch.tensor([[-1.5] * 3, [1.5] * 3])
+    field = RBFKernelField(
+        aabb, num_kernels=num_kernels, feature_dim=args.feature_dim, decoder_hidden_dim=args.decoder_hidden_dim,
+        sh_levels=args.sh_levels, max_scale=args.max_scale, index_resolution=args.grid_resolution,
+        max_kernels_per_cell=args.max_kernels_per_cell, seed=seed,
+    )
+    spacing = math.sqrt(4 * math.pi / num_kernels)
+    with torch.no_grad():
+        directions = torch.nn.functional.normalize(torch.randn(num_kernels, 3, generator=generator), dim=-1)
+        field.kernel_params["centers"].copy_(directions * (1.0 + 0.01 * torch.randn(num_kernels, 1, generator=generator)))
+        field.kernel_params["log_scales"].fill_(math.log(0.5 * spacing))
+        field.kernel_params["log_amplitudes"].normal_(0, 0.3, generator=generator)
+    start = time.perf_counter()
+    field.rebuild_index()
+    build_seconds = time.perf_counter() - start
+    return field, build_seconds
+
+
+def make_batch(num_samples: int, seed: int = 1):
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    directions = torch.nn.functional.normalize(torch.randn(num_samples, 3, generator=generator), dim=-1)
+    radius = 1.0 + SAMPLE_JITTER * (2 * torch.rand(num_samples, 1, generator=generator) - 1)
+    view = torch.nn.functional.normalize(torch.randn(num_samples, 3, generator=generator), dim=-1)
+    target = torch.rand(num_samples, 3, generator=generator)
+    return directions * radius, view, target
+
+
+def time_steps(field, positions, view, target, warmup: int, repeats: int) -> list:
+    import torch
+
+    times = []
+    for step in range(warmup + repeats):
+        field.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        out = field(positions, view)
+        loss = torch.nn.functional.mse_loss(out["rgb"], target) + 1e-3 * out["density"].mean()
+        loss.backward()
+        elapsed = time.perf_counter() - start
+        if step >= warmup:
+            times.append(elapsed)
+    return times
+
+
+def main(argv=None) -> int:
+    from akdqff_method.model import AKDQFFModelConfig
+
+    defaults = AKDQFFModelConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernels", type=int, nargs="+", default=list(DEFAULT_KERNELS))
+    parser.add_argument("--samples", type=int, default=1024 * 12)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")
+    parser.add_argument("--feature-dim", type=int, default=defaults.feature_dim)
+    parser.add_argument("--decoder-hidden-dim", type=int, default=defaults.decoder_hidden_dim)
+    parser.add_argument("--sh-levels", type=int, default=defaults.sh_levels)
+    parser.add_argument("--grid-resolution", type=int, default=defaults.grid_resolution)
+    parser.add_argument("--max-scale", type=float, default=defaults.max_scale)
+    parser.add_argument("--max-kernels-per-cell", type=int, default=defaults.max_kernels_per_cell,
+                        help="0: no cap")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/field_step.csv"))
+    args = parser.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import torch
+
+    torch.set_num_threads(args.threads)
+    positions, view, target = make_batch(args.samples)
+    rows = []
+    for num_kernels in args.kernels:
+        field, build_seconds = make_field(num_kernels, args)
+        with torch.no_grad():
+            candidates = field.index.pairs(positions)[0].numel()
+            _, contributing, _, _ = field.fused_features(positions)
+        for quantized in (False, True):
+            if quantized:
+                rows_for_codebook = torch.randperm(num_kernels, generator=torch.Generator().manual_seed(2))[:CODEBOOK_SIZE]
+                field.set_codebook(field.kernel_params["features"].detach()[rows_for_codebook])
+            else:
+                field.set_codebook(None)
+            times = time_steps(field, positions, view, target, args.warmup, args.repeats)
+            row = {
+                "kernels": num_kernels,
+                "quantized": quantized,
+                "codebook_size": field.codebook_size,
+                "samples": args.samples,
+                "median_ms": round(1e3 * statistics.median(times), 2),
+                "min_ms": round(1e3 * min(times), 2),
+                "max_ms": round(1e3 * max(times), 2),
+                "repeats": args.repeats,
+                "candidate_pairs_per_sample": round(candidates / args.samples, 2),
+                "contributing_pairs_per_sample": round(contributing.numel() / args.samples, 2),
+                "truncated_cells": field.index.truncated_cells,
+                "touched_cells": field.index.touched_cells,
+                "index_build_ms": round(1e3 * build_seconds, 1),
+                "feature_dim": args.feature_dim,
+                "decoder_hidden_dim": args.decoder_hidden_dim,
+                "grid_resolution": args.grid_resolution,
+                "max_kernels_per_cell": args.max_kernels_per_cell,
+                "threads": args.threads,
+            }
+            print(f"K={num_kernels:>7} quantized={quantized!s:5}: {row['median_ms']:8.2f} ms "
+                  f"({row['candidate_pairs_per_sample']} candidates, {row['contributing_pairs_per_sample']} pairs per sample)", flush=True)
+            rows.append(row)
+        del field
+    frame = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for quantized, group in frame.groupby("quantized"):
+        label = f"quantized (Q={CODEBOOK_SIZE})" if quantized else "raw features"
+        axes[0].errorbar(group["kernels"], group["median_ms"], yerr=[group["median_ms"] - group["min_ms"], group["max_ms"] - group["median_ms"]],
+                         marker="o", capsize=3, label=label)
+    first = frame[~frame["quantized"]]
+    axes[1].plot(first["kernels"], first["candidate_pairs_per_sample"], marker="o", label="candidates from the index")
+    axes[1].plot(first["kernels"], first["contributing_pairs_per_sample"], marker="s", label="inside a kernel's support")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("kernels K")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel(f"field forward + backward (ms, {args.samples} samples)")
+    axes[0].set_title(f"one training step of the field, {args.threads} CPU threads")
+    axes[1].set_ylabel("pairs per sample")
+    axes[1].set_title("work per sample")
+    fig.tight_layout()
+    fig.savefig(args.out.with_suffix(".png"), dpi=120)
+    print(frame.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())
