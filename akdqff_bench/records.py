@@ -38,12 +38,18 @@ PATH_LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
 
 def scene_file_id(scene: str) -> str:
     """``tanks-temples/truck`` -> ``tanks-temples-truck``; ``llff:PATH`` -> ``llff-<folder>-<8 hex of
-    the resolved path>``: a safe file name, and two folders of the same name never share a record."""
+    the resolved path>``: a safe file name, and two folders of the same name never share a record.
+    A folder inside the repository is hashed by its repository-relative path, so a clone elsewhere
+    finds the same records."""
     layout, sep, rest = scene.partition(":")
     if sep and layout in PATH_LAYOUTS:
         resolved = Path(rest).expanduser().resolve()
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name) or "root"
-        return f"{layout}-{folder}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
+        try:
+            key = resolved.relative_to(Path(__file__).resolve().parents[1]).as_posix()
+        except ValueError:
+            key = str(resolved)
+        return f"{layout}-{folder}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     return scene.replace("/", "-")
 
 

@@ -330,3 +330,16 @@ def test_quick_profile_reads_a_downscaled_copy_of_large_photographs(tmp_path, la
     (root / "images_4" / "frame_05.png" if layout == "nerfstudio" else root / "images_4" / NAMES[5]).unlink()
     with pytest.raises(DatasetError, match=r"images_4"):
         spec.validate()
+
+
+def test_run_id_of_a_folder_in_the_repository_does_not_depend_on_the_clone(monkeypatch, tmp_path):
+    import hashlib
+
+    from akdqff_bench.records import run_id
+
+    expected = hashlib.sha1(b"data/ethiopian-head").hexdigest()[:8]
+    assert run_id("nerf", "llff:data/ethiopian-head", 0) == f"nerf__llff-ethiopian-head-{expected}__seed0"
+    monkeypatch.chdir(tmp_path)  # the same folder named from elsewhere: same id
+    from akdqff_bench.datasets import REPO_ROOT
+
+    assert run_id("nerf", f"llff:{REPO_ROOT / 'data' / 'ethiopian-head'}", 0) == f"nerf__llff-ethiopian-head-{expected}__seed0"
