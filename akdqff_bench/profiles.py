@@ -4,8 +4,8 @@ A method's own config holds the paper's settings (used as is by ``full``). A pro
 config fields per method with dotted paths on the ``TrainerConfig``; every override is written into
 the run's record and the comparison table states the reduced settings.
 
-- ``quick``: the default. CPU, 100x100 synthetic-bed, every method gets the same wall-clock training
-  budget and the same rays per batch.
+- ``quick``: the default. CPU, 100x100 synthetic-bed, every method gets the same CPU-time training
+  budget (so a busy machine slows a run down without shortening it) and the same rays per batch.
 - ``full``: GPU, the papers' settings and fixed iteration counts, 800x800 synthetic-bed and Tanks &
   Temples.
 - ``smoke``: a few iterations on a tiny scene, for tests.
@@ -21,6 +21,19 @@ TANKS_AND_TEMPLES_SCENES = ("tanks-temples/truck", "tanks-temples/train")
 RAYS_PER_BATCH = 1024
 # Iterations skipped before the median time per iteration is taken (allocations, caches, JIT).
 WARMUP_ITERATIONS = 5
+BUDGET_CLOCKS = ("cpu", "wall")
+
+# The quick profile's budget was 240 s of training wall-clock time on a quiet 2-core machine; wall
+# time on shared cores measures the machine as much as the method (issue 10: the same NeRF scored
+# 16.7 dB beside a test run and 23.7 dB alone). It is now CPU time, sized to match: 240 s times the
+# CPU seconds a quiet 2-core machine spends per wall second of training (torch's intra-op threads
+# keep both cores partly busy). NOT YET CALIBRATED: 1.5 is a placeholder, since no quiet machine
+# was available (a ratio measured on a shared machine is low by however much the others took).
+# Measure it quietly with `python -m akdqff_bench.experiments.cpu_calibration` and put the mean of
+# its per-method ratios here.
+QUICK_WALL_SECONDS_QUIET = 240.0
+QUICK_CPU_PER_WALL = 1.5
+QUICK_CPU_BUDGET_SECONDS = round(QUICK_WALL_SECONDS_QUIET * QUICK_CPU_PER_WALL)
 
 
 @dataclass(frozen=True)
@@ -28,8 +41,8 @@ class Profile:
     name: str
     description: str
     device_type: str
-    # Exactly one of the two stops training: a wall-clock budget (seconds of training iterations,
-    # evaluation excluded) or a fixed iteration count.
+    # Exactly one of the two stops training: a time budget (seconds of training iterations,
+    # evaluation excluded, on the clock `budget_clock` names) or a fixed iteration count.
     train_budget_seconds: Optional[float]
     max_iterations: Optional[int]
     rays_per_batch: int
@@ -46,6 +59,13 @@ class Profile:
     dataset_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     # Only the smoke profile evaluates a subset of the test split.
     max_test_views: Optional[int] = None
+    # The clock of train_budget_seconds: "cpu" (user + system CPU seconds of the training process,
+    # all its threads; see runner.TrainingMonitor) or "wall" (elapsed seconds).
+    budget_clock: str = "wall"
+
+    def __post_init__(self) -> None:
+        if self.budget_clock not in BUDGET_CLOCKS:
+            raise ValueError(f"profile {self.name!r}: budget_clock must be one of {BUDGET_CLOCKS}, not {self.budget_clock!r}")
 
     def overrides_for(self, method: str, dataset: str = "synthetic-bed") -> Dict[str, Any]:
         return {**self.dataset_overrides.get(dataset, {}), **self.method_overrides.get(method, {})}
@@ -239,9 +259,10 @@ BLOCK_NERF_SMOKE: Dict[str, Any] = {
 PROFILES: Dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="CPU, synthetic-bed 100x100, equal wall-clock training budget per method",
+        description="CPU, synthetic-bed 100x100, equal CPU-time training budget per method",
         device_type="cpu",
-        train_budget_seconds=240.0,
+        train_budget_seconds=QUICK_CPU_BUDGET_SECONDS,
+        budget_clock="cpu",
         max_iterations=None,
         rays_per_batch=RAYS_PER_BATCH,
         synthetic_bed_variant="quick",

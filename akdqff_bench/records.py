@@ -24,7 +24,7 @@ import pandas as pd
 # The columns of metrics.csv, in order; records hold more (per-image metrics, curve, versions).
 METRIC_COLUMNS = [
     "method", "dataset", "scene", "profile", "device", "seed", "status", "iterations", "train_seconds",
-    "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
+    "train_cpu_seconds", "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
     "render_fps", "num_test_views", "commit", "message",
 ]
 FINISHED_STATUSES = ("ok", "skipped")
