@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Literal, Optional, Tuple, Type
+from typing import List, Literal, Tuple, Type
 
 import numpy as np
 import torch
