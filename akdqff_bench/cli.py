@@ -247,10 +247,14 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if args.command == "grid":
         return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks)
     if args.command == "run":
-        if not args.force and is_finished(record_path(args.results, args.profile, args.method, args.scene, args.seed)):
+        from akdqff_bench.records import read_record
+        from akdqff_bench.runner import run_one
+
+        # Only a run that trained counts as done here: a skipped one (data absent) looks again.
+        previous = read_record(record_path(args.results, args.profile, args.method, args.scene, args.seed)) or {}
+        if not args.force and previous.get("status") == "ok":
             print("already finished (use --force to rerun)")
             return 0
-        from akdqff_bench.runner import run_one
 
         result = run_one(args.method, args.scene, args.profile, args.seed, args.results, args.device)
         aggregate(args.results, args.profile)

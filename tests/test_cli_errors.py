@@ -34,6 +34,13 @@ def test_mistake_gets_the_message_alone_and_status_2(argv, message, capsys, tmp_
     assert err.startswith("akdqff-bench: error: ") and message in err
 
 
+def test_missing_data_is_reported_again_on_the_next_run(capsys, tmp_path, tiny_data_root):
+    argv = ("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke", "--results", str(tmp_path))
+    assert run_cli(capsys, *argv)[0] == 2
+    status, err = run_cli(capsys, *argv)  # the skipped record is no reason to say "already finished"
+    assert status == 2 and "Tanks and Temples scene 'truck' is not there" in err
+
+
 def test_malformed_data_gets_the_file_named(capsys, tmp_path, tiny_data_root):
     scene = tiny_data_root / "synthetic-bed" / "quick"
     (scene / "transforms_test.json").write_text(json.dumps({"frames": []}), encoding="utf-8")  # no camera_angle_x
