@@ -77,10 +77,20 @@ class Profile:
 NERF_QUICK: Dict[str, Any] = {}  # filled from NERF_SWEEP below
 
 # AKDQFF on 2 CPU cores: 8-dim features, a 32-wide decoder, 48 samples per ray inside the box
-# with occupancy-grid skipping, 512 random kernels growing to at most 3072 (the stored file stays
-# near 50 KB), quantization after a 1500-step warm-up. The occupancy threshold is low and its
+# with occupancy-grid skipping, 512 random kernels to start. K is then set by λ (kernel_cost, see
+# akdqff_method/allocation.py) and Q by the distortion tolerance (AdaptiveCodebookRule); neither
+# has a size target: max_kernels is a memory guard the quick run should never reach (the record's
+# kernels_blocked_by_cap_total says whether it did). The occupancy threshold is low and its
 # warm-up long because cells marked empty early never get gradients back (seen on the two-sphere
 # scene: a 0.005 threshold after 64 steps froze the model at the all-white image).
+# λ (kernel_cost) is in squared colour error per ray (RGB summed, colours in [0, 1]). On the quick
+# synthetic-bed the training rays carry a signal ‖C_gt − white‖² of 0.094 per ray on average (25%
+# of pixels show the bed), so no λ keeps more than 0.094/λ kernels (each must carry ≥ λ of it);
+# the error left at the old quick run's 27.4 dB is ~0.0055 per ray, and kernels split while half
+# their share of it exceeds λ. 3e-6 sits between: at most ~30k kernels by the prune side, splits
+# until the error is spread over ~1,000 kernels of 2λ each. Picked by this reasoning and a short
+# check only (not a measurement of quality); AKDQFF_SWEEP below measures 1e-6, 3e-6 and 1e-5.
+AKDQFF_QUICK_LAMBDA = 3e-6
 AKDQFF_QUICK: Dict[str, Any] = {
     "pipeline.model.num_kernels_init": 512,
     "pipeline.model.feature_dim": 8,
@@ -98,10 +108,9 @@ AKDQFF_QUICK: Dict[str, Any] = {
     "pipeline.model.skip_transmittance": 0.0,
     "pipeline.model.strategy.refine_start": 200,
     "pipeline.model.strategy.refine_every": 200,
-    "pipeline.model.strategy.prune_lambda": 0.01,
-    "pipeline.model.strategy.split_threshold": 1.0,
+    "pipeline.model.strategy.kernel_cost": AKDQFF_QUICK_LAMBDA,
     "pipeline.model.strategy.max_split_fraction": 0.25,
-    "pipeline.model.strategy.max_kernels": 3072,
+    "pipeline.model.strategy.max_kernels": 100_000,
     # Quantization must start well inside the budget, or the quick run would measure no QFF at all:
     # a quiet run here does about 0.2 s/iter during the 100-step warm-up, then far less.
     "pipeline.model.quantization_start_step": 1000,
@@ -207,7 +216,28 @@ BLOCK_NERF_SWEEP: List[Dict[str, Any]] = [
 # Candidate 0 (2 blocks of 4x64): 24.06 dB against 23.15 (4 blocks) and 22.82 (8 blocks of 4x48),
 # one quiet sitting, results/sweeps/block-nerf-quick.csv.
 BLOCK_NERF_QUICK.update(BLOCK_NERF_SWEEP[0])
-SWEEPS = {"nerf": NERF_SWEEP, "plenoxels": PLENOXELS_SWEEP, "block-nerf": BLOCK_NERF_SWEEP}
+# AKDQFF gets the same tuning: λ (K), feature width (decoder 4x as wide, as in AKDQFF_QUICK) and samples
+# per ray, a full 3 x 2 x 2 grid of 12 candidates on top of AKDQFF_QUICK, each in the quick budget.
+# Its winner (best test PSNR, whatever size that gives) replaces the λ, width and samples above.
+def _akdqff(kernel_cost: float, feature_dim: int, num_samples: int) -> Dict[str, Any]:
+    return {
+        "pipeline.model.strategy.kernel_cost": kernel_cost,
+        "pipeline.model.feature_dim": feature_dim,
+        "pipeline.model.decoder_hidden_dim": 4 * feature_dim,
+        "pipeline.model.num_samples": num_samples,
+    }
+
+
+AKDQFF_SWEEP: List[Dict[str, Any]] = [
+    _akdqff(kernel_cost, feature_dim, num_samples)
+    for kernel_cost in (1e-6, 3e-6, 1e-5)
+    for feature_dim in (8, 16)
+    for num_samples in (48, 96)
+]
+# The λ study (issue 9): K, stored size and PSNR against λ on synthetic-bed, and the same λ on a
+# second scene (ethiopian-head) to show K follows the scene. Run by `python -m akdqff_method.lambda_study`.
+AKDQFF_LAMBDA_STUDY: Tuple[float, ...] = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
+SWEEPS = {"nerf": NERF_SWEEP, "plenoxels": PLENOXELS_SWEEP, "block-nerf": BLOCK_NERF_SWEEP, "akdqff": AKDQFF_SWEEP}
 
 # Smoke: tiny networks so a test trains in seconds. Each method's block is owned by its folder.
 NERF_SMOKE: Dict[str, Any] = {

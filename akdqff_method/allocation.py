@@ -2,17 +2,30 @@
 
 The paper's allocation objective is K = argmin Σ‖error‖² + λ·C. :class:`AKDStrategy` approximates it
 greedily every ``refine_every`` steps, in the shape of gsplat's strategies (``initialize_state`` /
-``step_post_backward`` on a parameter dict and its optimizers):
+``step_post_backward`` on a parameter dict and its optimizers), with one absolute λ
+(``kernel_cost``) for both directions, in the units of the photometric error: squared colour
+error per ray (summed over RGB, colours in [0, 1]), averaged over the rays seen since the last
+allocation.
 
-* each kernel accumulates, over the steps since the last allocation, its *contribution* (the
-  share of the rendering weight of every sample it takes part in: Σ_s T_s α_s · a_k w_k(x_s) /
-  Σ_j a_j w_j(x_s)) and its *error* (the same, weighted by the ray's squared colour residual), and
-  the norm of its centre's gradient;
-* a kernel whose contribution is worth less than λ (``prune_lambda`` × the mean contribution) is
-  removed: the λ·C term says it does not pay for itself;
-* among the rest, kernels whose region carries high error (``split_threshold`` × the mean score,
-  at most ``max_split_fraction`` of K per step, within the cap ``max_kernels``) are split in two,
-  which is where more kernels reduce Σ‖error‖² most.
+Each kernel accumulates, over the rays since the last allocation, its share of every sample it
+takes part in, s = T_s α_s · a_k w_k(x_s) / Σ_j a_j w_j(x_s) (the sample's rendering weight split
+among the kernels in proportion to what they add to its fused feature), and three sums per ray:
+
+* *contribution* Σ s: the rendering weight it carries (what adaptive Q weights its feature by);
+* *error* Σ s · ‖C − C_gt‖²: its share of the rays' squared colour error, the estimate of what
+  splitting it can gain (at best its whole share goes; ``split_gain`` of it is assumed to);
+* *signal* Σ s · ‖C_gt − background‖²: its share of the rays' colour against the background, the
+  estimate of what removing it costs (the error its rays would show if its share went missing and
+  nothing filled in; kernels on rays whose true colour is the background carry none).
+
+Allocation then, with λ = ``kernel_cost``:
+
+* prune where signal < λ: the kernel is worth less than the λ it costs;
+* split where split_gain · error > λ (the gain pays for the added kernel) and signal ≥ 2λ (both
+  children would carry enough to survive the next prune; otherwise the split is undone);
+* ``max_split_fraction`` limits how many kernels split at once (children need steps to settle) and
+  ``max_kernels`` is a memory guard that default settings should not reach; the model records the
+  splits it blocked (``kernels_blocked_by_cap_total``).
 
 The tensor surgery (``split_kernels``, ``prune_kernels``) keeps every parameter and its Adam
 state aligned, like gsplat/strategy/ops.py.
@@ -28,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -141,6 +154,9 @@ def split_kernels(
 
 
 # ---------------------------------------------------------------------------- the strategy
+PER_KERNEL_SUMS = ("contribution", "error", "signal")
+
+
 @dataclass
 class AKDStrategy:
     """Greedy minimiser of Σ‖error‖² + λ·C, run every ``refine_every`` steps (see module doc)."""
@@ -148,21 +164,31 @@ class AKDStrategy:
     refine_start: int = 500
     refine_stop: int = 25_000
     refine_every: int = 100
-    prune_lambda: float = 0.05
-    """λ: a kernel whose contribution is below λ × the mean contribution is pruned."""
-    split_threshold: float = 2.0
-    """A kernel whose score is above this × the mean score is a split candidate."""
-    split_criterion: Literal["error", "position_grad"] = "error"
+    kernel_cost: float = 1e-5
+    """λ: squared colour error per ray one kernel must be worth (prune below, split above)."""
+    split_gain: float = 0.5
+    """Fraction of a kernel's error share a split is assumed to remove."""
     max_split_fraction: float = 0.1
-    max_kernels: int = 4096
+    max_kernels: int = 1_000_000
+    """Memory guard only; K is set by ``kernel_cost``."""
     min_kernels: int = 16
     split_offset: float = 0.5
     split_shrink: float = 0.6
     min_scale: float = 1e-3
 
+    def __post_init__(self) -> None:
+        if not self.kernel_cost > 0:
+            raise ValueError(f"kernel_cost (λ) must be positive, got {self.kernel_cost}")
+        if not 0 < self.split_gain <= 1:
+            raise ValueError(f"split_gain must be in (0, 1], got {self.split_gain}")
+
     def initialize_state(self, num_kernels: int, device: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
         zeros = lambda: torch.zeros(num_kernels, device=device)  # noqa: E731
-        return {"contribution": zeros(), "error": zeros(), "grad_norm": zeros(), "grad_count": zeros(), "steps": 0}
+        state: Dict[str, Any] = {name: zeros() for name in PER_KERNEL_SUMS}
+        # The last window's contribution per ray, kept across the reset (adaptive Q weights by it).
+        state["usage"] = zeros()
+        state.update(rays=0, steps=0)
+        return state
 
     @torch.no_grad()
     def accumulate(
@@ -173,24 +199,36 @@ class AKDStrategy:
         pair_weights: Tensor,
         sample_weights: Tensor,
         sample_residuals: Tensor,
-        centre_grad: Optional[Tensor] = None,
+        sample_signal: Tensor,
+        num_rays: int,
     ) -> None:
         """Fold one training batch into the running statistics.
 
         ``pair_*`` [P]: the (sample, kernel, a_k·w_k) triples the field summed; ``sample_weights``
         [N] the rendering weights T·α of the samples; ``sample_residuals`` [N] the squared colour
-        error of each sample's ray; ``centre_grad`` [K, 3] the gradient of the kernel centres."""
+        error ‖C − C_gt‖² of each sample's ray; ``sample_signal`` [N] ‖C_gt − background‖² of each
+        sample's ray; ``num_rays`` the rays of the batch (including rays with no sample)."""
         totals = torch.zeros_like(sample_weights).index_add_(0, pair_samples, pair_weights.to(sample_weights))
         share = pair_weights.to(sample_weights) / totals[pair_samples].clamp(min=1e-12)
         contribution = share * sample_weights[pair_samples]
-        error = contribution * sample_residuals[pair_samples]
-        state["contribution"].index_add_(0, pair_kernels, contribution.to(state["contribution"]))
-        state["error"].index_add_(0, pair_kernels, error.to(state["error"]))
-        if centre_grad is not None:
-            norm = centre_grad.norm(dim=-1)
-            state["grad_norm"] += norm
-            state["grad_count"] += (norm > 0).to(state["grad_count"])
+        for name, per_sample in (("contribution", None), ("error", sample_residuals), ("signal", sample_signal)):
+            value = contribution if per_sample is None else contribution * per_sample[pair_samples]
+            state[name].index_add_(0, pair_kernels, value.to(state[name]))
+        state["rays"] += int(num_rays)
         state["steps"] += 1
+
+    def per_ray(self, state: Dict[str, Any], name: str) -> Tensor:
+        """The accumulated ``name`` (contribution, error, signal) per ray seen."""
+        return state[name] / max(state["rays"], 1)
+
+    def kernel_usage(self, state: Dict[str, Any]) -> Optional[Tensor]:
+        """Rendering weight per ray of each kernel: the current window, else the last one; None
+        when neither has seen a ray."""
+        if state["rays"] > 0 and float(state["contribution"].sum()) > 0:
+            return self.per_ray(state, "contribution")
+        if float(state["usage"].sum()) > 0:
+            return state["usage"]
+        return None
 
     def should_refine(self, step: int) -> bool:
         return self.refine_start <= step < self.refine_stop and step % self.refine_every == 0 and step > 0
@@ -201,42 +239,45 @@ class AKDStrategy:
     ) -> Dict[str, int]:
         """Prune, then split, when ``step`` is an allocation step. Returns the counts."""
         if not self.should_refine(step) or state["steps"] == 0:
-            return {"pruned": 0, "split": 0}
+            return {"pruned": 0, "split": 0, "blocked_by_cap": 0}
         result = self.refine(params, optimizers, state, group_names)
+        usage = self.per_ray(state, "contribution")  # aligned with the kernels after the surgery
         self.reset(state, params["centers"].shape[0], params["centers"].device)
+        state["usage"] = usage
         return result
 
     @torch.no_grad()
     def refine(self, params: ParamDict, optimizers: Any, state: Dict[str, Any], group_names: Mapping[str, str]) -> Dict[str, int]:
         num_kernels = params["centers"].shape[0]
-        contribution = state["contribution"]
-        prune = contribution < self.prune_lambda * contribution.mean().clamp(min=1e-12)
+        lam = self.kernel_cost
+        signal = self.per_ray(state, "signal")
+        prune = signal < lam
         # Never prune below the floor: keep the most useful of the candidates.
         max_prunable = max(num_kernels - self.min_kernels, 0)
         if int(prune.sum()) > max_prunable:
-            order = torch.argsort(contribution)
+            order = torch.argsort(signal)
             prune = torch.zeros_like(prune)
             prune[order[:max_prunable]] = True
         num_pruned = int(prune.sum())
         if num_pruned:
             prune_kernels(params, optimizers, state, prune, group_names)
         num_kernels = params["centers"].shape[0]
-        if self.split_criterion == "error":
-            score = state["error"]
-        else:
-            score = state["grad_norm"] / state["grad_count"].clamp(min=1)
-        budget = min(int(self.max_split_fraction * num_kernels), self.max_kernels - num_kernels)
-        candidates = score > self.split_threshold * score.mean().clamp(min=1e-12)
-        num_split = min(int(candidates.sum()), max(budget, 0))
+        gain = self.split_gain * self.per_ray(state, "error")
+        candidates = (gain > lam) & (self.per_ray(state, "signal") >= 2 * lam)
+        num_candidates = int(candidates.sum())
+        rate_limit = max(int(self.max_split_fraction * num_kernels), 1)
+        room = max(self.max_kernels - num_kernels, 0)
+        num_split = min(num_candidates, rate_limit, room)
+        blocked = min(num_candidates, rate_limit) - num_split
         if num_split > 0:
-            chosen = torch.topk(torch.where(candidates, score, torch.full_like(score, -1.0)), num_split).indices
-            mask = torch.zeros(num_kernels, dtype=torch.bool, device=score.device)
+            chosen = torch.topk(torch.where(candidates, gain, torch.full_like(gain, -1.0)), num_split).indices
+            mask = torch.zeros(num_kernels, dtype=torch.bool, device=gain.device)
             mask[chosen] = True
             split_kernels(
                 params, optimizers, state, mask, group_names,
                 offset=self.split_offset, shrink=self.split_shrink, min_log_scale=math.log(self.min_scale),
             )
-        return {"pruned": num_pruned, "split": num_split}
+        return {"pruned": num_pruned, "split": num_split, "blocked_by_cap": blocked}
 
     def reset(self, state: Dict[str, Any], num_kernels: int, device: Union[str, torch.device]) -> None:
         state.update(self.initialize_state(num_kernels, device))

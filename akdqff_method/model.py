@@ -10,15 +10,18 @@ white background. Training callbacks (as splatfacto's) run, after each optimizer
   ``strategy.refine_every`` steps, with the optimizer state patched in place;
 - the spatial index rebuild and the occupancy-grid update;
 - QFF (``quantization``): k-means codebook from ``quantization_start_step`` on, refreshed every
-  ``codebook_update_interval`` steps, Q adapted to the PSNR that finer and coarser codebooks
-  gain and lose on a held-aside batch of validation rays.
+  ``codebook_update_interval`` steps, Q adapted to the features' contribution-weighted
+  quantization error (``AdaptiveCodebookRule``).
+
+Every allocation and every codebook decision is appended to ``allocation_history`` and
+``codebook_history`` (``adaptation_history()``; plotted by ``akdqff_method.history``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from nerfstudio.cameras.rays import RayBundle
@@ -27,7 +30,7 @@ from nerfstudio.model_components.ray_samplers import UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.utils import colormaps
+from nerfstudio.utils import colormaps, colors
 from torch import Tensor, nn
 from torch.nn import Parameter
 from torchmetrics.functional import structural_similarity_index_measure
@@ -37,7 +40,7 @@ from akdqff_bench.lpips import build_lpips_or_missing
 from akdqff_method.allocation import AKDStrategy
 from akdqff_method.export import StoragePrecision, load_into, write_representation
 from akdqff_method.field import KERNEL_PARAMETER_NAMES, RBFKernelField
-from akdqff_method.quantization import AdaptiveCodebookRule, kmeans
+from akdqff_method.quantization import AdaptiveCodebookRule, kmeans, quantization_distortion, weighted_variance
 from akdqff_method.spatial_index import OccupancyGrid
 
 # Optimizer param-group name of each kernel parameter (one group each, as gsplat does).
@@ -79,10 +82,16 @@ class AKDQFFModelConfig(ModelConfig):
     are skipped (0 disables). Off by default: with 1e-3 on the two-sphere scene the loss rose
     again once skipping began (the cell-level estimate hides samples the surface needs)."""
     strategy: AKDStrategy = field(
-        default_factory=lambda: AKDStrategy(refine_start=500, refine_stop=20_000, refine_every=200, max_kernels=200_000)
+        # λ for the full profile: below the quick profile's 3e-6 because 800x800 views show finer
+        # detail worth splitting for (λ is per ray, so resolution alone does not change K). Not
+        # measured: no GPU run exists yet.
+        default_factory=lambda: AKDStrategy(
+            refine_start=500, refine_stop=20_000, refine_every=200, kernel_cost=1e-6, max_kernels=1_000_000
+        )
     )
     quantization_start_step: int = 5000
     initial_codebook_size: int = 64
+    """Where the adaptive-Q rule starts its search at ``quantization_start_step``."""
     codebook_update_interval: int = 500
     kmeans_iterations: int = 10
     codebook_rule: AdaptiveCodebookRule = field(default_factory=AdaptiveCodebookRule)
@@ -130,13 +139,14 @@ class AKDQFFModel(Model):
         self.step = 0
         self.optimizers: Any = None
         self._last_batch: Optional[Dict[str, Tensor]] = None
-        self._held_aside: Optional[Tuple[RayBundle, Tensor]] = None
-        self._fetch_held_aside: Optional[Callable[[], Tuple[RayBundle, Dict]]] = None
         self.kernels_split_total = 0
         self.kernels_pruned_total = 0
-        # The adaptive-Q rule's last measurements on the held-aside batch (dB).
-        self.last_finer_gain_db: Optional[float] = None
-        self.last_coarser_loss_db: Optional[float] = None
+        self.kernels_blocked_by_cap_total = 0
+        # Every adaptive decision, for the run record: {step, K, split, pruned, blocked_by_cap} per
+        # allocation and {step, Q, relative_distortion, measured} per codebook update.
+        self.allocation_history: List[Dict[str, Any]] = []
+        self.codebook_history: List[Dict[str, Any]] = []
+        self.last_relative_distortion: Optional[float] = None
         self.last_samples_per_ray = 0.0
         box_diagonal = float((aabb[1] - aabb[0]).norm())
         step_size = box_diagonal / cfg.num_samples
@@ -177,6 +187,7 @@ class AKDQFFModel(Model):
                 "pair_weights": field_out["pair_weights"].detach(),
                 "sample_weights": weights.view(-1)[selected].detach(),
                 "ray_index": ray_index,
+                "num_rays": num_rays,
             }
         return outputs
 
@@ -202,6 +213,9 @@ class AKDQFFModel(Model):
         )
         if self.training and self._last_batch is not None:
             self._last_batch["ray_residual"] = (pred - gt).detach().square().sum(-1)
+            # What a ray would lose if its colour went missing (the allocation's prune value).
+            background = colors.get_color("white").to(gt)  # the renderer's background
+            self._last_batch["ray_signal"] = (gt.detach() - background).square().sum(-1)
         return {"rgb_loss": self.rgb_loss(gt, pred)}
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
@@ -226,9 +240,6 @@ class AKDQFFModel(Model):
 
     # ------------------------------------------------------------------ training callbacks
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
-        pipeline = training_callback_attributes.pipeline
-        if pipeline is not None:
-            self._fetch_held_aside = _held_aside_fetcher(pipeline)
         return [
             TrainingCallback(
                 [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._before_step, args=[training_callback_attributes.optimizers]
@@ -250,7 +261,8 @@ class AKDQFFModel(Model):
             if isinstance(value, Tensor) and value.device != self.device:
                 self.strategy_state[key] = value.to(self.device)
         last = self._last_batch
-        if last is not None and "ray_residual" in last and step < self.strategy.refine_stop:
+        # Statistics keep accumulating after refine_stop: adaptive Q weights the features by them.
+        if last is not None and "ray_residual" in last:
             self.strategy.accumulate(
                 self.strategy_state,
                 last["pair_samples"],
@@ -258,7 +270,8 @@ class AKDQFFModel(Model):
                 last["pair_weights"],
                 last["sample_weights"],
                 last["ray_residual"][last["ray_index"]],
-                centre_grad=field_.kernel_params["centers"].grad,
+                last["ray_signal"][last["ray_index"]],
+                last["num_rays"],
             )
         self._last_batch = None
         changed = self.strategy.step_post_backward(
@@ -266,12 +279,15 @@ class AKDQFFModel(Model):
         )
         self.kernels_split_total += changed["split"]
         self.kernels_pruned_total += changed["pruned"]
+        self.kernels_blocked_by_cap_total += changed["blocked_by_cap"]
+        if self.strategy.should_refine(step):
+            self.allocation_history.append({"step": int(step), "kernels": int(field_.num_kernels), **changed})
         if changed["split"] or changed["pruned"] or step % cfg.index_update_interval == 0:
             field_.rebuild_index()
         if step % cfg.occupancy_update_interval == 0:
             self.update_occupancy(step)
         if step == cfg.quantization_start_step:
-            self.start_quantization(cfg.initial_codebook_size)
+            self.update_codebook()  # from initial_codebook_size, the rule picks the first Q
         elif field_.quantized and step > cfg.quantization_start_step and (
             (step - cfg.quantization_start_step) % cfg.codebook_update_interval == 0
         ):
@@ -293,65 +309,65 @@ class AKDQFFModel(Model):
         self.occupancy.update(cells, densities, covered, self.occupancy_density_threshold)
 
     # ------------------------------------------------------------------ quantized feature fusion
+    def feature_weights(self) -> Tensor:
+        """w_k of the codebook fit: kernel k's rendering weight per ray (allocation statistics);
+        before any ray was seen (or for kernels no ray reached yet, all of them zero) the kernel's
+        integral a_k·Π s_k, what it would add to the fused feature over space."""
+        features = self.field.kernel_params["features"]
+        usage = self.strategy.kernel_usage(self.strategy_state)
+        if usage is not None and usage.shape[0] == features.shape[0]:
+            return usage.to(features)
+        return (self.field.amplitudes() * self.field.scales().prod(-1)).detach().to(features)
+
     @torch.no_grad()
     def start_quantization(self, codebook_size: int) -> None:
         features = self.field.kernel_params["features"]
         size = max(1, min(codebook_size, features.shape[0]))
-        codebook, _ = kmeans(features, size, iterations=self.config.kmeans_iterations)
+        codebook, _ = kmeans(features, size, iterations=self.config.kmeans_iterations, weights=self.feature_weights())
         self.field.set_codebook(codebook)
+        self.codebook_history.append({"step": int(self.step), "codebook_size": int(size), "relative_distortion": None, "measured": {}})
 
     @torch.no_grad()
-    def held_aside_psnr(self, codebook: Tensor, ray_bundle: RayBundle, image: Tensor) -> float:
-        """PSNR of ``ray_bundle`` rendered with the kernel features quantized to ``codebook``."""
-        previous = self.field.codebook
-        was_training = self.training
-        self.eval()
-        try:
-            self.field.set_codebook(codebook)
-            rgb = self.render_rays(ray_bundle)
-        finally:
-            self.field.set_codebook(previous)
-            self.train(was_training)
-        return _psnr(rgb, self.renderer_rgb.blend_background(image.to(self.device)))
+    def update_codebook(self) -> None:
+        """Refit the codebook, with Q chosen by ``AdaptiveCodebookRule`` on the contribution-weighted
+        distortion of the raw features (the decoder is not involved, so no codebook is favoured)."""
+        features = self.field.kernel_params["features"].detach()
+        weights = self.feature_weights()
+        variance = weighted_variance(features, weights)
+        iterations = self.config.kmeans_iterations
+        current = self.field.codebook if self.field.quantized else None
+        generator = torch.Generator(device=features.device).manual_seed(self.config.seed + self.step)
+        codebooks: Dict[int, Tensor] = {}
+
+        def relative_distortion(size: int) -> float:
+            # Warm start from the current codebook (growing keeps its centroids and seeds the rest
+            # at the worst-represented features); a smaller Q starts from k-means++.
+            init = current if current is not None and size >= current.shape[0] else None
+            codebook, assignments = kmeans(features, size, iterations=iterations, init=init, generator=generator, weights=weights)
+            codebooks[size] = codebook
+            if variance <= 0:
+                return 0.0
+            return quantization_distortion(features, codebook, assignments, weights) / variance
+
+        size = self.field.codebook_size if self.field.quantized else self.config.initial_codebook_size
+        decision = self.config.codebook_rule.decide(size, relative_distortion, features.shape[0])
+        self.field.set_codebook(codebooks[decision.size])
+        self.last_relative_distortion = decision.relative_distortion
+        self.codebook_history.append(
+            {
+                "step": int(self.step),
+                "codebook_size": int(decision.size),
+                "relative_distortion": float(decision.relative_distortion),
+                "measured": {str(q): float(d) for q, d in sorted(decision.measured.items())},
+            }
+        )
 
     def render_rays(self, ray_bundle: RayBundle) -> Tensor:
         return self.forward(ray_bundle.to(self.device))["rgb"]  # type: ignore[index]
 
-    @torch.no_grad()
-    def update_codebook(self) -> None:
-        """Refit the codebook at Q and at its coarser and finer neighbours, measure each on the
-        held-aside batch, and keep the size the rule picks (see ``AdaptiveCodebookRule``)."""
-        features = self.field.kernel_params["features"]
-        rule = self.config.codebook_rule
-        iterations = self.config.kmeans_iterations
-        size = max(1, min(self.field.codebook_size, features.shape[0]))
-        codebooks = {size: kmeans(features, size, iterations=iterations, init=self.field.codebook)[0]}
-        held = self.held_aside_batch()
-        if held is not None:
-            coarser, finer = rule.neighbours(size, features.shape[0])
-            # At a bound a neighbour is Q itself: it is measured once, not refit.
-            if finer not in codebooks:
-                codebooks[finer] = kmeans(features, finer, iterations=iterations, init=codebooks[size])[0]
-            if coarser not in codebooks:
-                generator = torch.Generator(device=features.device).manual_seed(self.config.seed + self.step)
-                codebooks[coarser] = kmeans(features, coarser, iterations=iterations, generator=generator)[0]
-            psnr = {q: self.held_aside_psnr(codebook, *held) for q, codebook in codebooks.items()}
-            self.last_finer_gain_db = psnr[finer] - psnr[size]
-            self.last_coarser_loss_db = psnr[size] - psnr[coarser]
-            chosen = min(rule.next_size(size, self.last_finer_gain_db, self.last_coarser_loss_db), features.shape[0])
-            if chosen not in codebooks:  # a bound moved: fit it
-                codebooks[chosen] = kmeans(features, chosen, iterations=iterations, init=codebooks[size])[0]
-            size = chosen
-        self.field.set_codebook(codebooks[size])
-
-    def held_aside_batch(self) -> Optional[Tuple[RayBundle, Tensor]]:
-        if self._held_aside is None and self._fetch_held_aside is not None:
-            ray_bundle, batch = self._fetch_held_aside()
-            self._held_aside = (ray_bundle, batch["image"])
-        return self._held_aside
-
-    def set_held_aside_batch(self, ray_bundle: RayBundle, image: Tensor) -> None:
-        self._held_aside = (ray_bundle, image)
+    def adaptation_history(self) -> Dict[str, List[Dict[str, Any]]]:
+        """K and Q over training, one entry per decision (JSON-ready, for the run record)."""
+        return {"allocation": list(self.allocation_history), "codebook": list(self.codebook_history)}
 
     # ------------------------------------------------------------------ harness hooks
     def benchmark_scalars(self) -> Dict[str, float]:
@@ -362,13 +378,15 @@ class AKDQFFModel(Model):
             "field_samples_per_ray": float(self.last_samples_per_ray),
             "kernels_split_total": float(self.kernels_split_total),
             "kernels_pruned_total": float(self.kernels_pruned_total),
+            # Splits the memory guard max_kernels refused: 0 means K was set by λ alone.
+            "kernels_blocked_by_cap_total": float(self.kernels_blocked_by_cap_total),
             # Cells listing more kernels than the index keeps (the nearest are kept): the field's
             # approximation for a bounded cost per sample.
             "index_truncated_cells": float(self.field.index.truncated_cells),
         }
-        if self.last_finer_gain_db is not None:
-            scalars["quantization_finer_gain_db"] = float(self.last_finer_gain_db)
-            scalars["quantization_coarser_loss_db"] = float(self.last_coarser_loss_db)
+        if self.last_relative_distortion is not None:
+            # D(Q)/D(1) of the last codebook decision (the rule's tolerance is on this number).
+            scalars["codebook_relative_distortion"] = float(self.last_relative_distortion)
         return scalars
 
     def export_representation(self, path) -> int:
@@ -377,21 +395,3 @@ class AKDQFFModel(Model):
     def load_representation(self, path) -> None:
         load_into(self.field, self.occupancy, path)
         self.strategy.reset(self.strategy_state, self.field.num_kernels, self.device)
-
-
-def _psnr(pred: Tensor, gt: Tensor) -> float:
-    mse = float((pred - gt).square().mean())
-    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
-
-
-def _held_aside_fetcher(pipeline) -> Callable[[], Tuple[RayBundle, Dict]]:
-    """Validation rays when the datamanager has them (never trained on), else a training batch."""
-    datamanager = pipeline.datamanager
-
-    def fetch():
-        try:
-            return datamanager.next_eval(0)
-        except Exception:  # noqa: BLE001 - a datamanager without eval rays: fall back to training rays
-            return datamanager.next_train(0)
-
-    return fetch

@@ -2,17 +2,18 @@
 
 The per-kernel feature vectors are replaced by the nearest of ``Q`` k-means centroids. During
 training the renderer sees the quantized features (what the exported file will hold) while the
-gradient flows to the raw features through a straight-through estimator. ``Q`` itself follows
-the measured reconstruction error: :class:`AdaptiveCodebookRule` grows it when a finer codebook
-would recover more PSNR than a tolerance and shrinks it when a coarser one would lose much less
-(paper §2.2).
+gradient flows to the raw features through a straight-through estimator. ``Q`` itself follows the
+paper's criterion (§2.2), the quantization error of the features: :class:`AdaptiveCodebookRule`
+picks the smallest Q whose contribution-weighted distortion Σ_k w_k‖f_k − r_k‖² is within a
+tolerance of the features' weighted variance, so Q grows when the features spread into more
+distinct values and shrinks when they collapse into fewer.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -25,24 +26,48 @@ def assign_to_codebook(features: Tensor, codebook: Tensor) -> Tensor:
     return scores.argmin(dim=-1)
 
 
-def quantization_distortion(features: Tensor, codebook: Tensor, assignments: Optional[Tensor] = None) -> float:
-    """Mean squared distance of ``features`` to their assigned centroids."""
+def quantization_distortion(
+    features: Tensor, codebook: Tensor, assignments: Optional[Tensor] = None, weights: Optional[Tensor] = None
+) -> float:
+    """Mean squared distance of ``features`` to their assigned centroids (``weights``-weighted)."""
     if assignments is None:
         assignments = assign_to_codebook(features, codebook)
-    return float((features - codebook[assignments]).square().sum(-1).mean())
+    squared = (features - codebook[assignments]).square().sum(-1)
+    if weights is None:
+        return float(squared.mean())
+    return float((weights * squared).sum() / weights.sum().clamp(min=1e-30))
 
 
-def _kmeans_plus_plus_init(features: Tensor, num_centroids: int, generator: Optional[torch.Generator]) -> Tensor:
+def weighted_variance(features: Tensor, weights: Optional[Tensor] = None) -> float:
+    """Σ_k w_k‖f_k − f̄‖² / Σ_k w_k: the distortion of a one-centroid codebook (Q = 1)."""
+    if weights is None:
+        weights = torch.ones(features.shape[0], device=features.device, dtype=features.dtype)
+    weights = weights.to(features)
+    total = weights.sum().clamp(min=1e-30)
+    mean = (weights[:, None] * features).sum(0) / total
+    return float((weights * (features - mean).square().sum(-1)).sum() / total)
+
+
+def _kmeans_plus_plus_init(
+    features: Tensor, num_centroids: int, generator: Optional[torch.Generator], weights: Optional[Tensor] = None
+) -> Tensor:
     n = features.shape[0]
-    first = torch.randint(n, (1,), device=features.device, generator=generator)
-    centroids = [features[first[0]]]
+    if weights is None:
+        first = torch.randint(n, (1,), device=features.device, generator=generator)[0]
+    else:
+        first = torch.multinomial(weights / weights.sum(), 1, generator=generator)[0]
+    centroids = [features[first]]
     min_dist = (features - centroids[0]).square().sum(-1)
     for _ in range(1, num_centroids):
-        total = min_dist.sum()
+        if weights is not None:
+            min_dist_weighted = min_dist * weights
+        else:
+            min_dist_weighted = min_dist
+        total = min_dist_weighted.sum()
         if float(total) <= 0.0:  # every point already sits on a centroid: any point will do
             index = torch.randint(n, (1,), device=features.device, generator=generator)[0]
         else:
-            index = torch.multinomial(min_dist / total, 1, generator=generator)[0]
+            index = torch.multinomial(min_dist_weighted / total, 1, generator=generator)[0]
         centroids.append(features[index])
         min_dist = torch.minimum(min_dist, (features - features[index]).square().sum(-1))
     return torch.stack(centroids)
@@ -55,8 +80,10 @@ def kmeans(
     iterations: int = 10,
     init: Optional[Tensor] = None,
     generator: Optional[torch.Generator] = None,
+    weights: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
-    """Lloyd's k-means in torch on ``features``' device.
+    """Lloyd's k-means in torch on ``features``' device; weighted k-means when ``weights`` [N] (≥ 0,
+    not all zero) are given: centroids are weighted means and the seeding follows w·distance².
 
     ``init`` warm-starts from an existing codebook (rows beyond its length are seeded by
     k-means++ on the residual, rows beyond ``num_centroids`` are dropped). Empty clusters are
@@ -67,14 +94,19 @@ def kmeans(
     n = features.shape[0]
     if n == 0:
         raise ValueError("k-means needs at least one feature vector")
+    if weights is not None:
+        weights = weights.detach().to(features)
+        if weights.shape != (n,) or bool((weights < 0).any()) or not float(weights.sum()) > 0:
+            raise ValueError(f"k-means weights must be [{n}] non-negative and not all zero")
+    point_weights = weights if weights is not None else torch.ones(n, device=features.device, dtype=features.dtype)
     if init is None:
-        codebook = _kmeans_plus_plus_init(features, num_centroids, generator)
+        codebook = _kmeans_plus_plus_init(features, num_centroids, generator, weights)
     else:
         codebook = init.detach().to(features)[:num_centroids].clone()
         if codebook.shape[0] < num_centroids:
             # Grow: add centroids at the points worst represented by the current codebook.
             extra = num_centroids - codebook.shape[0]
-            error = (features - codebook[assign_to_codebook(features, codebook)]).square().sum(-1)
+            error = point_weights * (features - codebook[assign_to_codebook(features, codebook)]).square().sum(-1)
             worst = torch.topk(error, min(extra, n)).indices
             seeds = features[worst]
             if seeds.shape[0] < extra:
@@ -82,13 +114,13 @@ def kmeans(
             codebook = torch.cat([codebook, seeds])
     for _ in range(iterations):
         assignments = assign_to_codebook(features, codebook)
-        sums = torch.zeros_like(codebook).index_add_(0, assignments, features)
-        counts = torch.bincount(assignments, minlength=codebook.shape[0]).to(features.dtype)
+        sums = torch.zeros_like(codebook).index_add_(0, assignments, point_weights[:, None] * features)
+        counts = torch.zeros(codebook.shape[0], device=features.device, dtype=features.dtype).index_add_(0, assignments, point_weights)
         used = counts > 0
-        codebook = torch.where(used[:, None], sums / counts.clamp(min=1)[:, None], codebook)
+        codebook = torch.where(used[:, None], sums / counts.clamp(min=1e-30)[:, None], codebook)
         empty = torch.nonzero(~used).flatten()
         if empty.numel() > 0:
-            error = (features - codebook[assignments]).square().sum(-1)
+            error = point_weights * (features - codebook[assignments]).square().sum(-1)
             worst = torch.topk(error, min(empty.numel(), n)).indices
             codebook[empty[: worst.numel()]] = features[worst]
     assignments = assign_to_codebook(features, codebook)
@@ -108,35 +140,68 @@ def index_bits(codebook_size: int) -> int:
 
 
 @dataclass
-class AdaptiveCodebookRule:
-    """Q follows the PSNR lost to quantization on a held-aside batch (paper §2.2).
+class CodebookDecision:
+    """One adaptive-Q decision: the size kept and the relative distortion of every size measured."""
 
-    The decoder trains on the quantized features (straight-through), so the raw features are no
-    reference for the loss: on synthetic-bed they rendered 2-6 dB *worse* than the codebook they
-    were trained through, and a rule comparing against them shrank Q to its minimum every time.
-    The loss is therefore measured at the margin, with codebooks refit on the same features and
-    rendered through the same decoder: ``finer_gain_db`` = PSNR(factor·Q) − PSNR(Q), the PSNR that
-    Q still loses to a finer codebook, and ``coarser_loss_db`` = PSNR(Q) − PSNR(Q / factor), what a
-    coarser one would lose. A gain above ``tolerance_db`` multiplies Q by ``factor`` (finer
-    quantization); a coarser loss below ``shrink_fraction · tolerance_db`` divides it (cheaper
-    storage); otherwise Q stays. Q stays within [min_size, max_size].
+    size: int
+    relative_distortion: float
+    measured: Dict[int, float]
+
+
+@dataclass
+class AdaptiveCodebookRule:
+    """Q from the features' own quantization error (paper §2.2: Q = argmin Σ‖x_i − r_i‖²).
+
+    The distortion D(Q) = Σ_k w_k‖f_k − r_k‖² / Σ_k w_k is measured on the raw kernel features with
+    a weighted k-means codebook of Q centroids, w_k being what kernel k contributes to rendering
+    (rendering weight per ray, from the allocation statistics), and divided by the features'
+    weighted variance D(1), so the tolerance is scale-free. The decoder plays no part: an earlier
+    rule rendered a held-aside batch through Q/2, Q and 2Q, but the decoder had been trained
+    through Q's codebook, every other codebook measured worse, and Q could only shrink.
+
+    Q is the smallest power-of-``factor`` size in [min_size, max_size] with D(Q)/D(1) ≤
+    ``tolerance``, with hysteresis so it does not oscillate: Q grows while D(Q)/D(1) > tolerance,
+    and shrinks only while the smaller size is within ``shrink_margin`` × tolerance.
     """
 
-    tolerance_db: float = 0.3
-    shrink_fraction: float = 0.25
+    tolerance: float = 0.05
+    """Largest weighted distortion accepted, as a fraction of the features' weighted variance."""
+    shrink_margin: float = 0.5
+    """Hysteresis: a smaller Q is taken only when its distortion is below shrink_margin × tolerance."""
     min_size: int = 4
-    max_size: int = 256
+    max_size: int = 1024
     factor: int = 2
 
-    def neighbours(self, codebook_size: int, num_features: int) -> Tuple[int, int]:
-        """The (coarser, finer) codebook sizes to measure Q against (Q itself at a bound)."""
-        coarser = max(self.min_size, codebook_size // self.factor)
-        finer = min(self.max_size, num_features, codebook_size * self.factor)
-        return min(coarser, codebook_size), max(finer, codebook_size)
+    def __post_init__(self) -> None:
+        if not 0 < self.tolerance < 1:
+            raise ValueError(f"codebook tolerance must be in (0, 1), got {self.tolerance}")
+        if not 0 < self.shrink_margin <= 1:
+            raise ValueError(f"shrink_margin must be in (0, 1], got {self.shrink_margin}")
+        if not 1 <= self.min_size <= self.max_size or self.factor < 2:
+            raise ValueError(f"need 1 <= min_size <= max_size and factor >= 2, got {self}")
 
-    def next_size(self, codebook_size: int, finer_gain_db: float, coarser_loss_db: float) -> int:
-        if finer_gain_db > self.tolerance_db:
-            return min(self.max_size, codebook_size * self.factor)
-        if coarser_loss_db < self.shrink_fraction * self.tolerance_db:
-            return max(self.min_size, codebook_size // self.factor)
-        return codebook_size
+    def clamp(self, size: int, num_features: int) -> int:
+        return max(1, min(max(size, self.min_size), self.max_size, num_features))
+
+    def decide(
+        self, codebook_size: int, relative_distortion: Callable[[int], float], num_features: int
+    ) -> CodebookDecision:
+        """Walk from ``codebook_size`` up (while too coarse) or down (while clearly fine enough).
+
+        ``relative_distortion(q)`` fits a codebook of q centroids and returns D(q)/D(1)."""
+        size = self.clamp(codebook_size, num_features)
+        measured = {size: relative_distortion(size)}
+        upper = self.clamp(self.max_size, num_features)
+        while measured[size] > self.tolerance and size < upper:
+            size = min(size * self.factor, upper)
+            measured[size] = relative_distortion(size)
+        if measured[size] <= self.tolerance:
+            lower = self.clamp(self.min_size, num_features)
+            while size > lower:
+                smaller = max(size // self.factor, lower)
+                if smaller not in measured:
+                    measured[smaller] = relative_distortion(smaller)
+                if measured[smaller] > self.shrink_margin * self.tolerance:
+                    break
+                size = smaller
+        return CodebookDecision(size, measured[size], measured)

@@ -11,7 +11,7 @@ import torch
 from akdqff_method.allocation import AKDStrategy, prune_kernels, split_kernels
 from akdqff_method.export import pack_indices, unpack_indices
 from akdqff_method.field import RBFKernelField, truncated_gaussian
-from akdqff_method.quantization import AdaptiveCodebookRule, index_bits, kmeans, quantization_distortion
+from akdqff_method.quantization import AdaptiveCodebookRule, index_bits, kmeans, quantization_distortion, weighted_variance
 from akdqff_method.spatial_index import KernelGridIndex, brute_force_neighbours, kernel_cell_pairs
 
 AABB = torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]])
@@ -249,23 +249,72 @@ def test_default_split_preserves_feature_mass_and_moves_children_apart():
     assert (centers[[2, 3]] - centers[20:]).norm(dim=-1).min() > 0
 
 
-def test_strategy_prunes_useless_and_splits_high_error_kernels():
+def _constructed_statistics(strategy, num_kernels=20):
+    """Per-ray statistics over 100 rays: signal 1e-3 each except kernels 3, 4 (1e-6, nearly
+    nothing on screen); error 1e-6 each except kernels 10, 11 (1e-3, most of the error)."""
+    state = strategy.initialize_state(num_kernels)
+    signal = torch.full((num_kernels,), 1e-3)
+    signal[[3, 4]] = 1e-6
+    error = torch.full((num_kernels,), 1e-6)
+    error[[10, 11]] = 1e-3
+    state.update(contribution=100 * signal, signal=100 * signal, error=100 * error, rays=100, steps=1)
+    return state
+
+
+@pytest.mark.parametrize(
+    "kernel_cost, expected",
+    [
+        (1e-7, {"pruned": 0, "split": 10}),  # every kernel pays for itself and gains > λ: the rate limit (K/2) splits
+        (1e-5, {"pruned": 2, "split": 2}),  # 3, 4 are worth less than λ; 10, 11 gain more than λ
+        (1e-2, {"pruned": 20 - 4, "split": 0}),  # nothing is worth λ: down to min_kernels
+    ],
+)
+def test_strategy_prunes_and_splits_by_one_absolute_lambda(kernel_cost, expected):
     field = small_field(num_kernels=20, seed=10)
     optimizers = _adam_for(field)
-    strategy = AKDStrategy(refine_start=0, refine_every=1, prune_lambda=0.1, split_threshold=2.0, max_split_fraction=0.5, max_kernels=100)
-    state = strategy.initialize_state(20)
-    contribution = torch.ones(20)
-    contribution[[3, 4]] = 0.0  # contribute nothing: worth less than λ
-    error = torch.full((20,), 0.1)
-    error[[10, 11]] = 5.0  # carry most of the error
-    state.update(contribution=contribution, error=error, steps=1)
+    strategy = AKDStrategy(refine_start=0, refine_every=1, kernel_cost=kernel_cost, split_gain=0.5,
+                           max_split_fraction=0.5, max_kernels=100, min_kernels=4)
+    state = _constructed_statistics(strategy)
     result = strategy.step_post_backward(field.kernel_params, optimizers, state, step=1, group_names=GROUPS)
-    assert result == {"pruned": 2, "split": 2}
-    assert field.num_kernels == 20
-    # the cap holds
-    strategy.max_kernels = 20
-    state.update(contribution=torch.ones(20), error=error.clone()[:20], steps=1)
-    assert strategy.step_post_backward(field.kernel_params, optimizers, state, step=2, group_names=GROUPS)["split"] == 0
+    assert {k: result[k] for k in ("pruned", "split")} == expected
+    assert result["blocked_by_cap"] == 0
+    assert field.num_kernels == 20 - expected["pruned"] + expected["split"]
+    # the last window's rendering weight per ray survives the reset, aligned with the kernels
+    assert state["usage"].shape == (field.num_kernels,) and state["rays"] == 0
+
+
+def test_splits_need_children_that_would_survive_and_the_cap_is_only_a_guard():
+    field = small_field(num_kernels=20, seed=10)
+    optimizers = _adam_for(field)
+    strategy = AKDStrategy(refine_start=0, refine_every=1, kernel_cost=1e-5, max_split_fraction=0.5, max_kernels=100)
+    state = _constructed_statistics(strategy)
+    state["signal"][10] = 100 * 1.5e-5  # survives pruning (≥ λ) but its children (~λ/2 each) would not
+    result = strategy.step_post_backward(field.kernel_params, optimizers, state, step=1, group_names=GROUPS)
+    assert result["split"] == 1 and result["pruned"] == 2
+    # at the cap the splits λ asks for are refused, and counted
+    strategy.max_kernels = field.num_kernels
+    state = _constructed_statistics(strategy, field.num_kernels)
+    state["signal"][[3, 4]] = 100 * 1e-3  # nothing to prune this time
+    result = strategy.step_post_backward(field.kernel_params, optimizers, state, step=2, group_names=GROUPS)
+    assert result == {"pruned": 0, "split": 0, "blocked_by_cap": 2}
+
+
+def test_accumulate_normalises_per_ray_and_splits_samples_by_kernel_share():
+    strategy = AKDStrategy()
+    state = strategy.initialize_state(3)
+    # two samples; sample 0 shared 3:1 by kernels 0 and 1, sample 1 only kernel 2
+    strategy.accumulate(
+        state,
+        pair_samples=torch.tensor([0, 0, 1]), pair_kernels=torch.tensor([0, 1, 2]), pair_weights=torch.tensor([3.0, 1.0, 2.0]),
+        sample_weights=torch.tensor([0.8, 0.4]), sample_residuals=torch.tensor([0.5, 0.1]), sample_signal=torch.tensor([2.0, 1.0]),
+        num_rays=4,
+    )
+    assert torch.allclose(strategy.per_ray(state, "contribution"), torch.tensor([0.6, 0.2, 0.4]) / 4)
+    assert torch.allclose(strategy.per_ray(state, "error"), torch.tensor([0.3, 0.1, 0.04]) / 4)
+    assert torch.allclose(strategy.per_ray(state, "signal"), torch.tensor([1.2, 0.4, 0.4]) / 4)
+    assert torch.equal(strategy.kernel_usage(state), strategy.per_ray(state, "contribution"))
+    with pytest.raises(ValueError, match="kernel_cost"):
+        AKDStrategy(kernel_cost=0.0)
 
 
 def test_kmeans_lowers_distortion_and_more_centroids_help():
@@ -286,16 +335,28 @@ def test_kmeans_lowers_distortion_and_more_centroids_help():
     assert grown.shape[0] == 12 and shrunk.shape[0] == 4
 
 
-def test_adaptive_codebook_rule_moves_in_the_right_direction():
-    rule = AdaptiveCodebookRule(tolerance_db=0.5, shrink_fraction=0.25, min_size=4, max_size=256)
-    # a finer codebook would recover more than the tolerance: finer quantization
-    assert rule.next_size(32, finer_gain_db=2.0, coarser_loss_db=5.0) == 64
-    # a coarser codebook would lose almost nothing: cheaper storage
-    assert rule.next_size(32, finer_gain_db=0.01, coarser_loss_db=0.05) == 16
-    assert rule.next_size(32, finer_gain_db=0.3, coarser_loss_db=1.0) == 32
-    assert rule.next_size(256, 5.0, 5.0) == 256 and rule.next_size(4, 0.0, 0.0) == 4
-    assert rule.neighbours(32, num_features=1000) == (16, 64)
-    assert rule.neighbours(4, num_features=6) == (4, 6)  # bounded by min_size and by K
+def test_adaptive_codebook_rule_grows_to_the_tolerance_and_shrinks_with_hysteresis():
+    rule = AdaptiveCodebookRule(tolerance=0.05, shrink_margin=0.5, min_size=4, max_size=256)
+    # distortion falling as 1/Q: D(Q) = 1/Q ≤ 0.05 from Q = 32 on
+    as_one_over_q = lambda q: 1.0 / q  # noqa: E731
+    assert rule.decide(4, as_one_over_q, num_features=1000).size == 32  # too coarse: grows
+    assert rule.decide(256, as_one_over_q, num_features=1000).size == 64  # 32 is not below 0.025
+    decision = rule.decide(64, as_one_over_q, num_features=1000)
+    assert decision.size == 64 and set(decision.measured) == {32, 64}  # inside the band: stays
+    assert rule.decide(4, as_one_over_q, num_features=20).size == 20  # never more centroids than features
+    assert rule.decide(4, lambda q: 0.5, num_features=1000).size == 256  # max_size is the bound
+    assert rule.decide(64, lambda q: 0.0, num_features=1000).size == 4
+    with pytest.raises(ValueError, match="tolerance"):
+        AdaptiveCodebookRule(tolerance=1.5)
+
+
+def test_weighted_kmeans_follows_the_weights():
+    features = torch.tensor([[0.0], [1.0], [10.0]])
+    codebook, _ = kmeans(features, 1, iterations=3, weights=torch.tensor([1.0, 1.0, 0.0]))
+    assert torch.allclose(codebook, torch.tensor([[0.5]]))
+    codebook, assignments = kmeans(features, 2, iterations=5, weights=torch.tensor([1.0, 3.0, 0.0]), init=torch.tensor([[0.0], [10.0]]))
+    assert quantization_distortion(features, codebook, assignments, torch.tensor([1.0, 3.0, 0.0])) < 0.2
+    assert weighted_variance(features, torch.tensor([1.0, 1.0, 0.0])) == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("q", [1, 2, 3, 5, 16, 17, 256])

@@ -142,38 +142,29 @@ def test_export_is_compact_and_close_to_the_trained_model(tmp_path, cameras, pre
     assert size < 0.5 * state_dict_bytes
 
 
-def test_adaptive_q_grows_when_too_coarse_and_settles_at_the_distinct_features(cameras):
-    torch.manual_seed(0)  # k-means++ seeding draws from the global generator
-    model = make_model()
-    prepare(model, quantized=False)
-    ray_bundle = cameras[0:1].generate_rays(camera_indices=0).flatten()
-    image = model.render_rays(ray_bundle).detach()  # the unquantized render is the reference
-    model.set_held_aside_batch(ray_bundle, image)
-    rule = model.config.codebook_rule
-
-    model.start_quantization(rule.min_size)  # continuous features, 4 centroids: far too coarse
-    model.update_codebook()
-    assert model.last_finer_gain_db > rule.tolerance_db
-    assert model.field.codebook_size == 2 * rule.min_size
-
-    # Features that take 8 distinct values: from Q=32 the rule halves Q while the coarser codebook
-    # loses nothing, and stops at 8, where halving would merge distinct features.
+def test_quantization_starts_with_the_rule_and_q_settles_at_the_distinct_features():
+    """Before any ray the codebook weights are the kernels' integrals a·Πs; features taking 8
+    distinct values: from the initial Q=32 the rule walks down to 8 (4 would merge distinct ones).
+    (Trained models: tests/test_akdqff_adaptation.py.)"""
+    torch.manual_seed(0)
+    model = make_model(quantization_start_step=5, initial_codebook_size=32)
+    weights = model.feature_weights()
+    expected = (model.field.amplitudes() * model.field.scales().prod(-1)).detach()
+    assert torch.allclose(weights, expected)
     generator = torch.Generator().manual_seed(1)
-    distinct = torch.randn(8, 4, generator=generator)
+    distinct = 3.0 * torch.randn(8, 4, generator=generator)
     with torch.no_grad():
-        model.field.kernel_params["features"].copy_(distinct[torch.arange(300) % 8])
-    image = model.render_rays(ray_bundle).detach()
-    model.set_held_aside_batch(ray_bundle, image)
-    model.start_quantization(32)
-    sizes = []
-    for _ in range(4):
-        model.update_codebook()
-        sizes.append(model.field.codebook_size)
-    assert sizes == [16, 8, 8, 8]
-    assert model.last_coarser_loss_db > rule.shrink_fraction * rule.tolerance_db  # why Q stays at 8
+        model.field.kernel_params["features"].copy_(distinct[torch.arange(300) % 8] + 0.01 * torch.randn(300, 4, generator=generator))
+    model.step = 5
+    model.after_train_iteration(5)  # the quantization start step: the rule picks the first Q
+    assert model.field.codebook_size == 8
+    history = model.adaptation_history()["codebook"]
+    assert [entry["codebook_size"] for entry in history] == [8]
+    assert set(history[0]["measured"]) == {"32", "16", "8", "4"}
+    assert history[0]["measured"]["4"] > model.config.codebook_rule.tolerance
     scalars = method_api.benchmark_scalars(model)
     assert scalars["kernels"] == 300 and scalars["codebook_size"] == 8
-    assert scalars["quantization_finer_gain_db"] == pytest.approx(0.0, abs=1e-3)
+    assert scalars["codebook_relative_distortion"] < 1e-3
 
 
 def test_checkpoint_state_dict_loads_into_a_model_of_another_size(cameras):
