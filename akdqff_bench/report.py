@@ -366,7 +366,7 @@ def settings_frame(records: List[Dict[str, Any]]) -> pd.DataFrame:
         names = short_setting_names(list(overrides))
         settings = ", ".join(f"{names[key]}={value}" for key, value in overrides.items()) or "the method's defaults"
         budget = r.get("train_budget_seconds")
-        stop = f"{budget:g} s of training" if budget else (f"{r.get('max_iterations')} iterations" if r.get("max_iterations") else MISSING)
+        stop = f"{budget:g} {_clock_unit(r)} of training" if budget else (f"{r.get('max_iterations')} iterations" if r.get("max_iterations") else MISSING)
         key = (method, capacity, settings)
         row = rows.setdefault(key, {"Method": method_label(method), "Capacity": capacity, "Scenes": [], "Settings (overrides of the method's defaults)": settings,
                                     "Rays per batch": r.get("rays_per_batch") or MISSING, "Stopping rule": stop, "Device": r.get("device") or MISSING})
@@ -698,13 +698,25 @@ def figure_psnr_vs_size(records: List[Dict[str, Any]]):
     return fig
 
 
+def _clock_unit(record: Dict[str, Any]) -> str:
+    """Budgets on the CPU clock (all threads of the run's process) read "CPU-s"; wall-clock "s"."""
+    return "CPU-s" if record.get("budget_clock") == "cpu" else "s"
+
+
+def _curve_clock(runs: List[Dict[str, Any]]) -> str:
+    """The curve's time axis: the clock the budget was on, so runs of one budget end at one x."""
+    cpu = all(r.get("budget_clock") == "cpu" and all("train_cpu_seconds" in p for p in r.get("curve") or []) for r in runs)
+    return "train_cpu_seconds" if cpu and runs else "train_seconds"
+
+
 def _mean_curve(runs: List[Dict[str, Any]]):
     """The seeds' learning curves point by point (they share the profile's evaluation schedule)."""
     curves = [r.get("curve") or [] for r in runs]
     length = min((len(c) for c in curves), default=0)
     if not length:
         return None
-    seconds = np.array([[c[i]["train_seconds"] for i in range(length)] for c in curves])
+    clock = _curve_clock(runs)
+    seconds = np.array([[c[i][clock] for i in range(length)] for c in curves])
     psnr = np.array([[c[i]["psnr"] for i in range(length)] for c in curves])
     return seconds.mean(0), psnr.mean(0), psnr.min(0), psnr.max(0)
 
@@ -734,7 +746,8 @@ def figure_psnr_vs_time(records: List[Dict[str, Any]]):
             front_y += list(mean)
         # Every run evaluates its curve at the same fractions of the budget: a few ms apart is the same time.
         _draw_front(ax, front_x, front_y, x_tolerance=0.02)
-        ax.set_xlabel("training time (s, evaluation excluded)")
+        cpu = _curve_clock([r for r in _ok(records) if scene_label(r) == scene]) == "train_cpu_seconds"
+        ax.set_xlabel("training CPU time (CPU-s, evaluation excluded)" if cpu else "training time (s, evaluation excluded)")
         ax.set_ylabel("PSNR on the curve's test views (dB)")
         ax.set_title(scene, fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -863,12 +876,12 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
         description = get_profile(profile_name).description
     except Exception:  # a user's own profile name: the records still say what ran
         pass
-    budgets = sorted({r.get("train_budget_seconds") for r in records if r.get("train_budget_seconds")})
+    budgets = sorted({(r.get("train_budget_seconds"), _clock_unit(r)) for r in records if r.get("train_budget_seconds")})
     iterations = sorted({r.get("max_iterations") for r in records if r.get("max_iterations")})
     rays = sorted({r.get("rays_per_batch") for r in records if r.get("rays_per_batch")})
     devices = sorted({r.get("device") for r in ok if r.get("device")})
     seeds = sorted({r.get("seed") for r in ok if r.get("seed") is not None})
-    stop = (f"{', '.join(f'{b:g}' for b in budgets)} s of training wall-clock per run" if budgets else
+    stop = (f"{', '.join(f'{b:g} {unit}' for b, unit in budgets)} of training per run" if budgets else
             f"{', '.join(str(i) for i in iterations)} iterations per run" if iterations else "the profile's stopping rule")
     text = (f"**Profile `{profile_name}`**{': ' + description if description else ''}. {len(ok)} measured runs of {len(records)} recorded; "
             f"stopping rule: {stop}; {', '.join(str(r) for r in rays) or MISSING} rays per batch; seeds {', '.join(str(s) for s in seeds) or MISSING}; "

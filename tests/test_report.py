@@ -269,3 +269,16 @@ def test_sweep_table_keeps_integer_settings_and_rounds_metrics():
     shown = report.styled_sweep(frame, "sweep").data
     assert shown["Settings"].tolist() == ["num_blocks=2, lr=0.003", "num_blocks=4, lr=0.001"]
     assert shown["PSNR (dB)"].tolist() == ["24.06", "23.10"] and shown["Stored model"].tolist() == ["220 KB", "439 KB"]
+
+
+def test_cpu_budgets_are_named_and_drawn_on_the_cpu_clock():
+    curve = [{"iteration": i, "train_seconds": 50.0 * i, "train_cpu_seconds": 30.0 * i, "psnr": 20.0 + i} for i in range(1, 5)]
+    records = [dict(r, curve=curve, budget_clock="cpu", train_budget_seconds=120.0) for r in _study()]
+    assert report.settings_frame(records)["Stopping rule"].unique().tolist() == ["120 CPU-s of training"]
+    fig = report.figure_psnr_vs_time(records)
+    assert fig.axes[0].lines[0].get_xdata().tolist() == [30.0, 60.0, 90.0, 120.0]
+    assert "CPU" in fig.axes[0].get_xlabel()
+    matplotlib.pyplot.close(fig)
+    wall = report.figure_psnr_vs_time([dict(r, curve=curve) for r in _study()])
+    assert wall.axes[0].lines[0].get_xdata().tolist() == [50.0, 100.0, 150.0, 200.0]
+    matplotlib.pyplot.close(wall)
