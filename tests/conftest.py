@@ -25,4 +25,6 @@ def tiny_data_root(tmp_path, monkeypatch):
 def no_lpips_weights(tmp_path, monkeypatch):
     """TORCH_HOME without AlexNet weights, as on a fresh offline machine."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    # Where the network answers, the suite would otherwise fetch the 233 MB AlexNet weights once.
+    monkeypatch.setenv("AKDQFF_BENCH_NO_DOWNLOAD", "1")
     return tmp_path / "torch-home"
