@@ -196,3 +196,23 @@ def test_lambda_study_writes_k_size_and_psnr_per_lambda(tiny_data_root, tmp_path
     # the smoke run allocates every 2 steps: the large λ ends with fewer kernels
     assert table["kernels"].iloc[0] > table["kernels"].iloc[1]
     assert len(list((tmp_path / "results" / "sweeps" / "akdqff-lambda-smoke").glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["AKDQFF_QUICK", "AKDQFF_SMOKE", *[f"AKDQFF_SWEEP[{i}]" for i in range(12)]],
+)
+def test_akdqff_profile_overrides_name_real_fields(name):
+    from akdqff_bench import profiles
+    from akdqff_bench.methods import apply_overrides, method_config
+
+    overrides = profiles.AKDQFF_SWEEP[int(name[13:-1])] if name.startswith("AKDQFF_SWEEP") else getattr(profiles, name)
+    config = apply_overrides(method_config("akdqff"), {**profiles.AKDQFF_QUICK, **overrides})
+    assert config.pipeline.model.strategy.kernel_cost == overrides.get(
+        "pipeline.model.strategy.kernel_cost", profiles.AKDQFF_QUICK["pipeline.model.strategy.kernel_cost"])
+    # the sweep is a full grid of λ x feature width x samples per ray, with ≥ 3 λ values
+    grid = {(c["pipeline.model.strategy.kernel_cost"], c["pipeline.model.feature_dim"], c["pipeline.model.num_samples"])
+            for c in profiles.AKDQFF_SWEEP}
+    assert len(grid) == len(profiles.AKDQFF_SWEEP) == 12 and len({g[0] for g in grid}) >= 3
+    assert profiles.SWEEPS["akdqff"] is profiles.AKDQFF_SWEEP
+    # the memory guard sits far above what the quick λ allows on synthetic-bed (0.094 / λ kernels at most)
+    assert profiles.AKDQFF_QUICK["pipeline.model.strategy.max_kernels"] > 3 * 0.094 / profiles.AKDQFF_QUICK_LAMBDA
