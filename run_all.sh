@@ -4,6 +4,8 @@
 #   ./run_all.sh                 quick profile (CPU, ~30 min): results/quick/{metrics.csv,compare.html,...}
 #   ./run_all.sh full            full profile (GPU; the papers' settings)
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
+#   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;
+#                                installs the `cluster` extra; README, "Running on a cluster")
 #   ./run_all.sh test            the test suite (what CI runs)
 #   ./run_all.sh setup           only create/update the environment (.venv)
 #
@@ -56,6 +58,32 @@ ensure_data() {
     fi
 }
 
+# Install an optional extra of pyproject.toml unless each of its pins is installed at that version
+# (a pin changed in pyproject.toml is caught here too: ensure_env installs only the `test` extra).
+ensure_extra() {
+    local extra=$1
+    if ! "$VENV/bin/python" - "$extra" <<'PY'
+import sys
+import tomllib
+from importlib import metadata
+
+with open("pyproject.toml", "rb") as f:
+    pins = tomllib.load(f)["project"]["optional-dependencies"][sys.argv[1]]
+for pin in pins:
+    name, _, version = pin.partition("==")
+    try:
+        installed = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        sys.exit(1)
+    if installed != version:
+        sys.exit(1)
+PY
+    then
+        echo "== installing the '$extra' extra"
+        PIP_NO_CACHE_DIR=${PIP_NO_CACHE_DIR:-1} "$VENV/bin/pip" install --quiet -e ".[$extra]"
+    fi
+}
+
 command=${1:-quick}
 case "$command" in
     setup)
@@ -64,6 +92,8 @@ case "$command" in
     test)
         shift || true
         ensure_env
+        # Ray too: the Ray executor's tests start a local cluster and must run in CI, not skip.
+        ensure_extra cluster
         # Tests are CPU-only by design; one thread per process keeps them steady on 2 cores.
         OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$VENV/bin/python" -m pytest "$@"
         ;;
@@ -72,7 +102,29 @@ case "$command" in
         ensure_env
         variant=$("$VENV/bin/python" -c "from akdqff_bench.profiles import get_profile; print(get_profile('$command').synthetic_bed_variant)")
         ensure_data "$variant"
-        "$VENV/bin/akdqff-bench" grid --profile "$command" "$@"
+        # --ray ADDRESS: the grid's runs as Ray tasks on that cluster (the driver stays here).
+        grid_args=()
+        while (( $# )); do
+            case "$1" in
+                --ray)
+                    [[ $# -ge 2 && "$2" != --* ]] || { echo "--ray needs the cluster's address: auto or HOST:PORT" >&2; exit 2; }
+                    grid_args+=(--executor ray --address "$2")
+                    shift 2
+                    ;;
+                --ray=*)
+                    grid_args+=(--executor ray --address "${1#--ray=}")
+                    shift
+                    ;;
+                *)
+                    grid_args+=("$1")
+                    shift
+                    ;;
+            esac
+        done
+        if [[ " ${grid_args[*]-} " == *" --executor ray "* ]]; then
+            ensure_extra cluster
+        fi
+        "$VENV/bin/akdqff-bench" grid --profile "$command" ${grid_args[@]+"${grid_args[@]}"}
         ;;
     *)
         echo "unknown command '$command'; use: quick | full | smoke | test | setup" >&2

@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
 from akdqff_bench.profiles import SWEEPS, get_profile
-from akdqff_bench.records import aggregate, is_finished, load_records, portable_path, portable_text, record_path, run_id
+from akdqff_bench.records import aggregate, is_finished, load_records, portable_path, portable_text, record_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 RUN_NOTEBOOK = NOTEBOOKS / "run_single.ipynb"
 COMPARE_NOTEBOOK = NOTEBOOKS / "compare.ipynb"
-# Until a run of this session has finished, assume a run costs its budget plus this much
-# (startup, the curve and the final evaluation) when estimating the grid's ETA.
-RUN_OVERHEAD_SECONDS = 60.0
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"
 
 
 def _scene_present(scene: str, variant: str) -> bool:
@@ -90,13 +82,21 @@ def make_notebook_portable(path: Path) -> None:
 
 
 def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
-             force: bool = False, device_type: Optional[str] = None, notebooks: bool = True) -> int:
+             force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
+             address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None) -> int:
+    """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
+    the comparison. ``executor``: "local" (one run after another here), "ray" (one Ray task per run on
+    the cluster at ``address``), or an executor object (akdqff_bench.executors)."""
+    from akdqff_bench.executors import DEFAULT_RETRIES, RUN_OVERHEAD_SECONDS, GridPlan, check_results_writable, make_executor
     from akdqff_bench.methods import UnknownMethod, registered_method_names
 
     profile = get_profile(profile_name)
     unknown = [m for m in methods or [] if m not in registered_method_names()]
     if unknown:
         raise UnknownMethod(f"unknown method(s) {unknown}; registered methods: {', '.join(registered_method_names())}")
+    if isinstance(executor, str):
+        executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
+    check_results_writable(results_root, profile_name)  # before any training, not after the first run
     methods = methods or list(profile.methods)
     scenes = scenes or list(profile.scenes)
     grid = [(m, s, seed) for s in scenes for m in methods for seed in profile.seeds]
@@ -104,28 +104,9 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
     print(f"== {profile_name} profile: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
-    durations: List[float] = []
-    failures = 0
-    for number, (method, scene, seed) in enumerate(todo, start=1):
-        per_run = (sum(durations) / len(durations)) if durations else (profile.train_budget_seconds or 0) + RUN_OVERHEAD_SECONDS
-        remaining = sum(1 for _, s, _ in todo[number - 1 :] if trains[s])
-        print(f"== [{number}/{len(todo)}] {method} on {scene} (seed {seed}); grid ETA about {_minutes(per_run * remaining)}", flush=True)
-        started = time.perf_counter()
-        parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
-                          device_type=device_type or "")
-        try:
-            if notebooks:
-                target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed)}.ipynb"
-                execute_notebook(RUN_NOTEBOOK, target, parameters)
-            else:
-                from akdqff_bench.runner import run_one
-
-                run_one(method, scene, profile_name, seed, Path(results_root), device_type or None)
-        except Exception as error:  # keep going: one failed run must not cost the rest of the grid
-            failures += 1
-            print(f"!! {method} on {scene} failed: {type(error).__name__}: {str(error)[:500]}", flush=True)
-        if trains[scene]:
-            durations.append(time.perf_counter() - started)
+    plan = GridPlan(profile_name, Path(results_root), todo, trains, device_type, notebooks,
+                    first_estimate_seconds=(profile.train_budget_seconds or 0) + RUN_OVERHEAD_SECONDS)
+    failures = executor.run(plan)
     write_comparison(profile_name, results_root, notebooks)
     return 1 if failures else 0
 
@@ -234,6 +215,15 @@ def _main(argv: Optional[List[str]] = None) -> int:
                   "blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH")
     grid.add_argument("--scenes", nargs="+", help=scene_help + "; default: the profile's scenes")
     grid.add_argument("--no-notebooks", action="store_true", help="run in-process without papermill")
+    grid.add_argument("--executor", choices=["local", "ray"], default="local",
+                      help="local: one run after another here (default); ray: one Ray task per run on a cluster (the 'cluster' extra)")
+    grid.add_argument("--address", help="with --executor ray: the cluster, 'auto' (the one started here with `ray start`) or HOST:PORT; "
+                                        "default: that one if it runs, else a new local one")
+    grid.add_argument("--retries", type=int, default=None,
+                      help="with --executor ray: times a run whose worker or node died is run again before it is recorded as failed (default 2)")
+    grid.add_argument("--cpus-per-run", type=int, default=None,
+                      help="with --executor ray: CPUs a CPU run reserves and trains with (default: 2 for a time-budgeted profile, as the "
+                           "quick results were measured; else 1)")
     run = sub.choices["run"]
     run.add_argument("--method", required=True)
     run.add_argument("--scene", default="synthetic-bed", help=scene_help)
@@ -245,7 +235,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "grid":
-        return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks)
+        if args.executor == "local" and (args.address or args.retries is not None or args.cpus_per_run is not None):
+            parser.error("--address, --retries and --cpus-per-run are for --executor ray")
+        return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks,
+                        args.executor, args.address, args.retries, args.cpus_per_run)
     if args.command == "run":
         from akdqff_bench.records import read_record
         from akdqff_bench.runner import run_one

@@ -1,0 +1,441 @@
+"""Where the grid's runs execute: here, one after another (the default), or on a Ray cluster.
+
+``run_grid`` decides which runs are still to do (resume, ``--force``) and hands them to an
+executor; both executors leave the same files under the results folder:
+
+- :class:`LocalExecutor` runs them in this process or, with notebooks, one papermill kernel per run.
+  It needs no Ray.
+- :class:`RayExecutor` makes each run one Ray task that reserves what the run needs (a CPU run: its
+  CPUs; a CUDA run: one GPU). The task runs in a scratch folder on whichever node Ray picks and
+  returns the run's record and files as bytes; this process, the driver, writes them under the
+  results folder, each file atomically and the record last, so a run counts as finished only when
+  everything it made is in place. Nodes need not share the driver's disk; they need the same code
+  and environment (a clone at the same commit with its ``.venv``) and the data: their own ``data/``,
+  or ``AKDQFF_BENCH_DATA`` set on the driver to a folder every node sees at that path (the driver
+  passes it on to every task). A task whose worker process or node dies is retried by Ray
+  (``max_retries``); after the last attempt the driver records the run as failed with Ray's error,
+  and the rest of the grid goes on. An exception inside a run (bad data, a bug) is not retried: it
+  would fail again the same way, so it is recorded as failed at once, as the local executor does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from akdqff_bench.records import REPO_ROOT, git_commit, portable_path, run_id, write_record
+
+Run = Tuple[str, str, int]  # (method, scene, seed)
+
+# Until a run of this session has finished, assume a run costs its budget plus this much
+# (startup, the curve and the final evaluation) when estimating the grid's ETA.
+RUN_OVERHEAD_SECONDS = 60.0
+# Ray retries a run whose worker process or node died this many times before recording it as failed.
+DEFAULT_RETRIES = 2
+# The committed quick results were measured with 2 cores per run. A time-budgeted run (quick) is
+# measured by time, its s/iter and what it trains within its budget, so on a cluster it gets the
+# same 2 cores, not a share of a busy node. A run stopped by an iteration count (smoke) needs one.
+BUDGETED_RUN_CPUS = 2
+ITERATION_RUN_CPUS = 1
+# How often the driver says how far the grid is while no run finishes.
+HEARTBEAT_SECONDS = 300.0
+DATA_ENV = "AKDQFF_BENCH_DATA"
+EXECUTORS = ("local", "ray")
+CLUSTER_INSTALL_HINT = "install the 'cluster' extra: .venv/bin/pip install -e '.[cluster]' (or ./run_all.sh ... --ray ADDRESS does it)"
+
+
+class ExecutorError(RuntimeError):
+    """The grid cannot start as asked (nothing has been trained when this is raised)."""
+
+
+class ResultsNotWritable(ExecutorError):
+    pass
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def check_results_writable(results_root: Path, profile_name: str) -> Path:
+    """Create ``<results>/<profile>/runs`` and write a file in it, or say why not, before any training."""
+    runs = Path(results_root) / profile_name / "runs"
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=runs, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ResultsNotWritable(
+            f"cannot write results under {runs}: {reason} ({error.filename or runs}). Nothing was run; "
+            "choose a results folder this process can write (--results PATH) or fix that one."
+        ) from error
+    return runs
+
+
+@dataclass
+class GridPlan:
+    """The runs still to do, in order, and what an executor needs to run and report them."""
+
+    profile_name: str
+    results_root: Path
+    runs: List[Run]
+    trains: Dict[str, bool]  # scene -> its data is present (absent scenes end at once, recorded as skipped)
+    device_type: Optional[str]  # None: the profile's
+    notebooks: bool
+    first_estimate_seconds: float  # the ETA's cost of one run before any has finished
+
+    def training_runs(self, runs) -> int:
+        return sum(1 for _, scene, _ in runs if self.trains[scene])
+
+
+class LocalExecutor:
+    """One run after another in this process (or one papermill kernel per run)."""
+
+    name = "local"
+
+    def run(self, plan: GridPlan) -> int:
+        """Run ``plan.runs``; returns the number that failed."""
+        durations: List[float] = []
+        failures = 0
+        todo = plan.runs
+        for number, (method, scene, seed) in enumerate(todo, start=1):
+            per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
+            remaining = plan.training_runs(todo[number - 1 :])
+            print(f"== [{number}/{len(todo)}] {method} on {scene} (seed {seed}); grid ETA about {minutes(per_run * remaining)}", flush=True)
+            started = time.perf_counter()
+            try:
+                execute_run(method, scene, plan.profile_name, seed, Path(plan.results_root), plan.device_type, plan.notebooks)
+            except Exception as error:  # keep going: one failed run must not cost the rest of the grid
+                failures += 1
+                print(f"!! {method} on {scene} failed: {type(error).__name__}: {str(error)[:500]}", flush=True)
+            if plan.trains[scene]:
+                durations.append(time.perf_counter() - started)
+        return failures
+
+
+def execute_run(method: str, scene: str, profile_name: str, seed: int, results_root: Path, device_type: Optional[str],
+                notebooks: bool) -> None:
+    """One run, as the grid runs it: the run notebook through papermill, or ``run_one`` in-process."""
+    if notebooks:
+        from akdqff_bench import cli
+
+        parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
+                          device_type=device_type or "")
+        target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed)}.ipynb"
+        cli.execute_notebook(cli.RUN_NOTEBOOK, target, parameters)
+    else:
+        from akdqff_bench import runner  # looked up at call time: tests replace runner.run_one
+
+        runner.run_one(method, scene, profile_name, seed, Path(results_root), device_type or None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ray
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError as error:
+        raise ExecutorError(f"the Ray executor needs Ray ({error}); {CLUSTER_INSTALL_HINT}") from None
+    return ray
+
+
+def portable_scene(scene: str) -> str:
+    """A scene given by path, as a worker finds it: relative to the repository when it is inside it
+    (the worker runs in its own clone's root), else absolute. The run's name (``scene_file_id``)
+    comes out the same on both sides, so the driver resumes by the records the workers make."""
+    from akdqff_bench.records import PATH_LAYOUTS
+
+    layout, sep, rest = scene.partition(":")
+    if sep and layout in PATH_LAYOUTS and rest:
+        return f"{layout}:{portable_path(Path(rest).expanduser())}"
+    return scene
+
+
+@dataclass
+class WorkerJob:
+    """What a Ray task needs to make one run (small: the data is read on the worker's node)."""
+
+    method: str
+    scene: str
+    seed: int
+    profile_name: str
+    device_type: Optional[str]
+    notebooks: bool
+    cpu_threads: Optional[int]  # CPU runs: torch's threads, the CPUs the task reserved
+    results_root: str  # the driver's, as given: nerfstudio's config.yml names its output folder by it
+    results_root_portable: str  # the driver's, as records and notebooks name it (records.portable_path)
+    before_run: Optional[Callable[["WorkerJob"], None]] = None  # tests: fault injection on the worker
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.method, self.scene, self.seed)
+
+
+def _replace_in_json_text(data: bytes, old: str, new: str) -> bytes:
+    escape = lambda s: json.dumps(s)[1:-1]  # noqa: E731 (paths as they appear inside JSON strings)
+    return data.decode("utf-8").replace(escape(old), escape(new)).encode("utf-8")
+
+
+def _nerfstudio_config_for(path: Path, output_dir: Path) -> bytes:
+    """The run's nerfstudio config.yml with ``output_dir`` moved to the driver's results folder, so
+    ns-eval / ns-render load the checkpoint where the driver writes it."""
+    import yaml
+
+    config = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.Loader)
+    config.output_dir = output_dir
+    return yaml.dump(config).encode("utf-8")
+
+
+def collect_run_files(scratch: Path, job: WorkerJob) -> Dict[str, bytes]:
+    """Every file the run wrote under the scratch results folder, keyed by its path relative to it,
+    with the scratch folder's name replaced by the driver's results folder where files record paths."""
+    files: Dict[str, bytes] = {}
+    nerfstudio_dir = scratch / job.profile_name / "nerfstudio" / job.run_id
+    for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+        relative = path.relative_to(scratch).as_posix()
+        if path.name == "config.yml" and nerfstudio_dir in path.parents:
+            data = _nerfstudio_config_for(path, Path(job.results_root) / job.profile_name / "nerfstudio" / job.run_id)
+        elif path.suffix in (".json", ".ipynb"):
+            data = _replace_in_json_text(path.read_bytes(), str(scratch), job.results_root_portable)
+        else:
+            data = path.read_bytes()
+        files[relative] = data
+    return files
+
+
+def run_on_worker(job: WorkerJob) -> Dict[str, Any]:
+    """The body of one Ray task: make the run in a scratch folder, return its files as bytes."""
+    import ray
+
+    started = time.perf_counter()
+    placement = {"hostname": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(),
+                 "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+    # Ray forwards this to the driver's output, as it does the run's own progress lines.
+    print(f"== {job.method} on {job.scene} (seed {job.seed}) started on {placement['hostname']} ({placement['node_ip']})", flush=True)
+    # Where a local run works: relative scene paths are the repository's (the process serves this run only).
+    os.chdir(REPO_ROOT)
+    if job.before_run is not None:
+        job.before_run(job)
+    if job.cpu_threads:
+        os.environ["OMP_NUM_THREADS"] = str(job.cpu_threads)  # the notebook's kernel inherits it
+        import torch
+
+        torch.set_num_threads(job.cpu_threads)
+    scratch = Path(tempfile.mkdtemp(prefix="akdqff-bench-run-")).resolve()
+    try:
+        error = None
+        try:
+            execute_run(job.method, job.scene, job.profile_name, job.seed, scratch, job.device_type, job.notebooks)
+        except Exception as exc:  # the run's own failure: recorded by run_one, reported to the driver
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        files = collect_run_files(scratch, job)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"files": files, "error": error, "placement": placement, "seconds": time.perf_counter() - started}
+
+
+def _relative_inside(relative: str, profile_name: str) -> PurePosixPath:
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != profile_name:
+        raise ValueError(f"a worker returned a file outside results/{profile_name}: {relative!r}")
+    return path
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        f.write(data)
+        tmp = f.name
+    os.replace(tmp, path)
+
+
+def failed_record(method: str, scene: str, profile_name: str, seed: int, message: str) -> Dict[str, Any]:
+    """The record of a run that left none of its own (its worker died on every attempt)."""
+    from akdqff_bench.datasets import scene_identity
+
+    dataset_name, scene_name = scene_identity(scene)
+    return {"run_id": run_id(method, scene, seed), "method": method, "dataset": dataset_name, "scene": scene_name,
+            "profile": profile_name, "seed": seed, "commit": git_commit(), "status": "failed", "message": message}
+
+
+def store_run(results_root: Path, job: WorkerJob, payload: Dict[str, Any]) -> Dict[str, Any]:
+    """Write what a task returned under the results folder: every file first, the record last."""
+    record_name = f"{job.profile_name}/runs/{job.run_id}.json"
+    files = payload["files"]
+    for relative, data in files.items():
+        if relative != record_name:
+            write_bytes_atomically(Path(results_root) / _relative_inside(relative, job.profile_name), data)
+    if record_name in files:
+        record = json.loads(files[record_name])
+    else:  # the run ended before run_one wrote anything (e.g. the notebook's kernel died)
+        record = failed_record(job.method, job.scene, job.profile_name, job.seed, payload["error"] or "the run wrote no record")
+    record["ray"] = {**payload["placement"], "task_seconds": payload["seconds"]}
+    write_record(Path(results_root) / record_name, record)
+    return record
+
+
+def task_resources(device_type: str, cpus_per_run: int) -> Dict[str, float]:
+    if device_type == "cuda":
+        return {"num_gpus": 1, "num_cpus": 1}
+    return {"num_cpus": cpus_per_run}
+
+
+def concurrent_slots(nodes: List[Dict[str, Any]], resources: Dict[str, float]) -> int:
+    """How many runs the cluster's live nodes can hold at once with these reservations."""
+    wanted = {{"num_cpus": "CPU", "num_gpus": "GPU"}[key]: amount for key, amount in resources.items() if amount}
+    slots = 0
+    for node in nodes:
+        if node.get("Alive"):
+            have = node.get("Resources", {})
+            slots += min(int(have.get(name, 0) // amount) for name, amount in wanted.items())
+    return slots
+
+
+class RayExecutor:
+    """Each run one Ray task; the driver (this process) writes every record and file."""
+
+    name = "ray"
+
+    def __init__(self, address: Optional[str] = None, retries: int = DEFAULT_RETRIES, cpus_per_run: Optional[int] = None,
+                 before_run: Optional[Callable[[WorkerJob], None]] = None, heartbeat_seconds: float = HEARTBEAT_SECONDS):
+        require_ray()  # fail before anything else when Ray is missing
+        if retries < 0:
+            raise ValueError(f"--retries must be 0 or more, not {retries}")
+        if cpus_per_run is not None and cpus_per_run < 1:
+            raise ValueError(f"--cpus-per-run must be 1 or more, not {cpus_per_run}")
+        self.address = address
+        self.retries = retries
+        self.cpus_per_run = cpus_per_run
+        self.before_run = before_run
+        self.heartbeat_seconds = heartbeat_seconds
+
+    def _connect(self) -> bool:
+        """Join the cluster (or, without an address, the one running here or a new local one);
+        True when this call started Ray, so that it also stops it."""
+        ray = require_ray()
+        if ray.is_initialized():
+            return False
+        try:
+            ray.init(address=self.address, log_to_driver=True)
+        except ConnectionError as error:
+            raise ExecutorError(
+                f"could not join a Ray cluster at {self.address!r}: {str(error).rstrip('.')}. Start one first "
+                "(`ray start --head` on the head node, `ray start --address HEAD:6379` on the others) or leave --address out "
+                "to start a local one."
+            ) from error
+        return True
+
+    def run(self, plan: GridPlan) -> int:
+        if not plan.runs:
+            return 0
+        ray = require_ray()
+        from akdqff_bench.profiles import get_profile
+
+        profile = get_profile(plan.profile_name)
+        device_type = plan.device_type or profile.device_type
+        cpus = self.cpus_per_run or (BUDGETED_RUN_CPUS if profile.train_budget_seconds else ITERATION_RUN_CPUS)
+        resources = task_resources(device_type, cpus)
+        started_ray = self._connect()
+        try:
+            nodes = [n for n in ray.nodes() if n.get("Alive")]
+            slots = concurrent_slots(nodes, resources)
+            described = ", ".join(f"{n['NodeManagerAddress']} ({', '.join(f'{k} {v:g}' for k, v in sorted(n['Resources'].items()) if k in ('CPU', 'GPU'))})"
+                                  for n in nodes)
+            if slots == 0:
+                raise ExecutorError(f"no node of the Ray cluster can hold one run of the {plan.profile_name} profile on {device_type} "
+                                    f"(each reserves {resources}); nodes: {described or 'none'}. Nothing was run.")
+            print(f"== ray: {len(nodes)} node(s): {described}; each run reserves {resources}, {slots} at once; "
+                  f"a run whose worker dies is retried {self.retries} time(s)", flush=True)
+            return self._run_tasks(ray, plan, resources, cpus if device_type != "cuda" else None, slots, portable_path(Path(plan.results_root)))
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    def _run_tasks(self, ray, plan: GridPlan, resources: Dict[str, float], cpu_threads: Optional[int], slots: int,
+                   results_root_portable: str) -> int:
+        from ray.exceptions import RayError, RayTaskError
+
+        options: Dict[str, Any] = dict(
+            **resources,
+            max_retries=self.retries,  # worker process or node died: run it again
+            retry_exceptions=False,  # an exception in the run would happen again: record it
+        )
+        if os.environ.get(DATA_ENV):
+            options["runtime_env"] = {"env_vars": {DATA_ENV: os.environ[DATA_ENV]}}
+        # max_calls=1: a fresh worker process per run, as the local grid gives each run its own kernel:
+        # the record's peak memory is this run's, and no GPU memory or state is left from the last run.
+        task = ray.remote(max_calls=1)(run_on_worker).options(**options)
+        driver_commit = git_commit()
+        # ref -> (what the task runs, the scene as the grid names it: plan.trains is keyed by that)
+        pending: Dict[Any, Tuple[WorkerJob, str]] = {}
+        for method, scene, seed in plan.runs:
+            job = WorkerJob(method, portable_scene(scene), seed, plan.profile_name, plan.device_type, plan.notebooks,
+                            cpu_threads, str(plan.results_root), results_root_portable, self.before_run)
+            pending[task.remote(job)] = (job, scene)
+        total, failures, durations = len(pending), 0, []
+
+        def eta() -> str:
+            per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
+            remaining = sum(1 for _, scene in pending.values() if plan.trains[scene])
+            return minutes(per_run * math.ceil(remaining / slots))
+
+        print(f"== ray: {total} runs submitted; grid ETA about {eta()}", flush=True)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_seconds)
+                if not ready:
+                    print(f"== ray: {total - len(pending)}/{total} finished, {len(pending)} running or queued; grid ETA about {eta()}", flush=True)
+                    continue
+                job, scene = pending.pop(ready[0])
+                where, payload = "its node", None
+                try:
+                    payload = ray.get(ready[0])
+                except RayTaskError as exc:  # raised in the task around the run (the run's own errors come back in the payload)
+                    error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                except RayError as exc:  # the worker process or its node died on every attempt
+                    error = f"{type(exc).__name__} on each of {self.retries + 1} attempt(s): {str(exc)[:500]}"
+                if payload is None:
+                    write_record(Path(plan.results_root) / plan.profile_name / "runs" / f"{job.run_id}.json",
+                                 failed_record(job.method, job.scene, job.profile_name, job.seed, error))
+                else:
+                    where = f"{payload['placement']['hostname']} ({payload['placement']['node_ip']})"
+                    record = store_run(plan.results_root, job, payload)
+                    if plan.trains[scene]:
+                        durations.append(payload["seconds"])
+                    error = payload["error"]
+                    if record.get("commit") not in (None, driver_commit):
+                        print(f"!! {job.run_id} ran code at commit {record.get('commit')} on {where}; this driver is at {driver_commit}", flush=True)
+                done = total - len(pending)
+                if error:
+                    failures += 1
+                    print(f"!! [{done}/{total}] {job.method} on {scene} failed on {where}: {error}", flush=True)
+                else:
+                    print(f"== [{done}/{total}] {job.method} on {scene} (seed {job.seed}) {record.get('status')} on {where} "
+                          f"in {minutes(payload['seconds'])}; grid ETA about {eta()}", flush=True)
+        except BaseException:
+            # Interrupted: every finished run is written; the runs still out are lost and run again on resume.
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        return failures
+
+
+def make_executor(name: str, address: Optional[str] = None, retries: int = DEFAULT_RETRIES, cpus_per_run: Optional[int] = None):
+    if name == "local":
+        if address is not None:
+            raise ValueError("--address is for --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address=address, retries=retries, cpus_per_run=cpus_per_run)
+    raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
