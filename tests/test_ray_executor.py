@@ -187,6 +187,15 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
     assert len((attempts / "nerf").read_text().split()) == 2 and len((attempts / "plenoxels").read_text().split()) == 3
 
 
+@needs_ray
+def test_a_cluster_that_cannot_hold_a_run_is_refused_before_submitting(tmp_path, tiny_scene, ray_cluster, monkeypatch):
+    """The full profile's runs each reserve a GPU; this cluster has none: say so, submit nothing."""
+    monkeypatch.setattr(executors, "run_on_worker", None)  # a task submitted would fail to be made
+    with pytest.raises(executors.ExecutorError, match=r"no node of the Ray cluster can hold one run of the full profile on cuda.*'num_gpus': 1.*CPU 2"):
+        cli.run_grid("full", tmp_path / "results", methods=["nerf"], scenes=[f"blender:{tiny_scene}"], notebooks=False, executor="ray")
+    assert not list((tmp_path / "results" / "full" / "runs").iterdir())
+
+
 @pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=needs_ray)])
 def test_an_unwritable_results_folder_stops_the_grid_before_training(tmp_path, monkeypatch, tiny_data_root, executor):
     def no_training(*args, **kwargs):
