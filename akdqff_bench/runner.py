@@ -8,6 +8,7 @@ every test view from that model, so the quality we publish is the quality of the
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import statistics
@@ -305,6 +306,9 @@ def run_one(
         "rays_per_batch": prof.rays_per_batch,
         "train_budget_seconds": prof.train_budget_seconds,
         "budget_clock": prof.budget_clock if prof.train_budget_seconds else None,  # "cpu" or "wall"
+        # OpenMP threads that wait spin on the CPU first (the default): under contention that spinning
+        # is CPU time without progress, so a CPU budget depends on it; PASSIVE waits sleep.
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "max_iterations": prof.max_iterations,
         "lpips_available": lpips_available(),
     }

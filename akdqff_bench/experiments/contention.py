@@ -10,6 +10,18 @@ Run it on an otherwise quiet machine (the quiet runs must be quiet; the load is 
 
     .venv/bin/python -m akdqff_bench.experiments.contention            # NeRF on synthetic-bed, quick: about 35 min
 
+Torch's OpenMP threads spin while they wait for each other (``OMP_WAIT_POLICY`` unset): beside a
+competing load that spinning is CPU time without progress, so it can spend a CPU budget. On the
+shared 2-core machine this was written on, quick NeRF took 1.29 CPU-s per iteration with the default
+policy and 0.33-0.35 CPU-s with ``OMP_WAIT_POLICY=PASSIVE`` (one 15-20 s run each, other programs using
+1.1-1.5 cores). Run the experiment both ways, to different folders, and keep for the grid the policy
+under which the loaded run lands within the quiet seed spread::
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m akdqff_bench.experiments.contention --out results/quick/contention-passive
+
+(the variable must be set before Python starts: torch reads it when it is imported). The records
+and the CSV name the policy (``omp_wait_policy``).
+
 Six runs: four of about 240 s of wall time each, the CPU-budget run under load about twice that,
 plus about 40 s each to start and evaluate. Finished runs are kept and skipped when it is run
 again (``--force`` measures again). It writes ``results/<profile>/contention/contention.csv`` (one
@@ -71,7 +83,7 @@ def run_condition(name: str, method: str, scene: str, profile: str, seed: int, l
         "psnr": record["psnr"], "ssim": record["ssim"], "iterations": record["iterations"],
         "train_seconds": record["train_seconds"], "train_cpu_seconds": record["train_cpu_seconds"],
         "cpu_per_wall": record["train_cpu_seconds"] / record["train_seconds"],
-        "other_cpu_per_wall": record.get("other_cpu_per_wall"), "device": record["device"],
+        "other_cpu_per_wall": record.get("other_cpu_per_wall"), "omp_wait_policy": record.get("omp_wait_policy"), "device": record["device"],
     }
 
 

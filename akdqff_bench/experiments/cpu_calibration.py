@@ -9,7 +9,8 @@ process CPU seconds over wall seconds of its training iterations (both from the 
     .venv/bin/python -m akdqff_bench.experiments.cpu_calibration --seconds 60  # about 6 min, rougher
 
 Leave ``OMP_NUM_THREADS`` unset, as the grid runs (torch then uses both cores; the ratio is about
-how much of the second core it keeps busy). It writes ``results/<profile>/cpu-calibration.csv`` (and the records under ``cpu-calibration/``) and
+how much of the second core it keeps busy), and set ``OMP_WAIT_POLICY`` as the grid will (see
+``akdqff_bench.experiments.contention``): spinning threads count as CPU time. It writes ``results/<profile>/cpu-calibration.csv`` (and the records under ``cpu-calibration/``) and
 prints the ratio to put in ``QUICK_CPU_PER_WALL`` (the mean over the methods).
 """
 
@@ -51,7 +52,7 @@ def calibrate(methods: List[str], scene: str, base_profile: str, seconds: float,
                 "cpu_per_wall": record["train_cpu_seconds"] / record["train_seconds"],
                 "s_per_iter": record["s_per_iter"], "cpu_s_per_iter": record["cpu_s_per_iter"],
                 "other_cpu_per_wall": record.get("other_cpu_per_wall"), "torch_threads": torch.get_num_threads(),
-                "cpu_count": os.cpu_count(), "device": record["device"],
+                "cpu_count": os.cpu_count(), "omp_wait_policy": record.get("omp_wait_policy"), "device": record["device"],
             })
     return pd.DataFrame(rows)
 
