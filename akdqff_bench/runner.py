@@ -382,6 +382,8 @@ def run_one(
             peak_memory_kind=peak_kind,
             curve=monitor.curve,
             final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
+            # Every allocation / codebook decision (AKDQFF); benchmark_scalars only holds floats.
+            adaptation_history=getattr(trainer.pipeline.model, "adaptation_history", lambda: None)(),
             **evaluation,
         )
         write_record(path, record)

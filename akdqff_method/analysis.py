@@ -177,7 +177,7 @@ def kernel_density_vs_detail(
 
 def _standalone_copy(model):
     """A deep copy of the model without the training-time references (optimizers, datamanager)."""
-    saved = {key: model.__dict__.get(key) for key in ("optimizers", "_fetch_held_aside", "_held_aside", "_last_batch")}
+    saved = {key: model.__dict__.get(key) for key in ("optimizers", "_last_batch")}
     for key in saved:
         model.__dict__[key] = None
     try:
@@ -340,7 +340,7 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
     Writes the numbers to ``<run>/akdqff_evidence.json`` beside the record (the figures only show
     them) and returns the figures: kernel density against detail per unit of visible surface, the
     same with the detail shuffled across cells (the control), and the rate-distortion curve
-    (the first ``rate_distortion_views`` test views). K and Q over training are in the run's curve.
+    (the first ``rate_distortion_views`` test views); then K and Q over training (``history``).
     """
     import json
 
@@ -391,4 +391,6 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
     plot_kernel_density_vs_detail(density, axes[:2])
     plot_rate_distortion(points, axes[2], stored=stored_point)
     fig.tight_layout()
-    return [fig]
+    from akdqff_method.history import adaptation_figure
+
+    return [fig, adaptation_figure(result.record.get("curve"), result.record.get("adaptation_history"))]

@@ -4,7 +4,7 @@ Per batch: rays are clipped to the scene box (``AABBBoxCollider``), sampled unif
 (``UniformSampler``), samples in cells the occupancy grid marks empty are skipped (optionally also
 samples the grid estimates as occluded, ``skip_transmittance``), the rest query the kernel field
 through the spatial index (ragged (sample, kernel) pairs, no loop), and nerfstudio's renderers composite the result on a
-white background. Training callbacks (as splatfacto's) run, after each optimizer step:
+background colour (white unless configured). Training callbacks (as splatfacto's) run, after each optimizer step:
 
 - the AKD strategy (``allocation.AKDStrategy``): statistics every step, split/prune every
   ``strategy.refine_every`` steps, with the optimizer state patched in place;
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from nerfstudio.cameras.rays import RayBundle
@@ -58,6 +58,9 @@ class AKDQFFModelConfig(ModelConfig):
     decoder_hidden_dim: int = 64
     sh_levels: int = 3
     """Spherical-harmonic levels of the view-dependent colour (levels² coefficients per channel)."""
+    background_color: Literal["white", "black"] = "white"
+    """What rays see beyond the scene box: white for NeRF-synthetic scenes, as their ground truth is
+    composited; real captures get their layout's setting (akdqff_bench.datasets)."""
     init_scale: Optional[float] = None
     """Initial bandwidth; None = 0.3 × the mean spacing of the initial kernels."""
     min_scale: float = 1e-3
@@ -66,7 +69,9 @@ class AKDQFFModelConfig(ModelConfig):
     """RBFs are truncated at this many bandwidths (continuously), which bounds the neighbour lists."""
     grid_resolution: int = 64
     """Cells per axis of the spatial index and of the occupancy grid."""
-    max_kernels_per_cell: int = 48
+    max_kernels_per_cell: Optional[int] = None
+    """A memory guard on the index's per-cell lists; None keeps every kernel that touches a cell
+    (exact). When set, crowded cells keep the kernels contributing most there."""
     index_update_interval: int = 10
     num_samples: int = 128
     """Uniform samples per ray inside the scene box (before empty-space skipping)."""
@@ -127,7 +132,7 @@ class AKDQFFModel(Model):
         self.occupancy.occupied = self.field.index.covered_cells()
         self.collider = AABBBoxCollider(self.scene_box, near_plane=cfg.near_plane)
         self.sampler = UniformSampler(num_samples=cfg.num_samples)
-        self.renderer_rgb = RGBRenderer(background_color="white")
+        self.renderer_rgb = RGBRenderer(background_color=self.config.background_color)
         self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
         self.rgb_loss = nn.MSELoss()
@@ -214,7 +219,7 @@ class AKDQFFModel(Model):
         if self.training and self._last_batch is not None:
             self._last_batch["ray_residual"] = (pred - gt).detach().square().sum(-1)
             # What a ray would lose if its colour went missing (the allocation's prune value).
-            background = colors.get_color("white").to(gt)  # the renderer's background
+            background = colors.get_color(self.config.background_color).to(gt)  # the renderer's background
             self._last_batch["ray_signal"] = (gt.detach() - background).square().sum(-1)
         return {"rgb_loss": self.rgb_loss(gt, pred)}
 
@@ -380,9 +385,10 @@ class AKDQFFModel(Model):
             "kernels_pruned_total": float(self.kernels_pruned_total),
             # Splits the memory guard max_kernels refused: 0 means K was set by λ alone.
             "kernels_blocked_by_cap_total": float(self.kernels_blocked_by_cap_total),
-            # Cells listing more kernels than the index keeps (the nearest are kept): the field's
-            # approximation for a bounded cost per sample.
+            # Cells listing more kernels than the index keeps (those contributing most there are
+            # kept); 0 whenever max_kernels_per_cell is None. Touched cells give the fraction.
             "index_truncated_cells": float(self.field.index.truncated_cells),
+            "index_touched_cells": float(self.field.index.touched_cells),
         }
         if self.last_relative_distortion is not None:
             # D(Q)/D(1) of the last codebook decision (the rule's tolerance is on this number).

@@ -93,6 +93,17 @@ def test_export_then_load_renders_identically(tmp_path, cameras, quantized):
     assert again.read_bytes() == path.read_bytes()
 
 
+@pytest.mark.parametrize("background", ["white", "black"])
+def test_empty_space_shows_the_configured_background(cameras, background):
+    """Real captures are composited on their layout's background (black), synthetic ones on white."""
+    model = make_model(background_color=background)
+    with torch.no_grad():
+        model.field.decoder[2].bias[0] = -30.0  # no density anywhere: every ray sees the background
+        model.field.decoder[2].weight[0].zero_()
+    expected = 1.0 if background == "white" else 0.0
+    assert torch.allclose(render(model, cameras), torch.full((1,), expected), atol=1e-4)
+
+
 def test_version_2_files_with_a_plain_header_still_load(tmp_path, cameras):
     model = make_model()
     prepare(model, quantized=True)

@@ -73,7 +73,7 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
 
     result = run_one("akdqff", "synthetic-bed", "smoke", 0, tmp_path)
     figures = report.method_figures(result)
-    assert len(figures) == 1
+    assert len(figures) == 2  # the evidence panels, then K and Q over training
     evidence = json.loads((Path(result.record_path).with_suffix("") / "akdqff_evidence.json").read_text())
     points = evidence["rate_distortion"]["points"]
     assert {p["codebook_size"] for p in points} >= {4, 256, 0}

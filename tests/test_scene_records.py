@@ -19,10 +19,8 @@ def test_real_scene_settings_reach_every_method(tmp_path, method):
     config = build_config(method, spec, get_profile("smoke"), 0, tmp_path / "out", "cpu")
     model = config.pipeline.model
     assert model.collider_params == {"near_plane": spec.settings.near_plane, "far_plane": spec.settings.far_plane}
-    if method == "akdqff":  # its renderer has no background setting (yet): it must say so, not pretend
-        assert spec.settings.not_applicable(model) == ["background_color"]
-    else:
-        assert model.background_color == "black"
+    assert spec.settings.not_applicable(model) == []
+    assert model.background_color == "black"
     aabb = config.pipeline.datamanager.dataparser.setup().get_dataparser_outputs("train").scene_box.aabb
     np.testing.assert_allclose(aabb.numpy(), spec.settings.scene_box, atol=1e-5)
 
