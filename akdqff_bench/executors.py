@@ -12,9 +12,9 @@ executor; both executors leave the same files under the results folder:
   everything it made is in place. Nodes need not share the driver's disk; they need the same code
   and environment (a clone at the same commit with its ``.venv``) and the data: their own ``data/``,
   or ``AKDQFF_BENCH_DATA`` set on the driver to a folder every node sees at that path (the driver
-  passes it on to every task). A task whose worker process or node dies is retried by Ray
-  (``max_retries``); after the last attempt the driver records the run as failed with Ray's error,
-  and the rest of the grid goes on. An exception inside a run (bad data, a bug) is not retried: it
+  passes it, and ``OMP_WAIT_POLICY``, on to every task). A task whose worker process or node dies
+  is retried by Ray (``max_retries``); after the last attempt the driver records the run as failed
+  with Ray's error, and the rest of the grid goes on. An exception inside a run (bad data, a bug) is not retried: it
   would fail again the same way, so it is recorded as failed at once, as the local executor does.
 """
 
@@ -49,6 +49,9 @@ ITERATION_RUN_CPUS = 1
 # How often the driver says how far the grid is while no run finishes.
 HEARTBEAT_SECONDS = 300.0
 DATA_ENV = "AKDQFF_BENCH_DATA"
+# Passed from the driver to every task when set there: where the data is, and how OpenMP threads wait
+# (records name it: under contention it changes what a CPU-time budget buys).
+FORWARDED_ENV = (DATA_ENV, "OMP_WAIT_POLICY")
 EXECUTORS = ("local", "ray")
 CLUSTER_INSTALL_HINT = "install the 'cluster' extra: .venv/bin/pip install -e '.[cluster]' (or ./run_all.sh ... --ray ADDRESS does it)"
 
@@ -371,8 +374,9 @@ class RayExecutor:
             max_retries=self.retries,  # worker process or node died: run it again
             retry_exceptions=False,  # an exception in the run would happen again: record it
         )
-        if os.environ.get(DATA_ENV):
-            options["runtime_env"] = {"env_vars": {DATA_ENV: os.environ[DATA_ENV]}}
+        forwarded = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+        if forwarded:
+            options["runtime_env"] = {"env_vars": forwarded}
         # max_calls=1: a fresh worker process per run, as the local grid gives each run its own kernel:
         # the record's peak memory is this run's, and no GPU memory or state is left from the last run.
         task = ray.remote(max_calls=1)(run_on_worker).options(**options)
