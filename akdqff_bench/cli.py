@@ -148,29 +148,40 @@ def print_table(profile_name: str, results_root: Path) -> None:
     print(format_table(load_records(results_root, profile_name)), flush=True)
 
 
-def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False) -> Path:
-    """Train every candidate of SWEEPS[method] in the profile's budget; rank them by test PSNR."""
+def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False, scene: str = "synthetic-bed") -> Path:
+    """Train every candidate of SWEEPS[method] in the profile's budget on ``scene``; rank them by test PSNR."""
     import pandas as pd
 
-    from akdqff_bench.records import read_record
+    from akdqff_bench.methods import UnknownMethod, registered_method_names
+    from akdqff_bench.records import read_record, scene_file_id
     from akdqff_bench.runner import run_one
 
+    get_profile(profile_name)  # an unknown profile is named before anything trains
     candidates = SWEEPS.get(method)
     if not candidates:
-        raise SystemExit(f"no sweep candidates for {method!r}; define them in akdqff_bench/profiles.py")
-    sweep_dir = Path(results_root) / "sweeps" / f"{method}-{profile_name}"
+        known = ", ".join(name for name in registered_method_names() if name in SWEEPS)
+        raise UnknownMethod(f"no sweep candidates for {method!r}; methods with a sweep: {known} (defined in akdqff_bench/profiles.py)")
+    # synthetic-bed keeps the committed names (sweeps/<method>-<profile>); other scenes add theirs.
+    name = f"{method}-{profile_name}" + ("" if scene == "synthetic-bed" else f"-{scene_file_id(scene)}")
+    sweep_dir = Path(results_root) / "sweeps" / name
     rows = []
     for index, overrides in enumerate(candidates):
         record_file = sweep_dir / f"candidate{index}.json"
         record = read_record(record_file)
         if force or record is None or record.get("status") != "ok":
             print(f"== sweep {method} [{index + 1}/{len(candidates)}]: {overrides}", flush=True)
-            record = run_one(method, "synthetic-bed", profile_name, 0, Path(results_root), extra_overrides=overrides, record_file=record_file).record
+            try:
+                record = run_one(method, scene, profile_name, 0, Path(results_root), extra_overrides=overrides, record_file=record_file).record
+            except Exception as error:  # recorded as failed by run_one; the other candidates still run
+                print(f"!! sweep {method} candidate {index} failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+                record = read_record(record_file) or {"status": "failed"}
         settings = {k.removeprefix("pipeline.model."): str(v) for k, v in overrides.items()}
-        rows.append({"candidate": index, **settings,
+        rows.append({"candidate": index, **settings, "status": record.get("status"),
                      **{k: record.get(k) for k in ("psnr", "ssim", "iterations", "s_per_iter", "model_size_bytes")}})
-    table = pd.DataFrame(rows).sort_values("psnr", ascending=False)
-    out = Path(results_root) / "sweeps" / f"{method}-{profile_name}.csv"
+    table = pd.DataFrame(rows).sort_values("psnr", ascending=False, na_position="last")
+    if table["psnr"].isna().all():
+        raise RuntimeError(f"every {method} sweep candidate failed; see the records in {sweep_dir}")
+    out = Path(results_root) / "sweeps" / f"{name}.csv"
     table.to_csv(out, index=False)
     print(table.to_string(index=False), flush=True)
     print(f"== best candidate for {method}: {candidates[int(table.iloc[0]['candidate'])]} -> {out}", flush=True)
@@ -181,10 +192,11 @@ def _user_error(error: Exception) -> bool:
     """A mistake in what the user asked for or pointed at (not a bug): its message says it all."""
     from akdqff_bench.datasets import DatasetError
     from akdqff_bench.datasets.synthetic_bed import AssetUnavailableError
+    from akdqff_bench.executors import ExecutorError
     from akdqff_bench.methods import UnknownMethod
     from akdqff_bench.profiles import UnknownProfile
 
-    return isinstance(error, (UnknownMethod, UnknownProfile, DatasetError, AssetUnavailableError))
+    return isinstance(error, (UnknownMethod, UnknownProfile, DatasetError, AssetUnavailableError, ExecutorError))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -228,7 +240,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--method", required=True)
     run.add_argument("--scene", default="synthetic-bed", help=scene_help)
     run.add_argument("--seed", type=int, default=0)
-    sub.choices["sweep"].add_argument("--method", required=True)
+    sweep = sub.choices["sweep"]
+    sweep.add_argument("--method", required=True)
+    sweep.add_argument("--scene", default="synthetic-bed", help="a named scene or LAYOUT:PATH (blender, colmap, nerfstudio, llff)")
     data = sub.add_parser("data")
     data.add_argument("--variant", default="quick")
     data.add_argument("--out", type=Path)
@@ -256,7 +270,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             return 2
         return 0
     if args.command == "sweep":
-        run_sweep(args.method, args.profile, args.results, args.force)
+        run_sweep(args.method, args.profile, args.results, args.force, args.scene)
         return 0
     if args.command == "table":
         print_table(args.profile, args.results)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from akdqff_bench import cli
@@ -26,6 +27,8 @@ def run_cli(capsys, *argv):
         (("run", "--method", "nerf", "--scene", "bed-xl", "--profile", "smoke"), "unknown scene 'bed-xl'; known scenes:"),
         (("run", "--method", "nerf", "--scene", "blender:no/such/folder", "--profile", "smoke"), "scene folder does not exist"),
         (("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke"), "Tanks and Temples scene 'truck' is not there"),
+        (("sweep", "--method", "nerf-xl", "--profile", "smoke"), "no sweep candidates for 'nerf-xl'; methods with a sweep: akdqff"),
+        (("sweep", "--method", "nerf", "--profile", "fast"), "unknown profile 'fast'"),
     ],
 )
 def test_mistake_gets_the_message_alone_and_status_2(argv, message, capsys, tmp_path, tiny_data_root):
@@ -59,3 +62,24 @@ def test_a_bug_still_shows_its_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "print_table", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["table", "--profile", "smoke", "--results", str(tmp_path)])
+
+
+def test_an_unwritable_results_folder_is_a_message_not_a_traceback(capsys, tmp_path, tiny_data_root):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("results cannot go under a file")
+    status, err = run_cli(capsys, "grid", "--profile", "smoke", "--no-notebooks", "--results", str(blocker / "results"))
+    assert status == 2 and err.startswith("akdqff-bench: error: ")
+
+
+def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_weights):
+    scene = f"blender:{tiny_scene}"
+    out = cli.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene)
+    assert out.name.startswith("block-nerf-smoke-blender-tiny-") and out.suffix == ".csv"
+    records = [json.loads(p.read_text()) for p in sorted(out.with_suffix("").glob("candidate*.json"))]
+    # The third candidate (8 blocks) cannot place a block per camera of the 6-view scene: it is
+    # recorded as failed and the sweep still ranks the other two.
+    assert [r["status"] for r in records] == ["ok", "ok", "failed"]
+    assert "8 blocks" in records[2]["message"]
+    assert {r["scene_settings"]["layout"] for r in records[:2]} == {"blender"}
+    table = pd.read_csv(out)
+    assert list(table["status"]) == ["ok", "ok", "failed"] and table["psnr"].iloc[:2].notna().all()
