@@ -699,8 +699,8 @@ def figure_psnr_vs_size(records: List[Dict[str, Any]]):
 
 
 def _clock_unit(record: Dict[str, Any]) -> str:
-    """Budgets on the CPU clock (all threads of the run's process) read "CPU-s"; wall-clock "s"."""
-    return "CPU-s" if record.get("budget_clock") == "cpu" else "s"
+    """Budgets on the CPU clock (all threads of the run's process) read "CPU-s"; wall-clock "s (wall)"."""
+    return "CPU-s" if record.get("budget_clock") == "cpu" else "s (wall)"
 
 
 def _curve_clock(runs: List[Dict[str, Any]]) -> str:
@@ -869,13 +869,10 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
     ok = _ok(records)
     if not records:
         return f"No run records for the `{profile_name}` profile."
-    description = ""
-    try:
-        from akdqff_bench.profiles import get_profile
-
-        description = get_profile(profile_name).description
-    except Exception:  # a user's own profile name: the records still say what ran
-        pass
+    # From the records alone, not from today's profile: committed records may predate a change
+    # to it (a wall-clock budget that became a CPU one), and the page must say what was run.
+    commits = sorted({str(r.get("commit", ""))[:7] + ("+dirty" if str(r.get("commit", "")).endswith("+dirty") else "")
+                      for r in ok if r.get("commit")})
     budgets = sorted({(r.get("train_budget_seconds"), _clock_unit(r)) for r in records if r.get("train_budget_seconds")})
     iterations = sorted({r.get("max_iterations") for r in records if r.get("max_iterations")})
     rays = sorted({r.get("rays_per_batch") for r in records if r.get("rays_per_batch")})
@@ -883,7 +880,7 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
     seeds = sorted({r.get("seed") for r in ok if r.get("seed") is not None})
     stop = (f"{', '.join(f'{b:g} {unit}' for b, unit in budgets)} of training per run" if budgets else
             f"{', '.join(str(i) for i in iterations)} iterations per run" if iterations else "the profile's stopping rule")
-    text = (f"**Profile `{profile_name}`**{': ' + description if description else ''}. {len(ok)} measured runs of {len(records)} recorded; "
+    text = (f"**Profile `{profile_name}`**, measured at commit {', '.join(commits) or MISSING}. {len(ok)} measured runs of {len(records)} recorded; "
             f"stopping rule: {stop}; {', '.join(str(r) for r in rays) or MISSING} rays per batch; seeds {', '.join(str(s) for s in seeds) or MISSING}; "
             f"device: {', '.join(devices) or MISSING}.")
     return text

@@ -93,3 +93,22 @@ def test_register_makes_an_experiment_profile_known():
         assert get_profile(name).train_budget_seconds == 30.0 and get_profile("smoke").max_iterations == 8
     finally:
         PROFILES.pop(name)
+
+
+def _policy_seen(code: str, **env) -> str:
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    environment.update(env)
+    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_the_harness_makes_waiting_threads_sleep_only_where_it_takes_effect():
+    show = "import os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    assert _policy_seen(f"import akdqff_bench; {show}") == "PASSIVE"
+    assert _policy_seen(f"import akdqff_bench; {show}", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"  # the user's choice wins
+    # torch already loaded: OpenMP has read its settings, so the record must not claim a policy
+    assert _policy_seen(f"import torch, akdqff_bench; {show}") == "None"

@@ -282,3 +282,14 @@ def test_cpu_budgets_are_named_and_drawn_on_the_cpu_clock():
     wall = report.figure_psnr_vs_time([dict(r, curve=curve) for r in _study()])
     assert wall.axes[0].lines[0].get_xdata().tolist() == [50.0, 100.0, 150.0, 200.0]
     matplotlib.pyplot.close(wall)
+
+
+def test_study_summary_says_what_the_records_ran_not_what_the_profile_says_today():
+    from akdqff_bench.report import study_summary
+
+    old = {"status": "ok", "commit": "8daf9d6" + "0" * 33, "train_budget_seconds": 240.0, "rays_per_batch": 1024, "seed": 0, "device": "cpu:x"}
+    new = {**old, "commit": "c77c807" + "1" * 33 + "+dirty", "budget_clock": "cpu", "train_budget_seconds": 353.0}
+    text = study_summary([old, new], "quick")
+    assert "commit 8daf9d6, c77c807+dirty" in text
+    assert "240 s (wall)" in text and "353 CPU-s" in text
+    assert "equal CPU-time" not in text  # today's profile description is not the records'

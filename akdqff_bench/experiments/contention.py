@@ -10,17 +10,15 @@ Run it on an otherwise quiet machine (the quiet runs must be quiet; the load is 
 
     .venv/bin/python -m akdqff_bench.experiments.contention            # NeRF on synthetic-bed, quick: about 35 min
 
-Torch's OpenMP threads spin while they wait for each other (``OMP_WAIT_POLICY`` unset): beside a
-competing load that spinning is CPU time without progress, so it can spend a CPU budget. On the
-shared 2-core machine this was written on, quick NeRF took 1.29 CPU-s per iteration with the default
-policy and 0.33-0.35 CPU-s with ``OMP_WAIT_POLICY=PASSIVE`` (one 15-20 s run each, other programs using
-1.1-1.5 cores). Run the experiment both ways, to different folders, and keep for the grid the policy
-under which the loaded run lands within the quiet seed spread::
+Torch's OpenMP threads spin while they wait for each other under OpenMP's default policy: beside a
+competing load that spinning is CPU time without progress, so it spends a CPU budget (quick NeRF:
+1.29 CPU-s per iteration beside a load, against 0.35 with ``OMP_WAIT_POLICY=PASSIVE``). The harness
+therefore sets ``PASSIVE`` before torch loads (``akdqff_bench/__init__.py``); to measure another
+policy, start Python with it set explicitly (``ACTIVE`` spins always)::
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m akdqff_bench.experiments.contention --out results/quick/contention-passive
+    OMP_WAIT_POLICY=ACTIVE .venv/bin/python -m akdqff_bench.experiments.contention --out results/quick/contention-active
 
-(the variable must be set before Python starts: torch reads it when it is imported). The records
-and the CSV name the policy (``omp_wait_policy``).
+The records and the CSV name the policy (``omp_wait_policy``).
 
 Six runs: four of about 240 s of wall time each, the CPU-budget run under load about twice that,
 plus about 40 s each to start and evaluate. Finished runs are kept and skipped when it is run

@@ -9,8 +9,9 @@ process CPU seconds over wall seconds of its training iterations (both from the 
     .venv/bin/python -m akdqff_bench.experiments.cpu_calibration --seconds 60  # about 6 min, rougher
 
 Leave ``OMP_NUM_THREADS`` unset, as the grid runs (torch then uses both cores; the ratio is about
-how much of the second core it keeps busy), and set ``OMP_WAIT_POLICY`` as the grid will (see
-``akdqff_bench.experiments.contention``): spinning threads count as CPU time. It writes ``results/<profile>/cpu-calibration.csv`` (and the records under ``cpu-calibration/``) and
+how much of the second core it keeps busy), and leave ``OMP_WAIT_POLICY`` as the grid has it
+(the harness sets ``PASSIVE``; see ``akdqff_bench.experiments.contention``): spinning threads
+count as CPU time. It writes ``results/<profile>/cpu-calibration.csv`` (and the records under ``cpu-calibration/``) and
 prints the ratio to put in ``QUICK_CPU_PER_WALL`` (the mean over the methods).
 """
 
