@@ -153,21 +153,29 @@ class LLFFDataParserConfig(DataParserConfig):
     """The scene box is the box of the cameras' near-to-far frustums, enlarged this much about its centre."""
 
 
+def read_paired_scene(root: Path, images_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[Path]]:
+    """The poses, hwf and bounds of ``root/poses_bounds.npy`` and the images they pair with (row i is
+    the i-th image of ``root/images_path`` sorted by name); DatasetError when the folder is missing
+    or the counts differ."""
+    camera_to_world, hwf, bounds = read_poses_bounds(root / POSES_BOUNDS)
+    image_dir = root / images_path
+    if not image_dir.is_dir():
+        raise DatasetError(f"{image_dir}: image folder is missing")
+    names = image_files(image_dir)
+    if len(names) != len(camera_to_world):
+        raise DatasetError(
+            f"{root / POSES_BOUNDS}: {len(camera_to_world)} pose rows but {len(names)} images in {image_dir}; "
+            "LLFF pairs row i with the i-th image sorted by name, so the counts must match"
+        )
+    return camera_to_world, hwf, bounds, names
+
+
 class LLFFDataParser(DataParser):
     config: LLFFDataParserConfig
 
     def geometry(self) -> Tuple[LLFFGeometry, List[Path], Tuple[int, int], np.ndarray]:
         cfg = self.config
-        camera_to_world, hwf, bounds = read_poses_bounds(Path(cfg.data) / POSES_BOUNDS)
-        image_dir = Path(cfg.data) / cfg.images_path
-        if not image_dir.is_dir():
-            raise DatasetError(f"{image_dir}: image folder is missing")
-        names = image_files(image_dir)
-        if len(names) != len(camera_to_world):
-            raise DatasetError(
-                f"{Path(cfg.data) / POSES_BOUNDS}: {len(camera_to_world)} pose rows but {len(names)} images in {image_dir}; "
-                "LLFF pairs row i with the i-th image sorted by name, so the counts must match"
-            )
+        camera_to_world, hwf, bounds, names = read_paired_scene(Path(cfg.data), cfg.images_path)
         from PIL import Image
 
         with Image.open(names[0]) as first:

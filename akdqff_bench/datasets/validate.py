@@ -162,21 +162,12 @@ def validate_colmap_scene(root: Path, colmap_path: str = "sparse/0", images_path
 
 def validate_llff_scene(root: Path, images_path: str = "images") -> Dict[str, int]:
     """Check an LLFF folder: poses_bounds.npy [N, 17] and N decodable images of one size in ``images_path``."""
-    from akdqff_bench.datasets.llff import POSES_BOUNDS, read_poses_bounds
+    from akdqff_bench.datasets.llff import POSES_BOUNDS, read_paired_scene
 
     root = Path(root)
     if not root.is_dir():
         raise DatasetMissing(f"{root}: scene folder does not exist")
-    poses, _, _ = read_poses_bounds(root / POSES_BOUNDS)
-    image_dir = root / images_path
-    if not image_dir.is_dir():
-        raise DatasetError(f"{image_dir}: image folder is missing")
-    names = image_files(image_dir)
-    if len(names) != len(poses):
-        raise DatasetError(
-            f"{root / POSES_BOUNDS}: {len(poses)} pose rows but {len(names)} images in {image_dir}; "
-            "LLFF pairs row i with the i-th image sorted by name, so the counts must match"
-        )
+    _, _, _, names = read_paired_scene(root, images_path)
     image_size = None
     for index, name in enumerate(names):
         image_size = _check_image(root / POSES_BOUNDS, index, name, image_size)
