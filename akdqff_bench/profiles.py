@@ -185,8 +185,8 @@ NERF_SWEEP: List[Dict[str, Any]] = [
     _nerf(4, 128, 64, 32, 64, 3e-3),
     _nerf(8, 128, 64, 64, 64, 1e-3),
 ]
-# Candidate 1: best on a quiet machine (23.65 and 23.95 dB in two quick grid runs, against 19.5 dB
-# for candidate 2); see results/sweeps/README.md for the conditions of each measurement.
+# Candidate 1 wins the one-sitting quiet sweep under the CPU budget (results/sweeps/nerf-quick.csv:
+# 23.37 dB against 19.94, 16.44 and 15.59); results/sweeps/README.md gives the conditions.
 NERF_QUICK.update(NERF_SWEEP[1])
 PLENOXELS_SWEEP: List[Dict[str, Any]] = [
     # Two stages, 64 -> 128: most iterations at 128^3.
