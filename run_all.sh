@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, ~30 min): results/quick/{metrics.csv,compare.html,...}
-#   ./run_all.sh full            full profile (GPU; the papers' settings)
+#   ./run_all.sh                 quick profile (CPU, ~42 min: 8 runs x ~5.2 min): your records in results/local/quick/
+#                                (git-ignored), compare.html there sets them beside the committed study in results/quick/
+#   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's
+#                                capacity points, ~2.8 h on 2 cores) into results/quick/; resumes, so run it in parts
+#   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
 #   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;
 #                                installs the `cluster` extra; README, "Running on a cluster")
@@ -10,7 +13,8 @@
 #   ./run_all.sh setup           only create/update the environment (.venv)
 #
 # Interrupting loses nothing that finished: each run writes its record when it ends, and the next
-# ./run_all.sh skips finished runs.
+# ./run_all.sh skips finished runs. The console gets one line per run; each run's own output goes to
+# <results>/<profile>/logs/<run>.log (git-ignored). The grid prints its expected time before it starts.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -97,13 +101,26 @@ case "$command" in
         # Tests are CPU-only by design; one thread per process keeps them steady on 2 cores.
         OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$VENV/bin/python" -m pytest "$@"
         ;;
-    quick|full|smoke)
+    quick|full|smoke|study)
         shift || true
         ensure_env
-        variant=$("$VENV/bin/python" -c "from akdqff_bench.profiles import get_profile; print(get_profile('$command').synthetic_bed_variant)")
+        profile=$command
+        grid_args=()
+        if [[ "$command" == study ]]; then
+            # The committed study: written where the committed results are.
+            profile=quick
+            grid_args+=(--study)
+        else
+            # Your own grid: its own git-ignored folder, compared with the committed study when there is one.
+            grid_args+=(--results results/local)
+            if compgen -G "results/$profile/runs/*.json" > /dev/null; then
+                grid_args+=(--reference results)
+            fi
+        fi
+        variant=$("$VENV/bin/python" -c "from akdqff_bench.profiles import get_profile; print(get_profile('$profile').synthetic_bed_variant)")
         ensure_data "$variant"
         # --ray ADDRESS: the grid's runs as Ray tasks on that cluster (the driver stays here).
-        grid_args=()
+        # Options given here come after the defaults above: --results PATH wins over results/local.
         while (( $# )); do
             case "$1" in
                 --ray)
@@ -124,10 +141,10 @@ case "$command" in
         if [[ " ${grid_args[*]-} " == *" --executor ray "* ]]; then
             ensure_extra cluster
         fi
-        "$VENV/bin/akdqff-bench" grid --profile "$command" ${grid_args[@]+"${grid_args[@]}"}
+        "$VENV/bin/akdqff-bench" grid --profile "$profile" ${grid_args[@]+"${grid_args[@]}"}
         ;;
     *)
-        echo "unknown command '$command'; use: quick | full | smoke | test | setup" >&2
+        echo "unknown command '$command'; use: quick | study | full | smoke | test | setup" >&2
         exit 2
         ;;
 esac

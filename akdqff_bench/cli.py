@@ -1,7 +1,9 @@
 """``akdqff-bench``: run the grid, one run, a baseline sweep, or print the comparison.
 
     akdqff-bench grid  --profile quick            # every (method, scene, seed); resumes; --force reruns
-    akdqff-bench run   --method nerf --scene synthetic-bed --profile quick
+    akdqff-bench grid  --profile quick --study    # the study: 3 seeds of every run, plus the capacity points
+    akdqff-bench grid  --profile quick --results results/local --reference results   # yours beside the committed study
+    akdqff-bench run   --method nerf --scene synthetic-bed --profile quick [--capacity "width 128"]
     akdqff-bench sweep --method nerf --profile quick
     akdqff-bench table --profile quick
     akdqff-bench compare --profile quick          # metrics + comparison notebook again, from the records
@@ -15,13 +17,17 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from akdqff_bench.profiles import SWEEPS, get_profile
-from akdqff_bench.records import aggregate, is_finished, load_records, portable_path, portable_text, record_path
+from akdqff_bench.profiles import CAPACITY_SCENE, CAPACITY_SEED, SWEEPS, NoStudy, Profile, expected_train_wall_seconds, get_profile
+from akdqff_bench.records import aggregate, is_finished, load_records, log_path, portable_path, portable_text, record_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 RUN_NOTEBOOK = NOTEBOOKS / "run_single.ipynb"
 COMPARE_NOTEBOOK = NOTEBOOKS / "compare.ipynb"
+
+
+class BadReference(ValueError):
+    """``--reference`` names no folder of run records."""
 
 
 def _scene_present(scene: str, variant: str) -> bool:
@@ -39,25 +45,28 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
 
     import papermill
 
-    # papermill forwards the kernel's output through its logger: show it, that is the run's progress.
+    # papermill forwards the kernel's output through its logger: write it where this process's
+    # stdout is now (the console for a single run, the run's log file in a grid: executors.output_to).
     logger = logging.getLogger("papermill")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
     # The kernel runs in the repository root, so a results root inside the repository is passed
     # relative to it: the executed notebook is committed and must not name this machine's folders.
     if parameters.get("results_root"):
         parameters = {**parameters, "results_root": portable_path(Path(parameters["results_root"]))}
+    if parameters.get("reference_root"):
+        parameters = {**parameters, "reference_root": portable_path(Path(parameters["reference_root"]))}
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
             str(source), str(target), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
         )
     finally:  # a failed run's notebook is written too, traceback included
+        logger.removeHandler(handler)
         if target.exists():
             make_notebook_portable(target)
 
@@ -81,45 +90,121 @@ def make_notebook_portable(path: Path) -> None:
     nbformat.write(nbformat.from_dict(portable(notebook)), path)
 
 
+def plan_runs(profile: Profile, methods: List[str], scenes: List[str], study: bool = False):
+    """The grid's runs in order: every (scene, method) for each seed (the profile's seeds, or its
+    study seeds with ``study``), seed by seed so a study run in parts completes whole seeds first;
+    with ``study`` then each method's capacity points, on CAPACITY_SCENE with CAPACITY_SEED only."""
+    from akdqff_bench.executors import Run
+
+    if study and not profile.study_seeds:
+        raise NoStudy(f"the {profile.name} profile defines no study (study seeds and capacity points); the quick profile does")
+    seeds = profile.study_seeds if study else profile.seeds
+    runs = [Run(method, scene, seed) for seed in seeds for scene in scenes for method in methods]
+    if study and CAPACITY_SCENE in scenes:
+        runs += [Run(method, CAPACITY_SCENE, CAPACITY_SEED, label) for method in methods for label in profile.capacities.get(method, {})]
+    return runs
+
+
+def expected_run_seconds(profile: Profile) -> Optional[float]:
+    """One run's wall time on a quiet 2-core machine: its training (the budget in wall seconds) plus
+    the evaluation and notebooks around it; None for a profile stopped by an iteration count."""
+    from akdqff_bench.executors import RUN_OVERHEAD_SECONDS
+
+    train = expected_train_wall_seconds(profile)
+    return None if train is None else train + RUN_OVERHEAD_SECONDS
+
+
+def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
+    if reference_root is not None and not (Path(reference_root) / profile_name / "runs").is_dir():
+        raise BadReference(f"--reference {reference_root}: no run records of the {profile_name} profile there "
+                           f"(expected {Path(reference_root) / profile_name / 'runs'}/*.json)")
+
+
 def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
              force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
-             address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None) -> int:
+             address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None,
+             study: bool = False, reference_root: Optional[Path] = None) -> int:
     """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
-    the comparison. ``executor``: "local" (one run after another here), "ray" (one Ray task per run on
-    the cluster at ``address``), or an executor object (akdqff_bench.executors)."""
-    from akdqff_bench.executors import DEFAULT_RETRIES, RUN_OVERHEAD_SECONDS, GridPlan, check_results_writable, make_executor
+    the comparison. ``study``: the profile's study seeds and capacity points instead of its seeds.
+    ``executor``: "local" (one run after another here), "ray" (one Ray task per run on the cluster at
+    ``address``), or an executor object (akdqff_bench.executors). ``reference_root``: a results
+    folder whose records of this profile the comparison sets beside these."""
+    from akdqff_bench.executors import DEFAULT_RETRIES, RUN_OVERHEAD_SECONDS, GridPlan, check_results_writable, make_executor, minutes
     from akdqff_bench.methods import UnknownMethod, registered_method_names
 
     profile = get_profile(profile_name)
     unknown = [m for m in methods or [] if m not in registered_method_names()]
     if unknown:
         raise UnknownMethod(f"unknown method(s) {unknown}; registered methods: {', '.join(registered_method_names())}")
+    check_reference(reference_root, profile_name)
+    methods = methods or list(profile.methods)
+    scenes = scenes or list(profile.scenes)
+    grid = plan_runs(profile, methods, scenes, study)
     if isinstance(executor, str):
         executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
     check_results_writable(results_root, profile_name)  # before any training, not after the first run
-    methods = methods or list(profile.methods)
-    scenes = scenes or list(profile.scenes)
-    grid = [(m, s, seed) for s in scenes for m in methods for seed in profile.seeds]
     todo = [run for run in grid if force or not is_finished(record_path(results_root, profile_name, *run))]
-    print(f"== {profile_name} profile: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
+    per_run = expected_run_seconds(profile)
     plan = GridPlan(profile_name, Path(results_root), todo, trains, device_type, notebooks,
-                    first_estimate_seconds=(profile.train_budget_seconds or 0) + RUN_OVERHEAD_SECONDS)
+                    first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS)
+    what = f"{profile_name} profile" + (" study" if study else "")
+    print(f"== {what}: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
+    training = plan.training_runs(todo)
+    absent = sorted({run.scene for run in todo if not trains[run.scene]})
+    if todo:
+        skips = f"; {len(todo) - training} end at once, their data not present ({', '.join(absent)})" if absent else ""
+        if per_run is None:
+            print(f"== {training} to train{skips}; their time is not known before one ends (the profile stops at an iteration count)", flush=True)
+        else:
+            train = expected_train_wall_seconds(profile)
+            print(f"== expected time about {minutes(training * per_run)}: {training} to train x {minutes(per_run)} "
+                  f"({train:.0f} s of training on a quiet 2-core machine + {RUN_OVERHEAD_SECONDS:.0f} s of evaluation and notebook){skips}",
+                  flush=True)
+    print(f"== each run's own output: {portable_path(log_path(results_root, profile_name, '<run>'))}", flush=True)
     failures = executor.run(plan)
-    write_comparison(profile_name, results_root, notebooks)
+    write_comparison(profile_name, results_root, notebooks, reference_root)
     return 1 if failures else 0
 
 
-def write_comparison(profile_name: str, results_root: Path, notebook: bool = True) -> None:
-    """metrics.csv/json, the executed comparison notebook and its HTML, from the records alone."""
+def write_comparison(profile_name: str, results_root: Path, notebook: bool = True, reference_root: Optional[Path] = None) -> None:
+    """metrics.csv/json, the executed comparison notebook and its HTML, from the records alone; with
+    ``reference_root``, the comparison sets these records beside that folder's (the committed study)."""
+    from akdqff_bench.executors import output_to
+
+    check_reference(reference_root, profile_name)
     csv_path = aggregate(results_root, profile_name)
     print(f"== metrics: {csv_path}", flush=True)
     if notebook:
         compare = Path(results_root) / profile_name / "compare.ipynb"
-        execute_notebook(COMPARE_NOTEBOOK, compare, dict(profile=profile_name, results_root=str(results_root)))
+        parameters = dict(profile=profile_name, results_root=str(results_root), reference_root=str(reference_root or ""))
+        log = log_path(results_root, profile_name, "compare")
+        try:
+            with output_to(log):  # the notebook's own output; the console keeps the table
+                execute_notebook(COMPARE_NOTEBOOK, compare, parameters)
+        except Exception:
+            print(f"!! the comparison notebook failed; its output: {portable_path(log)}", flush=True)
+            raise
         export_html(compare)
     print_table(profile_name, results_root)
+    if reference_root is not None:
+        print_reproduction(profile_name, results_root, reference_root)
+
+
+def print_reproduction(profile_name: str, results_root: Path, reference_root: Path) -> None:
+    """One line: how many of your numbers lie outside the reference seeds' range (the page has the table)."""
+    from akdqff_bench.report import reproduction_comparison
+
+    table = reproduction_comparison(load_records(results_root, profile_name), load_records(reference_root, profile_name))
+    if table.empty:
+        print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): no (scene, method) measured in both.", flush=True)
+        return
+    judged = table[table["outside_reference_spread"].notna()]
+    outside = judged[judged["outside_reference_spread"].astype(bool)]
+    listed = ", ".join(f"{r.method} {r.quantity} on {r.scene}" for r in outside.itertuples()) or "none"
+    print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): {len(outside)} of {len(judged)} compared values outside the "
+          f"reference seeds' range ({listed}); {len(table) - len(judged)} not judged (1 reference seed). Details: compare.html.", flush=True)
 
 
 def export_html(notebook: Path) -> Path:
@@ -194,9 +279,10 @@ def _user_error(error: Exception) -> bool:
     from akdqff_bench.datasets.synthetic_bed import AssetUnavailableError
     from akdqff_bench.executors import ExecutorError
     from akdqff_bench.methods import UnknownMethod
-    from akdqff_bench.profiles import UnknownProfile
+    from akdqff_bench.profiles import UnknownCapacity, UnknownProfile
 
-    return isinstance(error, (UnknownMethod, UnknownProfile, DatasetError, AssetUnavailableError, ExecutorError))
+    return isinstance(error, (UnknownMethod, UnknownProfile, UnknownCapacity, NoStudy, BadReference, DatasetError, AssetUnavailableError,
+                              ExecutorError))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -227,6 +313,12 @@ def _main(argv: Optional[List[str]] = None) -> int:
                   "blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH")
     grid.add_argument("--scenes", nargs="+", help=scene_help + "; default: the profile's scenes")
     grid.add_argument("--no-notebooks", action="store_true", help="run in-process without papermill")
+    grid.add_argument("--study", action="store_true",
+                      help="the profile's study: its study seeds for every (scene, method), plus each method's capacity points "
+                           "(synthetic-bed, seed 0); resumes like the grid, so it can be run in parts")
+    grid.add_argument("--reference", type=Path, default=None,
+                      help="a results folder (e.g. results) whose records of this profile the comparison sets beside yours, "
+                           "with the difference, flagged when outside the reference's seed range")
     grid.add_argument("--executor", choices=["local", "ray"], default="local",
                       help="local: one run after another here (default); ray: one Ray task per run on a cluster (the 'cluster' extra)")
     grid.add_argument("--address", help="with --executor ray: the cluster, 'auto' (the one started here with `ray start`) or HOST:PORT; "
@@ -236,10 +328,14 @@ def _main(argv: Optional[List[str]] = None) -> int:
     grid.add_argument("--cpus-per-run", type=int, default=None,
                       help="with --executor ray: CPUs a CPU run reserves and trains with (default: 2 for a time-budgeted profile, as the "
                            "quick results were measured; else 1)")
+    sub.choices["compare"].add_argument("--reference", type=Path, default=None,
+                                        help="a results folder whose records of this profile the comparison sets beside yours")
     run = sub.choices["run"]
     run.add_argument("--method", required=True)
     run.add_argument("--scene", default="synthetic-bed", help=scene_help)
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--capacity", default=None,
+                     help="one of the profile's capacity points for the method (e.g. 'width 128'); default: the method's profile settings")
     sweep = sub.choices["sweep"]
     sweep.add_argument("--method", required=True)
     sweep.add_argument("--scene", default="synthetic-bed", help="a named scene or LAYOUT:PATH (blender, colmap, nerfstudio, llff)")
@@ -252,18 +348,19 @@ def _main(argv: Optional[List[str]] = None) -> int:
         if args.executor == "local" and (args.address or args.retries is not None or args.cpus_per_run is not None):
             parser.error("--address, --retries and --cpus-per-run are for --executor ray")
         return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks,
-                        args.executor, args.address, args.retries, args.cpus_per_run)
+                        args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference)
     if args.command == "run":
         from akdqff_bench.records import read_record
         from akdqff_bench.runner import run_one
 
+        get_profile(args.profile).capacity_overrides(args.method, args.capacity)  # an unknown label: its message, exit 2
         # Only a run that trained counts as done here: a skipped one (data absent) looks again.
-        previous = read_record(record_path(args.results, args.profile, args.method, args.scene, args.seed)) or {}
+        previous = read_record(record_path(args.results, args.profile, args.method, args.scene, args.seed, args.capacity)) or {}
         if not args.force and previous.get("status") == "ok":
             print("already finished (use --force to rerun)")
             return 0
 
-        result = run_one(args.method, args.scene, args.profile, args.seed, args.results, args.device)
+        result = run_one(args.method, args.scene, args.profile, args.seed, args.results, args.device, capacity=args.capacity)
         aggregate(args.results, args.profile)
         if result.record["status"] == "skipped":  # the scene's data is not there: say where it goes
             print(f"akdqff-bench: error: {result.record['message']}", file=sys.stderr)
@@ -276,7 +373,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print_table(args.profile, args.results)
         return 0
     if args.command == "compare":
-        write_comparison(args.profile, args.results)
+        write_comparison(args.profile, args.results, reference_root=args.reference)
         return 0
     if args.command == "data":
         from akdqff_bench.datasets import synthetic_bed

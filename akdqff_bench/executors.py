@@ -5,6 +5,10 @@ executor; both executors leave the same files under the results folder:
 
 - :class:`LocalExecutor` runs them in this process or, with notebooks, one papermill kernel per run.
   It needs no Ray.
+
+Either way the console gets one line per run (what ran, its status, PSNR, time and the grid's ETA);
+each run's own output (notebook cells, nerfstudio, the training progress) goes to its log file,
+``<results>/<profile>/logs/<run_id>.log``.
 - :class:`RayExecutor` makes each run one Ray task that reserves what the run needs (a CPU run: its
   CPUs; a CUDA run: one GPU). The task runs in a scratch folder on whichever node Ray picks and
   returns the run's record and files as bytes; this process, the driver, writes them under the
@@ -20,6 +24,7 @@ executor; both executors leave the same files under the results folder:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,15 +35,34 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from akdqff_bench.records import REPO_ROOT, git_commit, portable_path, run_id, write_record
+from akdqff_bench.records import REPO_ROOT, git_commit, log_path, portable_path, read_record, record_path, run_id, write_record
 
-Run = Tuple[str, str, int]  # (method, scene, seed)
 
-# Until a run of this session has finished, assume a run costs its budget plus this much
-# (startup, the curve and the final evaluation) when estimating the grid's ETA.
-RUN_OVERHEAD_SECONDS = 60.0
+class Run(NamedTuple):
+    """One run of a grid; capacity None is the method's profile settings (the "default" point)."""
+
+    method: str
+    scene: str
+    seed: int
+    capacity: Optional[str] = None
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.method, self.scene, self.seed, self.capacity)
+
+    def describe(self) -> str:
+        """``nerf on synthetic-bed (seed 0)``, ``nerf on synthetic-bed (width 128, seed 0)``."""
+        return f"{self.method} on {self.scene} ({f'{self.capacity}, ' if self.capacity else ''}seed {self.seed})"
+
+
+# Until a run of this session has finished, assume a run costs its training time plus this much
+# when estimating the grid's ETA: the notebook kernel's start, the curve's evaluations, the export
+# and the final evaluation, the notebook's figures. The committed quick notebooks (papermill's
+# duration minus the record's train_seconds, 240 s wall budget, 2026-11) took 24 s (Plenoxels),
+# 75 s (NeRF), 82 s (Block-NeRF) and 101 s (AKDQFF) beyond training: 70 s on average.
+RUN_OVERHEAD_SECONDS = 70.0
 # Ray retries a run whose worker process or node died this many times before recording it as failed.
 DEFAULT_RETRIES = 2
 # The committed quick results were measured with 2 cores per run. A time-budgeted run (quick) is
@@ -65,7 +89,12 @@ class ResultsNotWritable(ExecutorError):
 
 
 def minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"
+    """A duration as people read it: ``42 s``, ``5.2 min``, ``2.7 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def check_results_writable(results_root: Path, profile_name: str) -> Path:
@@ -97,7 +126,60 @@ class GridPlan:
     first_estimate_seconds: float  # the ETA's cost of one run before any has finished
 
     def training_runs(self, runs) -> int:
-        return sum(1 for _, scene, _ in runs if self.trains[scene])
+        return sum(1 for run in runs if self.trains[run.scene])
+
+    def runs_notebook(self, run: Run) -> bool:
+        """A run whose data is absent only writes its skipped record: in-process, without starting a
+        notebook kernel for it (~9 s each)."""
+        return self.notebooks and self.trains[run.scene]
+
+
+def _first_line(text: Optional[str], limit: int = 300) -> str:
+    line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
+    return line[:limit] + ("..." if len(line) > limit else "")
+
+
+def outcome(record: Optional[Dict[str, Any]]) -> str:
+    """A finished run in a few words: ``ok, PSNR 23.41 dB``, ``skipped (data not present)``, ``failed``."""
+    if record is None:
+        return "failed (it wrote no record)"
+    status = record.get("status")
+    if status == "ok":
+        return f"ok, PSNR {record['psnr']:.2f} dB" if record.get("psnr") is not None else "ok"
+    if status == "skipped":
+        return "skipped (data not present)"
+    return str(status)
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """While inside, everything this process writes to stdout and stderr goes to ``path``: Python's
+    streams (print, nerfstudio's console, warnings, papermill's log of the notebook's cells) and the
+    file descriptors under them, which the notebook kernel's process inherits (its own warnings)
+    and C libraries write to. The console keeps the grid's one line per run."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    with open(path, "w", encoding="utf-8", buffering=1) as log:
+        log.write(f"# {path.stem}: started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, code at commit {git_commit()}\n")
+        saved: Dict[int, int] = {}
+        try:
+            for fd in (1, 2):
+                try:
+                    saved[fd] = os.dup(fd)
+                    os.dup2(log.fileno(), fd)
+                except OSError:  # no such descriptor (an embedding host): Python's streams are still redirected
+                    saved.pop(fd, None)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            for stream in (sys.stdout, sys.stderr, log):
+                with contextlib.suppress(ValueError, OSError):
+                    stream.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 class LocalExecutor:
@@ -106,39 +188,52 @@ class LocalExecutor:
     name = "local"
 
     def run(self, plan: GridPlan) -> int:
-        """Run ``plan.runs``; returns the number that failed."""
+        """Run ``plan.runs``; returns the number that failed. One console line per run: its start,
+        completed when it ends with its status, PSNR, time and the grid's ETA."""
         durations: List[float] = []
         failures = 0
         todo = plan.runs
-        for number, (method, scene, seed) in enumerate(todo, start=1):
-            per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
-            remaining = plan.training_runs(todo[number - 1 :])
-            print(f"== [{number}/{len(todo)}] {method} on {scene} (seed {seed}); grid ETA about {minutes(per_run * remaining)}", flush=True)
+        for number, run in enumerate(todo, start=1):
+            print(f"== [{number}/{len(todo)}] {run.describe()} ... ", end="", flush=True)
+            log = log_path(plan.results_root, plan.profile_name, run.run_id)
             started = time.perf_counter()
+            error = None
             try:
-                execute_run(method, scene, plan.profile_name, seed, Path(plan.results_root), plan.device_type, plan.notebooks)
-            except Exception as error:  # keep going: one failed run must not cost the rest of the grid
+                execute_run(run.method, run.scene, plan.profile_name, run.seed, Path(plan.results_root), plan.device_type,
+                            plan.runs_notebook(run), run.capacity, log_file=log)
+            except Exception as exc:  # keep going: one failed run must not cost the rest of the grid
+                error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+            seconds = time.perf_counter() - started
+            if plan.trains[run.scene]:
+                durations.append(seconds)
+            record = read_record(record_path(plan.results_root, plan.profile_name, run.method, run.scene, run.seed, run.capacity))
+            per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
+            eta = f"grid ETA about {minutes(per_run * plan.training_runs(todo[number:]))}"
+            if error is not None or record is None or record.get("status") == "failed":
                 failures += 1
-                print(f"!! {method} on {scene} failed: {type(error).__name__}: {str(error)[:500]}", flush=True)
-            if plan.trains[scene]:
-                durations.append(time.perf_counter() - started)
+                reason = _first_line((record or {}).get("message")) or error
+                print(f"failed after {minutes(seconds)}: {reason}; log: {portable_path(log)}; {eta}", flush=True)
+            else:
+                print(f"{outcome(record)}, {minutes(seconds)}; {eta}", flush=True)
         return failures
 
 
 def execute_run(method: str, scene: str, profile_name: str, seed: int, results_root: Path, device_type: Optional[str],
-                notebooks: bool) -> None:
-    """One run, as the grid runs it: the run notebook through papermill, or ``run_one`` in-process."""
-    if notebooks:
-        from akdqff_bench import cli
+                notebooks: bool, capacity: Optional[str] = None, log_file: Optional[Path] = None) -> None:
+    """One run, as the grid runs it: the run notebook through papermill, or ``run_one`` in-process;
+    with ``log_file``, everything the run prints goes there instead of the console."""
+    with output_to(log_file) if log_file is not None else contextlib.nullcontext():
+        if notebooks:
+            from akdqff_bench import cli
 
-        parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
-                          device_type=device_type or "")
-        target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed)}.ipynb"
-        cli.execute_notebook(cli.RUN_NOTEBOOK, target, parameters)
-    else:
-        from akdqff_bench import runner  # looked up at call time: tests replace runner.run_one
+            parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
+                              device_type=device_type or "", capacity=capacity or "")
+            target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed, capacity)}.ipynb"
+            cli.execute_notebook(cli.RUN_NOTEBOOK, target, parameters)
+        else:
+            from akdqff_bench import runner  # looked up at call time: tests replace runner.run_one
 
-        runner.run_one(method, scene, profile_name, seed, Path(results_root), device_type or None)
+            runner.run_one(method, scene, profile_name, seed, Path(results_root), device_type or None, capacity=capacity)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,10 +274,14 @@ class WorkerJob:
     results_root: str  # the driver's, as given: nerfstudio's config.yml names its output folder by it
     results_root_portable: str  # the driver's, as records and notebooks name it (records.portable_path)
     before_run: Optional[Callable[["WorkerJob"], None]] = None  # tests: fault injection on the worker
+    capacity: Optional[str] = None  # a capacity point of the profile; None: the method's profile settings
 
     @property
     def run_id(self) -> str:
-        return run_id(self.method, self.scene, self.seed)
+        return run_id(self.method, self.scene, self.seed, self.capacity)
+
+    def describe(self) -> str:
+        return Run(self.method, self.scene, self.seed, self.capacity).describe()
 
 
 def _replace_in_json_text(data: bytes, old: str, new: str) -> bytes:
@@ -211,6 +310,8 @@ def collect_run_files(scratch: Path, job: WorkerJob) -> Dict[str, bytes]:
             data = _nerfstudio_config_for(path, Path(job.results_root) / job.profile_name / "nerfstudio" / job.run_id)
         elif path.suffix in (".json", ".ipynb"):
             data = _replace_in_json_text(path.read_bytes(), str(scratch), job.results_root_portable)
+        elif path.suffix == ".log":
+            data = path.read_bytes().replace(str(scratch).encode("utf-8"), job.results_root_portable.encode("utf-8"))
         else:
             data = path.read_bytes()
         files[relative] = data
@@ -225,7 +326,7 @@ def run_on_worker(job: WorkerJob) -> Dict[str, Any]:
     placement = {"hostname": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(),
                  "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
     # Ray forwards this to the driver's output, as it does the run's own progress lines.
-    print(f"== {job.method} on {job.scene} (seed {job.seed}) started on {placement['hostname']} ({placement['node_ip']})", flush=True)
+    print(f"== {job.describe()} started on {placement['hostname']} ({placement['node_ip']})", flush=True)
     # Where a local run works: relative scene paths are the repository's (the process serves this run only).
     os.chdir(REPO_ROOT)
     if job.before_run is not None:
@@ -239,7 +340,9 @@ def run_on_worker(job: WorkerJob) -> Dict[str, Any]:
     try:
         error = None
         try:
-            execute_run(job.method, job.scene, job.profile_name, job.seed, scratch, job.device_type, job.notebooks)
+            # The run's own output goes to its log file, which comes back with its other files.
+            execute_run(job.method, job.scene, job.profile_name, job.seed, scratch, job.device_type, job.notebooks, job.capacity,
+                        log_file=log_path(scratch, job.profile_name, job.run_id))
         except Exception as exc:  # the run's own failure: recorded by run_one, reported to the driver
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
         files = collect_run_files(scratch, job)
@@ -263,13 +366,15 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def failed_record(method: str, scene: str, profile_name: str, seed: int, message: str) -> Dict[str, Any]:
+def failed_record(method: str, scene: str, profile_name: str, seed: int, message: str, capacity: Optional[str] = None) -> Dict[str, Any]:
     """The record of a run that left none of its own (its worker died on every attempt)."""
     from akdqff_bench.datasets import scene_identity
+    from akdqff_bench.profiles import DEFAULT_CAPACITY
 
     dataset_name, scene_name = scene_identity(scene)
-    return {"run_id": run_id(method, scene, seed), "method": method, "dataset": dataset_name, "scene": scene_name,
-            "profile": profile_name, "seed": seed, "commit": git_commit(), "status": "failed", "message": message}
+    return {"run_id": run_id(method, scene, seed, capacity), "method": method, "dataset": dataset_name, "scene": scene_name,
+            "profile": profile_name, "seed": seed, "capacity": capacity or DEFAULT_CAPACITY, "commit": git_commit(),
+            "status": "failed", "message": message}
 
 
 def store_run(results_root: Path, job: WorkerJob, payload: Dict[str, Any]) -> Dict[str, Any]:
@@ -282,7 +387,7 @@ def store_run(results_root: Path, job: WorkerJob, payload: Dict[str, Any]) -> Di
     if record_name in files:
         record = json.loads(files[record_name])
     else:  # the run ended before run_one wrote anything (e.g. the notebook's kernel died)
-        record = failed_record(job.method, job.scene, job.profile_name, job.seed, payload["error"] or "the run wrote no record")
+        record = failed_record(job.method, job.scene, job.profile_name, job.seed, payload["error"] or "the run wrote no record", job.capacity)
     record["ray"] = {**payload["placement"], "task_seconds": payload["seconds"]}
     write_record(Path(results_root) / record_name, record)
     return record
@@ -383,10 +488,10 @@ class RayExecutor:
         driver_commit = git_commit()
         # ref -> (what the task runs, the scene as the grid names it: plan.trains is keyed by that)
         pending: Dict[Any, Tuple[WorkerJob, str]] = {}
-        for method, scene, seed in plan.runs:
-            job = WorkerJob(method, portable_scene(scene), seed, plan.profile_name, plan.device_type, plan.notebooks,
-                            cpu_threads, str(plan.results_root), results_root_portable, self.before_run)
-            pending[task.remote(job)] = (job, scene)
+        for run in plan.runs:
+            job = WorkerJob(run.method, portable_scene(run.scene), run.seed, plan.profile_name, plan.device_type, plan.runs_notebook(run),
+                            cpu_threads, str(plan.results_root), results_root_portable, self.before_run, run.capacity)
+            pending[task.remote(job)] = (job, run.scene)
         total, failures, durations = len(pending), 0, []
 
         def eta() -> str:
@@ -402,7 +507,8 @@ class RayExecutor:
                     print(f"== ray: {total - len(pending)}/{total} finished, {len(pending)} running or queued; grid ETA about {eta()}", flush=True)
                     continue
                 job, scene = pending.pop(ready[0])
-                where, payload = "its node", None
+                where, payload, record = "its node", None, None
+                shown = Run(job.method, scene, job.seed, job.capacity).describe()  # the scene as the grid names it
                 try:
                     payload = ray.get(ready[0])
                 except RayTaskError as exc:  # raised in the task around the run (the run's own errors come back in the payload)
@@ -411,7 +517,7 @@ class RayExecutor:
                     error = f"{type(exc).__name__} on each of {self.retries + 1} attempt(s): {str(exc)[:500]}"
                 if payload is None:
                     write_record(Path(plan.results_root) / plan.profile_name / "runs" / f"{job.run_id}.json",
-                                 failed_record(job.method, job.scene, job.profile_name, job.seed, error))
+                                 failed_record(job.method, job.scene, job.profile_name, job.seed, error, job.capacity))
                 else:
                     where = f"{payload['placement']['hostname']} ({payload['placement']['node_ip']})"
                     record = store_run(plan.results_root, job, payload)
@@ -423,10 +529,12 @@ class RayExecutor:
                 done = total - len(pending)
                 if error:
                     failures += 1
-                    print(f"!! [{done}/{total}] {job.method} on {scene} failed on {where}: {error}", flush=True)
+                    log = log_path(plan.results_root, plan.profile_name, job.run_id)
+                    print(f"!! [{done}/{total}] {shown} failed on {where}: {error}" + (f"; log: {portable_path(log)}" if log.exists() else ""),
+                          flush=True)
                 else:
-                    print(f"== [{done}/{total}] {job.method} on {scene} (seed {job.seed}) {record.get('status')} on {where} "
-                          f"in {minutes(payload['seconds'])}; grid ETA about {eta()}", flush=True)
+                    print(f"== [{done}/{total}] {shown} {record.get('status')} on {where} in {minutes(payload['seconds'])}"
+                          f"{outcome(record).removeprefix(str(record.get('status')))}; grid ETA about {eta()}", flush=True)
         except BaseException:
             # Interrupted: every finished run is written; the runs still out are lost and run again on resume.
             for ref in pending:

@@ -13,6 +13,7 @@ the run's record and the comparison table states the reduced settings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -22,6 +23,12 @@ RAYS_PER_BATCH = 1024
 # Iterations skipped before the median time per iteration is taken (allocations, caches, JIT).
 WARMUP_ITERATIONS = 5
 BUDGET_CLOCKS = ("cpu", "wall")
+# A method's own settings in a profile are its capacity point "default" (report.DEFAULT_CAPACITY);
+# the study's further points (Profile.capacities) are trained on this scene with this seed only:
+# a capacity curve compares sizes of one method, and 3 seeds of every point would triple the study.
+DEFAULT_CAPACITY = "default"
+CAPACITY_SCENE = "synthetic-bed"
+CAPACITY_SEED = 0
 
 # The quick profile's budget was 240 s of training wall-clock time on a quiet 2-core machine; wall
 # time on shared cores measures the machine as much as the method (issue 10: the same NeRF scored
@@ -62,13 +69,64 @@ class Profile:
     # The clock of train_budget_seconds: "cpu" (user + system CPU seconds of the training process,
     # all its threads; see runner.TrainingMonitor) or "wall" (elapsed seconds).
     budget_clock: str = "wall"
+    # The study (`akdqff-bench grid --study`): every (scene, method) with these seeds, plus each
+    # method's capacity points, an ordered mapping of label -> config overrides applied on top of
+    # the method's overrides, trained on CAPACITY_SCENE with CAPACITY_SEED only. Empty: no study.
+    study_seeds: Tuple[int, ...] = ()
+    capacities: Dict[str, Dict[str, Dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.budget_clock not in BUDGET_CLOCKS:
             raise ValueError(f"profile {self.name!r}: budget_clock must be one of {BUDGET_CLOCKS}, not {self.budget_clock!r}")
+        for method, points in self.capacities.items():
+            slugs = [capacity_slug(label) for label in points]
+            if DEFAULT_CAPACITY in points or len(set(slugs)) != len(slugs):
+                raise ValueError(f"profile {self.name!r}: {method}'s capacity labels {list(points)} must not be {DEFAULT_CAPACITY!r} "
+                                 "and must differ in their file names")
 
-    def overrides_for(self, method: str, dataset: str = "synthetic-bed") -> Dict[str, Any]:
-        return {**self.dataset_overrides.get(dataset, {}), **self.method_overrides.get(method, {})}
+    def capacity_overrides(self, method: str, capacity: Optional[str]) -> Dict[str, Any]:
+        """The overrides of ``method``'s capacity point on top of its profile settings ({} for the default)."""
+        if is_default_capacity(capacity):
+            return {}
+        points = self.capacities.get(method, {})
+        if capacity not in points:
+            known = ", ".join(repr(label) for label in [DEFAULT_CAPACITY, *points])
+            raise UnknownCapacity(f"unknown capacity {capacity!r} for {method} in the {self.name} profile; known: {known}")
+        return dict(points[capacity])
+
+    def overrides_for(self, method: str, dataset: str = "synthetic-bed", capacity: Optional[str] = None) -> Dict[str, Any]:
+        return {**self.dataset_overrides.get(dataset, {}), **self.method_overrides.get(method, {}),
+                **self.capacity_overrides(method, capacity)}
+
+
+class UnknownCapacity(ValueError):
+    """A capacity label the profile does not define for that method."""
+
+
+class NoStudy(ValueError):
+    """``--study`` asked of a profile that defines no study."""
+
+
+def capacity_slug(label: Optional[str]) -> str:
+    """A capacity label as a file-name part: ``"width 128"`` -> ``width-128``, ``"λ 3e-7"`` ->
+    ``lambda-3e-7`` (ASCII letters, digits, '.', '-' only)."""
+    text = str(label).replace("λ", "lambda").replace("×", "x")
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.") or "capacity"
+
+
+def is_default_capacity(capacity: Optional[str]) -> bool:
+    return capacity in (None, "", DEFAULT_CAPACITY)
+
+
+def expected_train_wall_seconds(profile: Profile) -> Optional[float]:
+    """Wall seconds one run of ``profile`` trains on a quiet 2-core machine: a CPU budget divided by
+    the calibrated CPU seconds per wall second (QUICK_CPU_PER_WALL), a wall budget as it is; None
+    for a fixed iteration count (its time is not known before a run)."""
+    if profile.train_budget_seconds is None:
+        return None
+    if profile.budget_clock == "cpu":
+        return profile.train_budget_seconds / QUICK_CPU_PER_WALL
+    return float(profile.train_budget_seconds)
 
 
 # NeRF's quick settings: the best test PSNR of the sweep in results/sweeps/nerf-quick.csv
@@ -288,6 +346,52 @@ BLOCK_NERF_SMOKE: Dict[str, Any] = {
 }
 
 
+# --- capacity points of the study (issue 11) -----------------------------------------------------
+# Each method at two capacities besides its quick settings ("default"), for the capacity curves:
+# PSNR against stored size and training time. Every point changes only the size of the model (its
+# width, its grid, or AKDQFF's λ) and keeps the rest of the method's quick settings (samples, lr,
+# schedules); each is trained on synthetic-bed with seed 0 only (CAPACITY_SCENE, CAPACITY_SEED).
+# They are computed from the *_QUICK settings above as they stand after every update: keep this
+# block after them (AKDQFF's λ, for one, is set by its sweep).
+def _widths(quick: Dict[str, Any], factor: float) -> Tuple[str, Dict[str, Any]]:
+    """The quick network with base and head widths scaled by ``factor`` alike."""
+    width = round(quick["pipeline.model.base_mlp_layer_width"] * factor)
+    head = round(quick["pipeline.model.head_mlp_layer_width"] * factor)
+    return f"width {width}", {"pipeline.model.base_mlp_layer_width": width, "pipeline.model.head_mlp_layer_width": head}
+
+
+def _number(value: float) -> str:
+    """3e-07 -> 3e-7: a label as people write it."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m.group(1) == '-' else ''}{m.group(2)}", f"{value:g}")
+
+
+def _lambda(quick: Dict[str, Any], factor: float) -> Tuple[str, Dict[str, Any]]:
+    """AKDQFF's quick λ (kernel_cost) times ``factor``: λ sets K, hence the stored size."""
+    value = float(f"{quick['pipeline.model.strategy.kernel_cost'] * factor:.6g}")  # 3e-6 / 10, not 3.0000000000000004e-07
+    return f"λ {_number(value)}", {"pipeline.model.strategy.kernel_cost": value}
+
+
+def _plenoxels_grid(resolutions: Tuple[int, ...], upsample_steps: Tuple[int, ...]) -> Tuple[str, Dict[str, Any]]:
+    return f"grid {resolutions[-1]}", {"pipeline.model.resolutions": resolutions, "pipeline.model.upsample_steps": upsample_steps}
+
+
+# Ordered from the smallest model to the largest (the default lies between).
+QUICK_CAPACITIES: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "nerf": dict([_widths(NERF_QUICK, 0.5), _widths(NERF_QUICK, 2)]),
+    # The default ends at 128^3 (64 -> 128); these end at 96^3 and 256^3 with the same first switch.
+    "plenoxels": dict([_plenoxels_grid((48, 96), (300,)), _plenoxels_grid((64, 128, 256), (300, 600))]),
+    "block-nerf": dict([_widths(BLOCK_NERF_QUICK, 0.5), _widths(BLOCK_NERF_QUICK, 2)]),
+    # A larger λ keeps fewer kernels: 10x is the smaller model, 1/10 the larger.
+    "akdqff": dict([_lambda(AKDQFF_QUICK, 10), _lambda(AKDQFF_QUICK, 0.1)]),
+}
+# Smoke: one point per method, so a test runs a whole study grid in seconds.
+SMOKE_CAPACITIES: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "nerf": dict([_widths(NERF_SMOKE, 0.5)]),
+    "plenoxels": dict([_plenoxels_grid((8, 16), (4,))]),
+    "block-nerf": dict([_widths(BLOCK_NERF_SMOKE, 0.5)]),
+    "akdqff": {"λ 1e-4": {"pipeline.model.strategy.kernel_cost": 1e-4}},
+}
+
 PROFILES: Dict[str, Profile] = {
     "quick": Profile(
         name="quick",
@@ -303,6 +407,8 @@ PROFILES: Dict[str, Profile] = {
         methods=METHODS,
         scenes=("synthetic-bed", "ethiopian-head") + TANKS_AND_TEMPLES_SCENES,
         seeds=(0,),
+        study_seeds=(0, 1, 2),
+        capacities=QUICK_CAPACITIES,
         method_overrides={
             "nerf": NERF_QUICK,
             "akdqff": AKDQFF_QUICK,
@@ -339,6 +445,8 @@ PROFILES: Dict[str, Profile] = {
         methods=METHODS,
         scenes=("synthetic-bed",),
         seeds=(0,),
+        study_seeds=(0, 1),
+        capacities=SMOKE_CAPACITIES,
         method_overrides={
             "nerf": NERF_SMOKE,
             "akdqff": AKDQFF_SMOKE,

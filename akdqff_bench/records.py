@@ -1,4 +1,4 @@
-"""Run records: one JSON file per (method, scene, profile, seed), aggregated into metrics.csv.
+"""Run records: one JSON file per (method, scene, profile, seed, capacity), aggregated into metrics.csv.
 
 A record is written once, atomically, when its run ends (``ok``, ``skipped`` or ``failed``), so an
 interrupted grid keeps every finished run and a rerun starts where it stopped.
@@ -21,9 +21,11 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import pandas as pd
 
+from akdqff_bench.profiles import DEFAULT_CAPACITY, capacity_slug, is_default_capacity
+
 # The columns of metrics.csv, in order; records hold more (per-image metrics, curve, versions).
 METRIC_COLUMNS = [
-    "method", "dataset", "scene", "profile", "device", "seed", "status", "iterations", "train_seconds",
+    "method", "dataset", "scene", "profile", "device", "seed", "capacity", "status", "iterations", "train_seconds",
     "train_cpu_seconds", "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
     "render_fps", "num_test_views", "commit", "message",
 ]
@@ -71,16 +73,26 @@ def portable_text(text: str) -> str:
     return re.sub(re.escape(root) + r"(?![\w.-])", ".", text)
 
 
-def run_id(method: str, scene: str, seed: int) -> str:
-    return f"{method}__{scene_file_id(scene)}__seed{seed}"
+def run_id(method: str, scene: str, seed: int, capacity: Optional[str] = None) -> str:
+    """``nerf__synthetic-bed__seed0``; a capacity point other than the default adds its label as a
+    file-name part: ``nerf__synthetic-bed__width-128__seed0`` (the default keeps the plain name, so
+    records made before capacities existed are still found)."""
+    if is_default_capacity(capacity):
+        return f"{method}__{scene_file_id(scene)}__seed{seed}"
+    return f"{method}__{scene_file_id(scene)}__{capacity_slug(capacity)}__seed{seed}"
 
 
 def runs_dir(results_root: Path, profile: str) -> Path:
     return Path(results_root) / profile / "runs"
 
 
-def record_path(results_root: Path, profile: str, method: str, scene: str, seed: int) -> Path:
-    return runs_dir(results_root, profile) / f"{run_id(method, scene, seed)}.json"
+def record_path(results_root: Path, profile: str, method: str, scene: str, seed: int, capacity: Optional[str] = None) -> Path:
+    return runs_dir(results_root, profile) / f"{run_id(method, scene, seed, capacity)}.json"
+
+
+def log_path(results_root: Path, profile: str, name: str) -> Path:
+    """Where a grid writes a run's own output (notebook cells, nerfstudio, training progress)."""
+    return Path(results_root) / profile / "logs" / f"{name}.log"
 
 
 def git_commit(repo: Optional[Path] = None) -> str:
@@ -159,6 +171,8 @@ INTEGER_COLUMNS = ("seed", "iterations", "model_size_bytes", "peak_memory_bytes"
 
 def records_frame(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     rows = [{column: record.get(column) for column in METRIC_COLUMNS} for record in records]
+    for row in rows:  # records made before capacities existed are the default point
+        row["capacity"] = row["capacity"] or DEFAULT_CAPACITY
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     # Skipped runs leave counts empty; a nullable integer column keeps "6579" from becoming "6579.0".
     for column in INTEGER_COLUMNS:
@@ -171,7 +185,7 @@ def aggregate(results_root: Path, profile: str) -> Path:
     records = load_records(results_root, profile)
     out_dir = Path(results_root) / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = records_frame(records).sort_values(["dataset", "scene", "method", "seed"], kind="stable")
+    frame = records_frame(records).sort_values(["dataset", "scene", "method", "capacity", "seed"], kind="stable")
     csv_path = out_dir / "metrics.csv"
     frame.to_csv(csv_path, index=False)
     with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:

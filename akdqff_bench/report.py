@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from akdqff_bench.profiles import DEFAULT_CAPACITY
 from akdqff_bench.records import load_records, runs_dir
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.csv")
@@ -30,7 +31,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 METHOD_ORDER = ["nerf", "block-nerf", "plenoxels", "akdqff"]
 METHOD_LABELS = {"nerf": "NeRF", "block-nerf": "Block-NeRF", "plenoxels": "Plenoxels", "akdqff": "AKDQFF"}
 METHOD_COLORS = {"nerf": "tab:blue", "block-nerf": "tab:green", "plenoxels": "tab:purple", "akdqff": "tab:red"}
-DEFAULT_CAPACITY = "default"
 MISSING = "—"
 # Wide enough for the HTML page and the notebook, short enough for two plots side by side.
 PAGE_WIDTH_INCHES = 10.0

@@ -29,7 +29,7 @@ from akdqff_bench import method_api, metrics
 from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene, scene_identity
 from akdqff_bench.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score
 from akdqff_bench.methods import apply_overrides, method_config
-from akdqff_bench.profiles import WARMUP_ITERATIONS, Profile, get_profile
+from akdqff_bench.profiles import DEFAULT_CAPACITY, WARMUP_ITERATIONS, Profile, get_profile, is_default_capacity
 from akdqff_bench.records import git_commit, package_versions, portable_path, portable_text, record_path, write_record
 
 NEVER = 10**9  # a step interval that never comes: nerfstudio's own in-training eval and saves are off
@@ -89,7 +89,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, output_dir: Path, device_type: str) -> TrainerConfig:
+def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, output_dir: Path, device_type: str,
+                 capacity: Optional[str] = None) -> TrainerConfig:
     config = method_config(method)
     config.pipeline.datamanager.dataparser = scene.dataparser_config()
     config.data = scene.path
@@ -107,7 +108,7 @@ def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, out
     config.steps_per_save = NEVER  # the trainer still saves one checkpoint at the end
     config.max_num_iterations = profile.max_iterations or NEVER
     config.pipeline.datamanager.train_num_rays_per_batch = profile.rays_per_batch
-    apply_overrides(config, profile.overrides_for(method, scene.dataset))
+    apply_overrides(config, profile.overrides_for(method, scene.dataset, capacity))
     return config
 
 
@@ -279,19 +280,24 @@ def run_one(
     extra_overrides: Optional[Dict[str, Any]] = None,
     record_file: Optional[Path] = None,
     log: Callable[[str], None] = print,
+    capacity: Optional[str] = None,
 ) -> RunResult:
     """Train, export, reload, evaluate; write the record and return it (with the live pipelines).
 
+    ``capacity``: a label of the profile's capacity points for ``method`` (None or "default": its
+    profile settings), whose overrides go on top of the method's and into the record.
     ``extra_overrides`` and ``record_file`` are for sweeps: settings on top of the profile's,
     recorded outside the profile's runs (so they never enter metrics.csv).
     """
     prof = get_profile(profile)
+    capacity_overrides = prof.capacity_overrides(method, capacity)  # an unknown label stops here, before any record
+    capacity = DEFAULT_CAPACITY if is_default_capacity(capacity) else capacity
     device_type = device_type or prof.device_type
-    path = Path(record_file) if record_file else record_path(results_root, profile, method, scene, seed)
+    path = Path(record_file) if record_file else record_path(results_root, profile, method, scene, seed, capacity)
     name = path.stem
     artifacts = path.with_suffix("")
     dataset_name, scene_name = scene_identity(scene)
-    overrides = {**prof.overrides_for(method, dataset_name), **(extra_overrides or {})}
+    overrides = {**prof.overrides_for(method, dataset_name, capacity), **(extra_overrides or {})}
     record: Dict[str, Any] = {
         "run_id": name,
         "method": method,
@@ -300,6 +306,9 @@ def run_one(
         "profile": profile,
         "device": device_description(device_type),
         "seed": seed,
+        "capacity": capacity,
+        # What the capacity point changes (also inside "overrides", which the settings table shows).
+        "capacity_overrides": capacity_overrides,
         "commit": git_commit(),
         "versions": package_versions(),
         "overrides": overrides,
@@ -334,10 +343,10 @@ def run_one(
         write_record(path, record)
         raise
 
-    label = f"{method} | {scene} | {profile}"
+    label = f"{method} | {scene} | {profile}" + ("" if capacity == DEFAULT_CAPACITY else f" | {capacity}")
     try:
         seed_everything(seed)
-        config = build_config(method, spec, prof, seed, Path(results_root) / profile / "nerfstudio" / name, device_type)
+        config = build_config(method, spec, prof, seed, Path(results_root) / profile / "nerfstudio" / name, device_type, capacity)
         apply_overrides(config, extra_overrides or {})
         views = load_test_views(config, prof.max_test_views)
         curve_views = TestViews(views.cameras[: prof.curve_views], views.images[: prof.curve_views], views.filenames[: prof.curve_views])

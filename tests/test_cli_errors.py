@@ -29,6 +29,9 @@ def run_cli(capsys, *argv):
         (("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke"), "Tanks and Temples scene 'truck' is not there"),
         (("sweep", "--method", "nerf-xl", "--profile", "smoke"), "no sweep candidates for 'nerf-xl'; methods with a sweep: akdqff"),
         (("sweep", "--method", "nerf", "--profile", "fast"), "unknown profile 'fast'"),
+        (("run", "--method", "nerf", "--capacity", "width 999", "--profile", "smoke"),
+         "unknown capacity 'width 999' for nerf in the smoke profile; known: 'default', 'width 16'"),
+        (("grid", "--study", "--profile", "full", "--no-notebooks"), "the full profile defines no study"),
     ],
 )
 def test_mistake_gets_the_message_alone_and_status_2(argv, message, capsys, tmp_path, tiny_data_root):

@@ -178,7 +178,7 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
     assert len(plenoxels_attempts) == 2
     assert plenoxels["status"] == "failed" and plenoxels["method"] == "plenoxels" and plenoxels["scene"] == "bed"
     assert "on each of 2 attempt(s)" in plenoxels["message"] and "Error" in plenoxels["message"]
-    assert "!! [" in output and "plenoxels on synthetic-bed failed" in output
+    assert "!! [" in output and "plenoxels on synthetic-bed (seed 0) failed" in output
     statuses = (tmp_path / "results" / "smoke" / "metrics.csv").read_text()
     assert ",ok," in statuses and ",failed," in statuses
     # A failed run is not finished: the next grid runs it again (here it dies again) and skips nerf.

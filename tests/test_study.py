@@ -1,0 +1,191 @@
+"""The study as an option of a profile (`grid --study`): its plan, capacity points and their run ids,
+resuming, the quiet console with a log file per run, and the comparison against a reference study.
+Training runs are smoke runs in-process (seconds); nothing here is a result."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from akdqff_bench import cli, report
+from akdqff_bench.profiles import (AKDQFF_QUICK, BLOCK_NERF_QUICK, CAPACITY_SCENE, DEFAULT_CAPACITY, METHODS, NERF_QUICK, NoStudy,
+                                   UnknownCapacity, get_profile)
+from akdqff_bench.records import REPO_ROOT, read_record, record_path, run_id, write_record
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+LAMBDA = "pipeline.model.strategy.kernel_cost"
+
+
+def test_run_ids_with_a_capacity():
+    # The default point keeps the name every committed record has.
+    assert run_id("nerf", "synthetic-bed", 0) == run_id("nerf", "synthetic-bed", 0, DEFAULT_CAPACITY) == "nerf__synthetic-bed__seed0"
+    assert run_id("nerf", "synthetic-bed", 0, "width 128") == "nerf__synthetic-bed__width-128__seed0"
+    assert run_id("plenoxels", "synthetic-bed", 0, "grid 256") == "plenoxels__synthetic-bed__grid-256__seed0"
+    lam = run_id("akdqff", "synthetic-bed", 0, "λ 3e-7")
+    assert lam == "akdqff__synthetic-bed__lambda-3e-7__seed0" and lam.isascii()
+    assert record_path(Path("r"), "quick", "nerf", "tanks-temples/truck", 2, "width 32") == Path(
+        "r/quick/runs/nerf__tanks-temples-truck__width-32__seed2.json")
+    # Every capacity point of every profile gets a distinct, file-system-safe name.
+    for profile in ("quick", "smoke"):
+        for method, points in get_profile(profile).capacities.items():
+            names = [run_id(method, CAPACITY_SCENE, 0, label) for label in points]
+            assert len(set(names)) == len(names) and all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in names)
+
+
+def test_the_committed_records_are_still_found_by_their_default_names():
+    committed = REPO_ROOT / "results"
+    for method in METHODS:
+        assert record_path(committed, "quick", method, "synthetic-bed", 0).is_file(), method
+
+
+def test_quick_capacity_points_follow_the_quick_settings():
+    quick = get_profile("quick")
+    assert quick.study_seeds == (0, 1, 2) and quick.seeds == (0,)
+    assert {m: len(points) for m, points in quick.capacities.items()} == {m: 2 for m in METHODS}
+    # AKDQFF: λ at 10x and 1/10 of whatever AKDQFF_QUICK's λ is.
+    points = quick.capacities["akdqff"]
+    assert sorted(p[LAMBDA] for p in points.values()) == pytest.approx([AKDQFF_QUICK[LAMBDA] / 10, AKDQFF_QUICK[LAMBDA] * 10])
+    assert all(label.startswith("λ ") for label in points)
+    # NeRF and Block-NeRF: half and twice the quick width, head scaled alike; samples and lr kept.
+    for method, settings in (("nerf", NERF_QUICK), ("block-nerf", BLOCK_NERF_QUICK)):
+        width, head = settings["pipeline.model.base_mlp_layer_width"], settings["pipeline.model.head_mlp_layer_width"]
+        assert list(quick.capacities[method]) == [f"width {width // 2}", f"width {width * 2}"]
+        wide = quick.overrides_for(method, "synthetic-bed", f"width {width * 2}")
+        assert wide["pipeline.model.base_mlp_layer_width"] == 2 * width and wide["pipeline.model.head_mlp_layer_width"] == 2 * head
+        assert {k: v for k, v in wide.items() if "width" not in k} == {k: v for k, v in settings.items() if "width" not in k}
+    assert quick.capacities["plenoxels"] == {
+        "grid 96": {"pipeline.model.resolutions": (48, 96), "pipeline.model.upsample_steps": (300,)},
+        "grid 256": {"pipeline.model.resolutions": (64, 128, 256), "pipeline.model.upsample_steps": (300, 600)},
+    }
+    assert quick.overrides_for("plenoxels", "synthetic-bed")["pipeline.model.resolutions"] == (64, 128)  # the default in between
+    with pytest.raises(UnknownCapacity, match=r"unknown capacity 'width 7' for nerf in the quick profile; known: 'default', 'width 32'"):
+        quick.overrides_for("nerf", "synthetic-bed", "width 7")
+
+
+@pytest.mark.parametrize("profile_name", ["quick", "smoke"])
+def test_the_study_plan(profile_name):
+    profile = get_profile(profile_name)
+    methods, scenes = list(profile.methods), list(profile.scenes)
+    capacity_points = sum(len(points) for points in profile.capacities.values())
+    study = cli.plan_runs(profile, methods, scenes, study=True)
+    assert len(study) == len(scenes) * len(methods) * len(profile.study_seeds) + capacity_points
+    assert len(set(run.run_id for run in study)) == len(study)
+    capacity_runs = [run for run in study if run.capacity]
+    assert len(capacity_runs) == capacity_points and {(run.scene, run.seed) for run in capacity_runs} == {(CAPACITY_SCENE, 0)}
+    # Without --study: the profile's seeds, no capacity points (the grid as it was).
+    assert cli.plan_runs(profile, methods, scenes) == [(m, s, 0, None) for s in scenes for m in methods]
+    # Capacity points are synthetic-bed's: a study of other scenes has none.
+    assert not [run for run in cli.plan_runs(profile, methods, ["ethiopian-head"], study=True) if run.capacity]
+
+
+def test_a_profile_without_a_study_says_so():
+    with pytest.raises(NoStudy, match="the full profile defines no study"):
+        cli.plan_runs(get_profile("full"), ["nerf"], ["synthetic-bed"], study=True)
+
+
+def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_root, no_lpips_weights, capsys):
+    root = tmp_path / "results"
+    methods = ["nerf", "plenoxels"]
+    assert cli.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
+    out = capsys.readouterr().out
+    smoke = get_profile("smoke")
+    expected = len(methods) * len(smoke.study_seeds) + sum(len(smoke.capacities[m]) for m in methods)
+    assert f"smoke profile study: {expected} runs, 0 already done, {expected} to go" in out
+    for method in methods:
+        for seed in smoke.study_seeds:
+            assert read_record(record_path(root, "smoke", method, "synthetic-bed", seed))["status"] == "ok"
+        for label, overrides in smoke.capacities[method].items():
+            record = read_record(record_path(root, "smoke", method, "synthetic-bed", 0, label))
+            assert record["status"] == "ok" and record["capacity"] == label and record["capacity_overrides"] == json.loads(json.dumps(overrides))
+            assert record["run_id"] == run_id(method, "synthetic-bed", 0, label)
+            # The capacity's settings are recorded with the others, so the settings table shows them.
+            assert all(record["overrides"][key] == value for key, value in json.loads(json.dumps(overrides)).items())
+    settings = report.settings_frame([read_record(p) for p in sorted((root / "smoke" / "runs").glob("*.json"))])
+    nerf_16 = settings[(settings["Method"] == "NeRF") & (settings["Capacity"] == "width 16")]
+    assert len(nerf_16) == 1 and "base_mlp_layer_width=16" in nerf_16.iloc[0]["Settings (overrides of the method's defaults)"]
+    assert "nerf,synthetic-bed,bed,smoke" in (root / "smoke" / "metrics.csv").read_text() and ",width 16,ok," in (root / "smoke" / "metrics.csv").read_text()
+
+    # Resume: nothing is run again, no record is rewritten.
+    written = {p: p.stat().st_mtime_ns for p in (root / "smoke" / "runs").glob("*.json")}
+    assert cli.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
+    assert f"{expected} already done, 0 to go" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
+def test_a_grid_prints_one_line_per_run_and_logs_the_rest(tmp_path, tiny_data_root, no_lpips_weights, capfd):
+    """Captured at the file descriptors: what a run's libraries write there goes to its log too."""
+    root = tmp_path / "results"
+    assert cli.run_grid("smoke", root, methods=["nerf", "plenoxels"], scenes=["synthetic-bed"], notebooks=False) == 0
+    out, err = capfd.readouterr()
+    run_lines = [line for line in out.splitlines() if line.startswith("== [")]
+    assert len(run_lines) == 2, out
+    assert re.fullmatch(r"== \[1/2\] nerf on synthetic-bed \(seed 0\) \.\.\. ok, PSNR \d+\.\d\d dB, \d+ s; grid ETA about \d+ s", run_lines[0])
+    assert run_lines[1].startswith("== [2/2] plenoxels on synthetic-bed (seed 0) ... ok, PSNR")
+    # Nothing of the runs' own chatter on the console: no training progress, no nerfstudio, no warnings.
+    for chatter in ("training (8 iterations)", "Saving config", "Caching all", "Warning"):
+        assert chatter not in out + err
+    log = root / "smoke" / "logs" / "nerf__synthetic-bed__seed0.log"
+    text = log.read_text()
+    assert "[nerf | synthetic-bed | smoke] training (8 iterations)" in text and "Caching all" in text and "done: PSNR" in text
+    # The final table follows the run lines.
+    assert "synthetic-bed:" in out and "NeRF" in out.split(run_lines[-1])[1]
+
+
+def test_a_failed_run_names_its_log(tmp_path, tiny_data_root, monkeypatch, capsys):
+    from akdqff_bench import runner
+
+    def broken(method, scene, profile, seed, results_root, device_type=None, capacity=None, **kwargs):
+        print("the run's own last words")
+        write_record(record_path(results_root, profile, method, scene, seed, capacity),
+                     {"method": method, "dataset": "synthetic-bed", "scene": "bed", "profile": profile, "seed": seed,
+                      "status": "failed", "message": "RuntimeError: out of memory\nmore detail"})
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(runner, "run_one", broken)
+    assert cli.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed"], notebooks=False) == 1
+    out = capsys.readouterr().out
+    log = tmp_path / "smoke" / "logs" / "nerf__synthetic-bed__seed0.log"
+    (line,) = [line for line in out.splitlines() if line.startswith("== [")]
+    assert "nerf on synthetic-bed (seed 0) ... failed after" in line and "RuntimeError: out of memory;" in line and f"log: {log}" in line
+    assert "the run's own last words" in log.read_text() and "last words" not in out
+
+
+def _reference_record(method, seed, psnr):
+    return {"run_id": f"{method}__synthetic-bed__seed{seed}", "method": method, "dataset": "synthetic-bed", "scene": "bed",
+            "profile": "smoke", "seed": seed, "status": "ok", "device": "cpu:test", "psnr": psnr, "ssim": 0.8,
+            "model_size_bytes": 1000, "s_per_iter": 0.1}
+
+
+def test_your_numbers_are_flagged_outside_the_reference_seed_range(tmp_path, monkeypatch, capsys):
+    """A fake reference of 3 seeds (24, 25, 26 dB) and your run at 27 dB: flagged; the page gets the
+    reference folder (the notebook is not executed here)."""
+    reference, yours = tmp_path / "reference", tmp_path / "yours"
+    for seed, psnr in enumerate((24.0, 25.0, 26.0)):
+        write_record(record_path(reference, "smoke", "nerf", "synthetic-bed", seed), _reference_record("nerf", seed, psnr))
+    write_record(record_path(yours, "smoke", "nerf", "synthetic-bed", 0), _reference_record("nerf", 0, 27.0))
+
+    table = report.reproduction_comparison([read_record(record_path(yours, "smoke", "nerf", "synthetic-bed", 0))],
+                                           [read_record(p) for p in sorted((reference / "smoke" / "runs").glob("*.json"))])
+    psnr, ssim = table.set_index("quantity").loc["psnr"], table.set_index("quantity").loc["ssim"]
+    assert psnr["reference_mean"] == 25.0 and psnr["difference"] == 2.0 and bool(psnr["outside_reference_spread"])
+    assert not bool(ssim["outside_reference_spread"])  # the same SSIM on every seed: inside
+
+    executed = {}
+    monkeypatch.setattr(cli, "execute_notebook", lambda source, target, parameters: executed.update(parameters))
+    monkeypatch.setattr(cli, "export_html", lambda notebook: notebook)
+    assert cli.main(["compare", "--profile", "smoke", "--results", str(yours), "--reference", str(reference)]) == 0
+    out = capsys.readouterr().out
+    assert executed["reference_root"] == str(reference) and executed["results_root"] == str(yours)
+    assert "1 of 4 compared values outside the reference seeds' range (nerf psnr on synthetic-bed)" in out
+
+
+def test_a_missing_reference_is_a_message_before_anything_runs(tmp_path, tiny_data_root, monkeypatch, capsys):
+    from akdqff_bench import runner
+
+    monkeypatch.setattr(runner, "run_one", lambda *a, **k: pytest.fail("a run started"))
+    status = cli.main(["grid", "--profile", "smoke", "--no-notebooks", "--results", str(tmp_path / "r"), "--reference", str(tmp_path / "none")])
+    assert status == 2 and "no run records of the smoke profile there" in capsys.readouterr().err
