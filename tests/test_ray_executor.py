@@ -207,3 +207,27 @@ def test_an_unwritable_results_folder_stops_the_grid_before_training(tmp_path, m
     not_a_folder.write_text("a file where the results folder would go\n")  # root ignores permissions; a file stops it
     with pytest.raises(executors.ResultsNotWritable, match=r"cannot write results under .*results-file/sub/smoke/runs: Not a directory.*Nothing was run"):
         cli.run_grid("smoke", not_a_folder / "sub", notebooks=False, executor=executor)
+
+
+@needs_ray
+def test_a_study_on_ray_carries_each_capacity_point(tmp_path, tiny_data_root, no_lpips_weights, ray_cluster, capsys):
+    """The study grid through Ray: the capacity point reaches the worker (its settings, its own run id)
+    and each run's log file comes back to the driver's results folder."""
+    from akdqff_bench.records import log_path
+
+    root = tmp_path / "results"
+    smoke = get_profile("smoke")
+    assert cli.run_grid("smoke", root, methods=["nerf"], notebooks=False, executor="ray", study=True) == 0
+    output = capsys.readouterr().out
+    (label, overrides), = smoke.capacities["nerf"].items()
+    name = run_id("nerf", "synthetic-bed", 0, label)
+    record = read_record(record_path(root, "smoke", "nerf", "synthetic-bed", 0, label))
+    assert record["status"] == "ok" and record["capacity"] == label and record["run_id"] == name and record["ray"]["hostname"]
+    assert all(record["overrides"][key] == value for key, value in overrides.items())
+    assert (root / "smoke" / "runs" / name / "model.bin").is_file()
+    assert f"nerf on synthetic-bed ({label}, seed 0) ok on {socket.gethostname()}" in output
+    for seed in smoke.study_seeds:
+        assert read_record(record_path(root, "smoke", "nerf", "synthetic-bed", seed))["status"] == "ok"
+    log = log_path(root, "smoke", name).read_text()
+    # The worker's scratch folder is named as the driver's results folder in the log, as in the records.
+    assert f"[nerf | synthetic-bed | smoke | {label}] training" in log and "akdqff-bench-run-" not in log
