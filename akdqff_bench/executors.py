@@ -5,10 +5,6 @@ executor; both executors leave the same files under the results folder:
 
 - :class:`LocalExecutor` runs them in this process or, with notebooks, one papermill kernel per run.
   It needs no Ray.
-
-Either way the console gets one line per run (what ran, its status, PSNR, time and the grid's ETA);
-each run's own output (notebook cells, nerfstudio, the training progress) goes to its log file,
-``<results>/<profile>/logs/<run_id>.log``.
 - :class:`RayExecutor` makes each run one Ray task that reserves what the run needs (a CPU run: its
   CPUs; a CUDA run: one GPU). The task runs in a scratch folder on whichever node Ray picks and
   returns the run's record and files as bytes; this process, the driver, writes them under the
@@ -20,6 +16,10 @@ each run's own output (notebook cells, nerfstudio, the training progress) goes t
   is retried by Ray (``max_retries``); after the last attempt the driver records the run as failed
   with Ray's error, and the rest of the grid goes on. An exception inside a run (bad data, a bug) is not retried: it
   would fail again the same way, so it is recorded as failed at once, as the local executor does.
+
+Either way the console gets one line per run (what ran, its status, PSNR, time and the grid's ETA);
+each run's own output (notebook cells, nerfstudio, the training progress) goes to its log file,
+``<results>/<profile>/logs/<run_id>.log``.
 """
 
 from __future__ import annotations
@@ -167,10 +167,11 @@ def output_to(path: Path) -> Iterator[None]:
         try:
             for fd in (1, 2):
                 try:
-                    saved[fd] = os.dup(fd)
-                    os.dup2(log.fileno(), fd)
+                    copy = os.dup(fd)
                 except OSError:  # no such descriptor (an embedding host): Python's streams are still redirected
-                    saved.pop(fd, None)
+                    continue
+                saved[fd] = copy
+                os.dup2(log.fileno(), fd)
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 yield
         finally:
@@ -196,22 +197,27 @@ class LocalExecutor:
         for number, run in enumerate(todo, start=1):
             print(f"== [{number}/{len(todo)}] {run.describe()} ... ", end="", flush=True)
             log = log_path(plan.results_root, plan.profile_name, run.run_id)
-            started = time.perf_counter()
+            record_file = record_path(plan.results_root, plan.profile_name, run.method, run.scene, run.seed, run.capacity)
+            started, started_at = time.perf_counter(), time.time()
             error = None
             try:
                 execute_run(run.method, run.scene, plan.profile_name, run.seed, Path(plan.results_root), plan.device_type,
                             plan.runs_notebook(run), run.capacity, log_file=log)
             except Exception as exc:  # keep going: one failed run must not cost the rest of the grid
                 error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+            except KeyboardInterrupt:
+                print(f"interrupted; finished runs keep their records (this run's output: {portable_path(log)})", flush=True)
+                raise
             seconds = time.perf_counter() - started
             if plan.trains[run.scene]:
                 durations.append(seconds)
-            record = read_record(record_path(plan.results_root, plan.profile_name, run.method, run.scene, run.seed, run.capacity))
+            # The record this run wrote (a failed run's record from before is no news).
+            record = read_record(record_file) if record_file.exists() and record_file.stat().st_mtime >= started_at - 1 else None
             per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
             eta = f"grid ETA about {minutes(per_run * plan.training_runs(todo[number:]))}"
             if error is not None or record is None or record.get("status") == "failed":
                 failures += 1
-                reason = _first_line((record or {}).get("message")) or error
+                reason = _first_line((record or {}).get("message")) or error or "it wrote no record"
                 print(f"failed after {minutes(seconds)}: {reason}; log: {portable_path(log)}; {eta}", flush=True)
             else:
                 print(f"{outcome(record)}, {minutes(seconds)}; {eta}", flush=True)
