@@ -190,7 +190,7 @@ class AKDQFFPipeline(VanillaPipeline):
                 # them: ranks could skip different steps.
                 raise NotImplementedError("AKDQFF on several processes does not support mixed precision / a grad scaler")
             self.model.enable_rank_sync(RankSync(device))  # type: ignore[attr-defined]
-            dist.barrier()
+            dist.barrier(device_ids=[local_rank])  # as VanillaPipeline does after wrapping
 
 
 # ---------------------------------------------------------------------------- the launcher on a CPU

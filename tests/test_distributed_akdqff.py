@@ -16,6 +16,7 @@ from typing import Any, Dict
 import pytest
 import torch
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.scripts.train import _set_random_seed, launch
 
 from akdqff_bench.methods import apply_overrides, method_config
@@ -64,8 +65,6 @@ def build_config(scene: Path, output_dir: Path, rays_per_batch: int, num_process
 def mean_test_error(model, scene: Path) -> float:
     """Mean squared error of the test views (composited on white, as the model renders)."""
     outputs = BlenderDataParserConfig(data=scene).setup().get_dataparser_outputs("test")
-    from nerfstudio.data.datasets.base_dataset import InputDataset
-
     dataset = InputDataset(outputs)
     errors = []
     model.eval()
@@ -150,6 +149,10 @@ def scene(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_ranks(scene, tmp_path_factory, monkeypatch_module):
+    import nerfstudio.scripts.train as train
+
+    # run() swaps in the CPU-capable worker; nerfstudio's own is put back after this module.
+    monkeypatch_module.setattr(train, "_distributed_worker", train._distributed_worker)
     return run(scene, tmp_path_factory.mktemp("two_ranks"), num_processes=2, rays_per_batch=RAYS_PER_RANK)
 
 
@@ -204,3 +207,24 @@ def test_two_ranks_learn_as_one_process_with_twice_the_rays(two_ranks, scene, tm
     # on one machine, and another CPU's rounding may move them within that spread.
     assert one_psnr > 10.5 and two_psnr > 10.5, (one_psnr, two_psnr)
     assert abs(two_psnr - one_psnr) < 1.0, (one_psnr, two_psnr)
+
+
+def test_machine_config_lets_nerfstudio_start_cpu_processes(monkeypatch):
+    """What ``ns-train akdqff --machine.device-type cpu --machine.num-devices 2`` relies on: the
+    config tyro builds installs the CPU-capable worker into nerfstudio's launcher; CUDA and single
+    processes keep nerfstudio's own."""
+    import nerfstudio.scripts.train as train
+
+    from akdqff_method.distributed import AKDQFFMachineConfig, cpu_capable_distributed_worker
+
+    def nerfstudio_worker(*args, **kwargs):  # stands for nerfstudio's own (an earlier test may have swapped it)
+        raise AssertionError("not to be called")
+
+    monkeypatch.setattr(train, "_distributed_worker", nerfstudio_worker)  # restored afterwards
+    AKDQFFMachineConfig(device_type="cpu", num_devices=1)
+    AKDQFFMachineConfig(device_type="cuda", num_devices=2)
+    assert train._distributed_worker is nerfstudio_worker
+    AKDQFFMachineConfig(device_type="cpu", num_devices=2)
+    assert train._distributed_worker is cpu_capable_distributed_worker
+    assert isinstance(method_config("akdqff").machine, AKDQFFMachineConfig)
+    assert method_config("akdqff").pipeline._target is AKDQFFPipeline
