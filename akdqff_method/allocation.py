@@ -235,19 +235,35 @@ class AKDStrategy:
 
     @torch.no_grad()
     def step_post_backward(
-        self, params: ParamDict, optimizers: Any, state: Dict[str, Any], step: int, group_names: Mapping[str, str]
+        self,
+        params: ParamDict,
+        optimizers: Any,
+        state: Dict[str, Any],
+        step: int,
+        group_names: Mapping[str, str],
+        agree: Optional[Callable[[Tensor], Tensor]] = None,
     ) -> Dict[str, int]:
-        """Prune, then split, when ``step`` is an allocation step. Returns the counts."""
+        """Prune, then split, when ``step`` is an allocation step. Returns the counts.
+
+        ``agree`` (several processes only) maps this rank's prune and split masks to the ones all
+        ranks apply (rank 0's, ``distributed.RankSync.agree``)."""
         if not self.should_refine(step) or state["steps"] == 0:
             return {"pruned": 0, "split": 0, "blocked_by_cap": 0}
-        result = self.refine(params, optimizers, state, group_names)
+        result = self.refine(params, optimizers, state, group_names, agree)
         usage = self.per_ray(state, "contribution")  # aligned with the kernels after the surgery
         self.reset(state, params["centers"].shape[0], params["centers"].device)
         state["usage"] = usage
         return result
 
     @torch.no_grad()
-    def refine(self, params: ParamDict, optimizers: Any, state: Dict[str, Any], group_names: Mapping[str, str]) -> Dict[str, int]:
+    def refine(
+        self,
+        params: ParamDict,
+        optimizers: Any,
+        state: Dict[str, Any],
+        group_names: Mapping[str, str],
+        agree: Optional[Callable[[Tensor], Tensor]] = None,
+    ) -> Dict[str, int]:
         num_kernels = params["centers"].shape[0]
         lam = self.kernel_cost
         signal = self.per_ray(state, "signal")
@@ -258,6 +274,8 @@ class AKDStrategy:
             order = torch.argsort(signal)
             prune = torch.zeros_like(prune)
             prune[order[:max_prunable]] = True
+        if agree is not None:
+            prune = agree(prune)
         num_pruned = int(prune.sum())
         if num_pruned:
             prune_kernels(params, optimizers, state, prune, group_names)
@@ -269,10 +287,14 @@ class AKDStrategy:
         room = max(self.max_kernels - num_kernels, 0)
         num_split = min(num_candidates, rate_limit, room)
         blocked = min(num_candidates, rate_limit) - num_split
+        mask = torch.zeros(num_kernels, dtype=torch.bool, device=gain.device)
         if num_split > 0:
             chosen = torch.topk(torch.where(candidates, gain, torch.full_like(gain, -1.0)), num_split).indices
-            mask = torch.zeros(num_kernels, dtype=torch.bool, device=gain.device)
             mask[chosen] = True
+        if agree is not None:  # every rank takes part, whether it would split or not
+            mask = agree(mask)
+            num_split = int(mask.sum())
+        if num_split > 0:
             split_kernels(
                 params, optimizers, state, mask, group_names,
                 offset=self.split_offset, shrink=self.split_shrink, min_log_scale=math.log(self.min_scale),

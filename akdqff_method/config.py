@@ -12,10 +12,10 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from akdqff_bench.devices import default_machine
+from akdqff_bench.devices import default_device_type
+from akdqff_method.distributed import AKDQFFMachineConfig, AKDQFFPipelineConfig
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -32,11 +32,13 @@ akdqff_method = MethodSpecification(
         vis="tensorboard",
         viewer=ViewerConfig(quit_on_train_completion=True),
         # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
-        machine=default_machine(),
+        # --machine.num-devices N trains one model on N processes (akdqff_method.distributed).
+        machine=AKDQFFMachineConfig(device_type=default_device_type()),
         max_num_iterations=30000,
         steps_per_eval_batch=500,
         steps_per_save=2000,
-        pipeline=VanillaPipelineConfig(
+        # VanillaPipeline, without the DDP wrapper on N > 1 processes (akdqff_method.distributed).
+        pipeline=AKDQFFPipelineConfig(
             datamanager=VanillaDataManagerConfig(
                 dataparser=BlenderDataParserConfig(),
                 train_num_rays_per_batch=1024,

@@ -38,6 +38,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from akdqff_bench.lpips import build_lpips_or_missing
 from akdqff_method.allocation import AKDStrategy
+from akdqff_method.distributed import RankSync
 from akdqff_method.export import StoragePrecision, load_into, write_representation
 from akdqff_method.field import KERNEL_PARAMETER_NAMES, RBFKernelField
 from akdqff_method.quantization import AdaptiveCodebookRule, kmeans, quantization_distortion, weighted_variance
@@ -153,6 +154,8 @@ class AKDQFFModel(Model):
         self.codebook_history: List[Dict[str, Any]] = []
         self.last_relative_distortion: Optional[float] = None
         self.last_samples_per_ray = 0.0
+        # Set on N > 1 processes only (akdqff_method.distributed); None keeps every path single-process.
+        self.rank_sync: Optional[RankSync] = None
         box_diagonal = float((aabb[1] - aabb[0]).norm())
         step_size = box_diagonal / cfg.num_samples
         self.occupancy_density_threshold = -math.log(1.0 - cfg.occupancy_alpha_threshold) / step_size
@@ -244,7 +247,16 @@ class AKDQFFModel(Model):
         return metrics, {"img": torch.cat([image, rgb], dim=1), "accumulation": acc, "depth": depth}
 
     # ------------------------------------------------------------------ training callbacks
+    def enable_rank_sync(self, sync: RankSync) -> None:
+        """Train as one model on several processes: start from rank 0's parameters and buffers, then
+        keep the ranks in step (gradients, allocation, codebook, occupancy; see ``distributed``)."""
+        sync.broadcast_tensors(list(self.field.parameters()) + [self.field.codebook] + list(self.occupancy.buffers()))
+        self.field.rebuild_index()
+        self.rank_sync = sync
+
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        if self.rank_sync is not None:
+            self.rank_sync.average_gradients_before_each_step(training_callback_attributes.optimizers)
         return [
             TrainingCallback(
                 [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self._before_step, args=[training_callback_attributes.optimizers]
@@ -279,8 +291,13 @@ class AKDQFFModel(Model):
                 last["num_rays"],
             )
         self._last_batch = None
+        sync = self.rank_sync
+        if sync is not None and self.strategy.should_refine(step):
+            # Every rank decides from every rank's rays; the masks applied are rank 0's.
+            self.strategy_state = sync.summed_statistics(self.strategy_state)
         changed = self.strategy.step_post_backward(
-            field_.kernel_params, self.optimizers, self.strategy_state, step, KERNEL_GROUPS
+            field_.kernel_params, self.optimizers, self.strategy_state, step, KERNEL_GROUPS,
+            agree=sync.agree if sync is not None else None,
         )
         self.kernels_split_total += changed["split"]
         self.kernels_pruned_total += changed["pruned"]
@@ -290,13 +307,44 @@ class AKDQFFModel(Model):
         if changed["split"] or changed["pruned"] or step % cfg.index_update_interval == 0:
             field_.rebuild_index()
         if step % cfg.occupancy_update_interval == 0:
-            self.update_occupancy(step)
-        if step == cfg.quantization_start_step:
-            self.update_codebook()  # from initial_codebook_size, the rule picks the first Q
-        elif field_.quantized and step > cfg.quantization_start_step and (
-            (step - cfg.quantization_start_step) % cfg.codebook_update_interval == 0
+            if sync is None:
+                self.update_occupancy(step)
+            else:
+                self._update_occupancy_on_rank_zero(sync, step)
+        if step == cfg.quantization_start_step or (
+            field_.quantized
+            and step > cfg.quantization_start_step
+            and (step - cfg.quantization_start_step) % cfg.codebook_update_interval == 0
         ):
-            self.update_codebook()
+            # At quantization_start_step the rule picks the first Q from initial_codebook_size.
+            if sync is None:
+                self.update_codebook()
+            else:
+                self._update_codebook_on_rank_zero(sync)
+
+    def _update_occupancy_on_rank_zero(self, sync: RankSync, step: int) -> None:
+        if sync.is_leader:
+            self.update_occupancy(step)
+        sync.broadcast_tensors(list(self.occupancy.buffers()))
+
+    def _update_codebook_on_rank_zero(self, sync: RankSync) -> None:
+        """Rank 0 refits (weights from every rank's statistics) and sends the codebook and its
+        history entry; k-means is not bit-reproducible across CUDA devices, so ranks do not each run it."""
+        summed = sync.summed_statistics(self.strategy_state)
+
+        def refit() -> Dict[str, Any]:
+            local, self.strategy_state = self.strategy_state, summed
+            try:
+                self.update_codebook()
+            finally:
+                self.strategy_state = local
+            return {"codebook": self.field.codebook.cpu(), "entry": self.codebook_history[-1]}
+
+        decision = sync.share_object(refit)
+        if not sync.is_leader:
+            self.field.set_codebook(decision["codebook"])
+            self.codebook_history.append(decision["entry"])
+            self.last_relative_distortion = decision["entry"]["relative_distortion"]
 
     @torch.no_grad()
     def update_occupancy(self, step: int, generator: Optional[torch.Generator] = None) -> None:
