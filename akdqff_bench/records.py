@@ -26,7 +26,7 @@ from akdqff_bench.profiles import DEFAULT_CAPACITY, capacity_slug, is_default_ca
 # The columns of metrics.csv, in order; records hold more (per-image metrics, curve, versions).
 METRIC_COLUMNS = [
     "method", "dataset", "scene", "profile", "device", "seed", "capacity", "status", "iterations", "train_seconds",
-    "train_cpu_seconds", "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
+    "train_cpu_seconds", "other_load_cores", "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
     "render_fps", "num_test_views", "commit", "message",
 ]
 FINISHED_STATUSES = ("ok", "skipped")

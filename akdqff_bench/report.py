@@ -883,6 +883,11 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
     text = (f"**Profile `{profile_name}`**, measured at commit {', '.join(commits) or MISSING}. {len(ok)} measured runs of {len(records)} recorded; "
             f"stopping rule: {stop}; {', '.join(str(r) for r in rays) or MISSING} rays per batch; seeds {', '.join(str(s) for s in seeds) or MISSING}; "
             f"device: {', '.join(devices) or MISSING}.")
+    loads = [float(r["other_load_cores"]) for r in ok if r.get("other_load_cores") is not None]
+    if loads:
+        # Timings (s/iter, training time) are only as good as the quiet they were taken in.
+        text += (f" Other programs kept {np.median(loads):.2f} cores busy during training in the median run "
+                 f"(at most {max(loads):.2f}; {len(loads)} of {len(ok)} runs measured this).")
     return text
 
 
@@ -891,6 +896,7 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
 
 RUN_SUMMARY = (("status", "Status", None), ("message", "Message", None), ("device", "Device", None), ("iterations", "Iterations", "count"),
                ("train_seconds", "Training time (s)", "rate"), ("s_per_iter", "Update (s/iter, median)", "seconds"),
+               ("other_load_cores", "Other programs' load during training (cores)", "rate"),
                ("psnr", "PSNR (dB)", "psnr"), ("ssim", "SSIM", "ssim"), ("lpips", "LPIPS", "lpips"),
                ("model_size_bytes", "Stored model", "bytes"), ("peak_memory_bytes", "Peak memory", "bytes"),
                ("peak_memory_kind", "Peak memory measured as", None), ("render_fps", "Render (img/s)", "rate"),

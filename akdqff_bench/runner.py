@@ -37,6 +37,40 @@ RENDERS_SAVED = 4  # test views saved as PNG beside each record, for the noteboo
 
 
 @dataclass
+class OtherLoad:
+    """CPU time that other programs spent on this machine while a run trained, in cores (busy CPU
+    seconds of the whole machine minus this process's own, per wall second). Timings are only as
+    good as the quiet they were taken in; this makes each record say how quiet it was. psutil reads
+    /proc/stat on Linux; elsewhere it may be coarser or missing (then None)."""
+
+    machine_busy: float
+    own: float
+    wall: float
+
+    @staticmethod
+    def _machine_busy() -> float:
+        import psutil
+
+        times = psutil.cpu_times()
+        return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
+
+    @classmethod
+    def start(cls) -> Optional["OtherLoad"]:
+        try:
+            return cls(cls._machine_busy(), time.process_time(), time.perf_counter())
+        except Exception:  # a platform psutil cannot read: the record says None, the run goes on
+            return None
+
+    def cores(self) -> Optional[float]:
+        try:
+            wall = time.perf_counter() - self.wall
+            others = (self._machine_busy() - self.machine_busy) - (time.process_time() - self.own)
+            return max(0.0, others / wall) if wall > 0 else None
+        except Exception:
+            return None
+
+
+@dataclass
 class TestViews:
     """Cameras and ground-truth images (composited on white) of a scene's test split."""
 
@@ -361,7 +395,9 @@ def run_one(
         monitor.attach()
         budget = f"{prof.train_budget_seconds:.0f} {prof.budget_clock.upper()}-s budget" if prof.train_budget_seconds else f"{prof.max_iterations} iterations"
         log(f"[{label}] training ({budget})")
+        load = OtherLoad.start()
         trainer.train()
+        other_load_cores = load.cores() if load else None
         if not monitor.curve or monitor.curve[-1]["iteration"] != len(monitor.iteration_seconds):
             monitor.evaluate_curve(len(monitor.iteration_seconds) - 1)
         timed = monitor.iteration_seconds[WARMUP_ITERATIONS:] or monitor.iteration_seconds
@@ -383,6 +419,10 @@ def run_one(
             iterations=len(monitor.iteration_seconds),
             train_seconds=monitor.trained_seconds,  # wall time of the training iterations
             train_cpu_seconds=monitor.trained_cpu_seconds,  # their CPU time (this process, all threads)
+            # Mean cores other programs kept busy during training (0 on a quiet machine; niced
+            # programs count too): how quiet the timings above were.
+            other_load_cores=other_load_cores,
+            machine_cores=os.cpu_count(),
             s_per_iter=statistics.median(timed),
             cpu_s_per_iter=statistics.median(timed_cpu),
             model_size_bytes=model_size,
