@@ -36,10 +36,12 @@ def test_run_ids_with_a_capacity():
             assert len(set(names)) == len(names) and all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in names)
 
 
-def test_the_committed_records_are_still_found_by_their_default_names():
-    committed = REPO_ROOT / "results"
+def test_records_of_the_default_capacity_keep_the_names_they_had_before_capacities():
+    # Records written before capacities existed (and every default point since) must still be found.
     for method in METHODS:
-        assert record_path(committed, "quick", method, "synthetic-bed", 0).is_file(), method
+        assert record_path(REPO_ROOT / "results", "quick", method, "synthetic-bed", 0).name == f"{method}__synthetic-bed__seed0.json"
+        assert record_path(REPO_ROOT / "results", "quick", method, "synthetic-bed", 0, "default") == \
+            record_path(REPO_ROOT / "results", "quick", method, "synthetic-bed", 0)
 
 
 def test_quick_capacity_points_follow_the_quick_settings():
