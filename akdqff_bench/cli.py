@@ -56,10 +56,8 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
 
     # The kernel runs in the repository root, so a results root inside the repository is passed
     # relative to it: the executed notebook is committed and must not name this machine's folders.
-    if parameters.get("results_root"):
-        parameters = {**parameters, "results_root": portable_path(Path(parameters["results_root"]))}
-    if parameters.get("reference_root"):
-        parameters = {**parameters, "reference_root": portable_path(Path(parameters["reference_root"]))}
+    parameters = {key: portable_path(Path(value)) if key in ("results_root", "reference_root") and value else value
+                  for key, value in parameters.items()}
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
