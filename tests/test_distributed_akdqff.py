@@ -127,6 +127,10 @@ def train_and_dump(local_rank: int, world_size: int, config, global_rank: int = 
 def run(scene: Path, output_dir: Path, num_processes: int, rays_per_batch: int):
     output_dir.mkdir(parents=True, exist_ok=True)
     config = build_config(scene, output_dir, rays_per_batch, num_processes)
+    # As ns-train's main does before launch: it creates the run folder. Without it every rank's
+    # trainer.train() tests for the folder and creates it (save_dataparser_transform), and the
+    # slower rank fails with FileExistsError.
+    config.save_config()
     if num_processes > 1:
         assert allow_cpu_processes()  # what AKDQFFMachineConfig does when ns-train builds the config
     # nerfstudio's launcher: mp.spawn + gloo on a free port ("auto"); a failing rank makes
