@@ -14,8 +14,8 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from akdqff_bench.devices import default_device_type
-from akdqff_method.distributed import AKDQFFMachineConfig, AKDQFFPipelineConfig
+from akdqff_bench.devices import default_machine
+from akdqff_method.distributed import AKDQFFPipelineConfig
 from akdqff_method.model import AKDQFFModelConfig
 
 
@@ -32,8 +32,9 @@ akdqff_method = MethodSpecification(
         vis="tensorboard",
         viewer=ViewerConfig(quit_on_train_completion=True),
         # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
-        # --machine.num-devices N trains one model on N processes (akdqff_method.distributed).
-        machine=AKDQFFMachineConfig(device_type=default_device_type()),
+        # --machine.num-devices N trains one model on N processes (akdqff_method.distributed),
+        # on the CPU too (akdqff_bench.distributed).
+        machine=default_machine(),
         max_num_iterations=30000,
         steps_per_eval_batch=500,
         steps_per_save=2000,

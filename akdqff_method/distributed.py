@@ -24,25 +24,19 @@ is therefore not wrapped (:class:`AKDQFFPipeline`); :class:`RankSync` keeps the 
 With one process nothing here runs: ``AKDQFFModel.rank_sync`` stays None, and the pipeline is
 nerfstudio's ``VanillaPipeline`` unchanged (same numerics, same random numbers).
 
-nerfstudio 1.1.5's worker (``_distributed_worker``) asserts CUDA, so on the CPU
-:func:`allow_cpu_processes` swaps in the same worker without the CUDA-only assertions (nerfstudio's
-``launch`` and ``mp.spawn`` are kept); :class:`AKDQFFMachineConfig` does that when a CPU run asks
-for more than one process.
+nerfstudio 1.1.5's worker (``_distributed_worker``) asserts CUDA; on the CPU the harness's
+machine config swaps in the same worker without the CUDA-only assertions, for every method
+(``akdqff_bench.distributed``: nerfstudio's ``launch`` and ``mp.spawn`` are kept).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Callable, Dict, Literal, Optional, Type
 
 import torch
 import torch.distributed as dist
-from nerfstudio.configs.base_config import MachineConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
-from nerfstudio.utils import comms
 from torch import Tensor
 
 from akdqff_method.allocation import PER_KERNEL_SUMS
@@ -191,71 +185,3 @@ class AKDQFFPipeline(VanillaPipeline):
                 raise NotImplementedError("AKDQFF on several processes does not support mixed precision / a grad scaler")
             self.model.enable_rank_sync(RankSync(device))  # type: ignore[attr-defined]
             dist.barrier(device_ids=[local_rank])  # as VanillaPipeline does after wrapping
-
-
-# ---------------------------------------------------------------------------- the launcher on a CPU
-def cpu_capable_distributed_worker(
-    local_rank: int,
-    main_func: Callable,
-    world_size: int,
-    num_devices_per_machine: int,
-    machine_rank: int,
-    dist_url: str,
-    config: Any,
-    timeout: timedelta = timedelta(minutes=30),
-    device_type: Literal["cpu", "cuda", "mps"] = "cuda",
-) -> Any:
-    """``nerfstudio.scripts.train._distributed_worker`` (1.1.5), with its two CUDA assertions kept
-    for CUDA only, so that ``--machine.device-type cpu --machine.num-devices N`` runs N gloo
-    processes. On a CPU, unless ``OMP_NUM_THREADS`` says otherwise, the machine's threads are
-    shared among its processes (N processes of all-core thread pools would oversubscribe)."""
-    if device_type == "cuda":
-        assert torch.cuda.is_available(), "cuda is not available. Please check your installation."
-    elif "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, torch.get_num_threads() // num_devices_per_machine))
-    global_rank = machine_rank * num_devices_per_machine + local_rank
-    dist.init_process_group(
-        backend="nccl" if device_type == "cuda" else "gloo",
-        init_method=dist_url,
-        world_size=world_size,
-        rank=global_rank,
-        timeout=timeout,
-    )
-    assert comms.LOCAL_PROCESS_GROUP is None
-    num_machines = world_size // num_devices_per_machine
-    for i in range(num_machines):
-        ranks_on_i = list(range(i * num_devices_per_machine, (i + 1) * num_devices_per_machine))
-        pg = dist.new_group(ranks_on_i)
-        if i == machine_rank:
-            comms.LOCAL_PROCESS_GROUP = pg
-    if device_type == "cuda":
-        assert num_devices_per_machine <= torch.cuda.device_count()
-    output = main_func(local_rank, world_size, config, global_rank)
-    comms.synchronize()
-    dist.destroy_process_group()
-    return output
-
-
-def allow_cpu_processes() -> bool:
-    """Make nerfstudio's ``launch`` start its processes with :func:`cpu_capable_distributed_worker`.
-
-    Returns False (and changes nothing) while ``nerfstudio.scripts.train`` is still being imported:
-    ``ns-train`` imports the method plugins half-way through it, before its worker is defined."""
-    train = sys.modules.get("nerfstudio.scripts.train")
-    if train is None:
-        import nerfstudio.scripts.train as train  # noqa: F811  (only reached outside ns-train's import)
-    if getattr(train, "_distributed_worker", None) is None:
-        return False
-    train._distributed_worker = cpu_capable_distributed_worker  # type: ignore[attr-defined]
-    return True
-
-
-@dataclass
-class AKDQFFMachineConfig(MachineConfig):
-    """nerfstudio's ``MachineConfig``; one asking for several CPU processes (as
-    ``ns-train akdqff --machine.device-type cpu --machine.num-devices 2`` builds it) also lets
-    nerfstudio's launcher start them (:func:`allow_cpu_processes`)."""
-
-    def __post_init__(self) -> None:
-        if self.device_type != "cuda" and self.num_devices * self.num_machines > 1:
-            allow_cpu_processes()

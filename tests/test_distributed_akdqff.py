@@ -22,7 +22,8 @@ from nerfstudio.scripts.train import _set_random_seed, launch
 from akdqff_bench.methods import apply_overrides, method_config
 from akdqff_bench.profiles import AKDQFF_SMOKE
 from akdqff_bench.testing import make_tiny_blender_scene
-from akdqff_method.distributed import AKDQFFPipeline, allow_cpu_processes
+from akdqff_bench.distributed import allow_cpu_processes
+from akdqff_method.distributed import AKDQFFPipeline
 
 ITERATIONS = 40
 RAYS_PER_RANK = 64
@@ -132,7 +133,7 @@ def run(scene: Path, output_dir: Path, num_processes: int, rays_per_batch: int):
     # slower rank fails with FileExistsError.
     config.save_config()
     if num_processes > 1:
-        assert allow_cpu_processes()  # what AKDQFFMachineConfig does when ns-train builds the config
+        assert allow_cpu_processes()  # what the machine config does when ns-train builds it
     # nerfstudio's launcher: mp.spawn + gloo on a free port ("auto"); a failing rank makes
     # join() terminate the others and raise here.
     launch(
@@ -219,16 +220,16 @@ def test_machine_config_lets_nerfstudio_start_cpu_processes(monkeypatch):
     processes keep nerfstudio's own."""
     import nerfstudio.scripts.train as train
 
-    from akdqff_method.distributed import AKDQFFMachineConfig, cpu_capable_distributed_worker
+    from akdqff_bench.distributed import CPUCapableMachineConfig, cpu_capable_distributed_worker
 
     def nerfstudio_worker(*args, **kwargs):  # stands for nerfstudio's own (an earlier test may have swapped it)
         raise AssertionError("not to be called")
 
     monkeypatch.setattr(train, "_distributed_worker", nerfstudio_worker)  # restored afterwards
-    AKDQFFMachineConfig(device_type="cpu", num_devices=1)
-    AKDQFFMachineConfig(device_type="cuda", num_devices=2)
+    CPUCapableMachineConfig(device_type="cpu", num_devices=1)
+    CPUCapableMachineConfig(device_type="cuda", num_devices=2)
     assert train._distributed_worker is nerfstudio_worker
-    AKDQFFMachineConfig(device_type="cpu", num_devices=2)
+    CPUCapableMachineConfig(device_type="cpu", num_devices=2)
     assert train._distributed_worker is cpu_capable_distributed_worker
-    assert isinstance(method_config("akdqff").machine, AKDQFFMachineConfig)
+    assert isinstance(method_config("akdqff").machine, CPUCapableMachineConfig)
     assert method_config("akdqff").pipeline._target is AKDQFFPipeline

@@ -120,7 +120,8 @@ def test_total_variation_value_and_gradient():
         sq = sum(((n - centre) * scale) ** 2 for n in nbrs)
         total += torch.sqrt(sq + 1e-9).sum().item()
     value = total_variation(grid.sh, grid.links, occupied, scale)
-    assert value.item() == pytest.approx(total / occupied.numel(), rel=1e-9)
+    # A sum over the sampled voxels, as svox2's kernel adds each one's gradient at full weight.
+    assert value.item() == pytest.approx(total, rel=1e-9)
 
     # Autograd gradient against central finite differences (float64).
     for params in (grid.density, grid.sh):
@@ -141,6 +142,38 @@ def test_total_variation_value_and_gradient():
                 numeric.view(-1)[n] = (plus - minus) / (2 * eps)
         torch.testing.assert_close(analytic, numeric, atol=1e-6, rtol=1e-4)
         assert analytic.abs().sum() > 0
+
+
+def test_each_sampled_voxel_feels_the_full_tv_weight_whatever_the_sample_size():
+    """svox2 adds lambda * dTV/dv per sampled voxel: sampling 4x the voxels must not shrink a
+    voxel's TV gradient (a mean over the sample would divide it by 4)."""
+    grid = random_grid(6, hole_fraction=0.0, seed=1, dtype=torch.float64)
+    voxel = torch.tensor([43])
+    others = torch.tensor([100, 150, 200])  # far from voxel 43 and its +x/+y/+z neighbours
+    gradients = []
+    for sample in (voxel, torch.cat([voxel, others])):
+        grid.density.grad = None
+        total_variation(grid.density, grid.links, sample, 6 / 256).backward()
+        gradients.append(grid.density.grad[grid.links.reshape(-1)[43]].clone())
+    torch.testing.assert_close(gradients[0], gradients[1])
+
+
+def test_regularisation_follows_the_capture_unless_set():
+    synthetic = PlenoxelsModelConfig().regularisation()
+    real = PlenoxelsModelConfig(capture="real").regularisation()
+    assert synthetic == {"lambda_tv_density": 1e-5, "lambda_tv_sh": 1e-3, "tv_early_only": True}  # svox2 syn.json
+    assert real == {"lambda_tv_density": 5e-5, "lambda_tv_sh": 5e-3, "tv_early_only": False}  # svox2 tnt.json
+    assert PlenoxelsModelConfig(capture="real", lambda_tv_sh=0.0).regularisation()["lambda_tv_sh"] == 0.0
+    scaled = PlenoxelsModelConfig(capture="real", tv_weight_scale=0.1).regularisation()
+    assert scaled["lambda_tv_density"] == pytest.approx(5e-6) and scaled["lambda_tv_sh"] == pytest.approx(5e-4)
+    # TV at every resolution on photographs, only at the first on renderings.
+    for capture, active_at_second in (("real", True), ("synthetic", False)):
+        model = make_model((8, 16), (5,), capture=capture)
+        assert model.tv_active
+        model.grid.set_grid(torch.ones((16,) * 3, dtype=torch.bool), torch.zeros(16**3, 1), torch.zeros(16**3, 27))
+        assert model.grid.resolution == 16 and model.tv_active == active_at_second
+    with pytest.raises(ValueError, match="capture must be one of"):
+        PlenoxelsModelConfig(capture="drawn").regularisation()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +349,7 @@ def test_profile_overrides_name_real_fields(overrides):
     res = overrides.get("pipeline.model.resolutions", config.pipeline.model.resolutions)
     steps = overrides.get("pipeline.model.upsample_steps", config.pipeline.model.upsample_steps)
     assert len(steps) == len(res) - 1 and list(steps) == sorted(steps)
-    assert len(profiles.PLENOXELS_SWEEP) == 3
+    assert len(profiles.PLENOXELS_SWEEP) == 4
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from akdqff_bench.datasets.fixtures import make_llff_scene
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.records import read_record, record_path
 from akdqff_bench.runner import build_config, run_one
+from baselines.plenoxels.model import SVOX2_REGULARISATION
 
 
 @pytest.mark.parametrize("method", ["nerf", "plenoxels", "block-nerf", "akdqff"])
@@ -21,6 +22,8 @@ def test_real_scene_settings_reach_every_method(tmp_path, method):
     assert model.collider_params == {"near_plane": spec.settings.near_plane, "far_plane": spec.settings.far_plane}
     assert spec.settings.not_applicable(model) == []
     assert model.background_color == "black"
+    if method == "plenoxels":  # photographs: svox2's real-scene regularisation (tnt.json)
+        assert model.capture == "real" and model.regularisation() == SVOX2_REGULARISATION["real"]
     aabb = config.pipeline.datamanager.dataparser.setup().get_dataparser_outputs("train").scene_box.aabb
     np.testing.assert_allclose(aabb.numpy(), spec.settings.scene_box, atol=1e-5)
 
@@ -30,6 +33,8 @@ def test_synthetic_scenes_keep_the_methods_defaults(tiny_data_root, tmp_path):
     for method in ("nerf", "plenoxels"):
         model = build_config(method, spec, get_profile("smoke"), 0, tmp_path / "out", "cpu").pipeline.model
         assert model.collider_params["near_plane"] == 2.0 and model.background_color == "white"
+        if method == "plenoxels":
+            assert model.regularisation() == SVOX2_REGULARISATION["synthetic"]
 
 
 def test_run_record_names_the_scene_protocol_and_settings(tmp_path, no_lpips_weights):

@@ -111,6 +111,10 @@ LLFF_PROTOCOL = (
 )
 
 
+# Settings only some methods have a field for: a method without one has nothing to set.
+OPTIONAL_MODEL_FIELDS = ("capture",)
+
+
 @dataclass(frozen=True)
 class SceneSettings:
     """Everything a method must know about a scene beyond its images, decided in one place per
@@ -127,6 +131,9 @@ class SceneSettings:
     background_color: str
     geometry_source: str  # where near/far and the box come from
     override_models: bool  # False: the methods' own defaults already are these settings (Blender)
+    # "synthetic" (rendered, object on a background colour) or "real" (photographs): a method whose
+    # paper sets itself up differently for the two (Plenoxels' regularisation) takes it.
+    capture: str = "real"
 
     def model_overrides(self, model_config: Any) -> Dict[str, Any]:
         """Dotted overrides (``pipeline.model.*``) that put these settings into a method's model
@@ -139,14 +146,16 @@ class SceneSettings:
     def not_applicable(self, model_config: Any) -> List[str]:
         if not self.override_models:
             return []
-        return [key for key in self._model_fields() if not hasattr(model_config, key)]
+        return [key for key in self._model_fields() if key not in OPTIONAL_MODEL_FIELDS and not hasattr(model_config, key)]
 
     def _model_fields(self) -> Dict[str, Any]:
         # The scene box reaches every method through the dataparser; near/far through the collider
-        # (NeRF, Block-NeRF, Plenoxels clip their rays to it; AKDQFF's collider is its box).
+        # (NeRF, Block-NeRF, Plenoxels clip their rays to it; AKDQFF's collider is its box); the
+        # capture to Plenoxels, whose regularisation follows svox2's config for the kind of scene.
         return {
             "collider_params": {"near_plane": self.near_plane, "far_plane": self.far_plane},
             "background_color": self.background_color,
+            "capture": self.capture,
         }
 
     def as_record(self) -> Dict[str, Any]:
@@ -158,6 +167,7 @@ def blender_settings(path: Path) -> SceneSettings:
     return SceneSettings(
         "blender", SYNTHETIC_PROTOCOL, ".", 1, 2.0, 6.0, [[-1.5] * 3, [1.5] * 3], "white",
         "NeRF-synthetic convention (near 2, far 6, box +-1.5; the methods' defaults)", override_models=False,
+        capture="synthetic",
     )
 
 

@@ -1,4 +1,5 @@
-"""The vanilla pipeline, plus one step: lay the blocks out over the training cameras.
+"""The vanilla pipeline (the harness's, whose DDP wrapper also works on CPU processes), plus one
+step: lay the blocks out over the training cameras.
 
 The model is built before it can see any camera (nerfstudio hands a model only the scene box and
 the image count), so the pipeline, which holds the training dataset, places the blocks right after
@@ -13,15 +14,15 @@ from typing import Literal, Optional, Type
 
 from torch.cuda.amp.grad_scaler import GradScaler
 
-from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from akdqff_bench.distributed import DataParallelPipeline, DataParallelPipelineConfig
 
 
 @dataclass
-class BlockNeRFPipelineConfig(VanillaPipelineConfig):
+class BlockNeRFPipelineConfig(DataParallelPipelineConfig):
     _target: Type = field(default_factory=lambda: BlockNeRFPipeline)
 
 
-class BlockNeRFPipeline(VanillaPipeline):
+class BlockNeRFPipeline(DataParallelPipeline):
     def __init__(
         self,
         config: BlockNeRFPipelineConfig,

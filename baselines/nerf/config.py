@@ -7,10 +7,10 @@ from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConf
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.engine.optimizers import RAdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from akdqff_bench.devices import default_machine
+from akdqff_bench.distributed import DataParallelPipelineConfig
 from baselines.nerf.model import BenchNeRFModelConfig
 
 nerf_method = MethodSpecification(
@@ -22,7 +22,8 @@ nerf_method = MethodSpecification(
         # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
         machine=default_machine(),
         max_num_iterations=300000,
-        pipeline=VanillaPipelineConfig(
+        # nerfstudio's VanillaPipeline, whose DDP wrapper also works on CPU processes.
+        pipeline=DataParallelPipelineConfig(
             datamanager=VanillaDataManagerConfig(
                 dataparser=BlenderDataParserConfig(),
                 train_num_rays_per_batch=1024,

@@ -129,10 +129,13 @@ def total_variation(
 ) -> Tensor:
     """Plenoxels' TV (paper Eq. 4) over the voxels ``voxel_ids`` (linear vertex indices, occupied).
 
-    ``mean_v sum_d sqrt(eps + (s*Dx)^2 + (s*Dy)^2 + (s*Dz)^2)``, where ``D*`` is the difference
+    ``sum_v sum_d sqrt(eps + (s*Dx)^2 + (s*Dy)^2 + (s*Dz)^2)``, where ``D*`` is the difference
     to the +x/+y/+z neighbour of channel ``d``, an empty neighbour reads as zero (as in svox2's
     ``tv_grad_sparse_kernel``), a neighbour beyond the grid's last vertex reads as the voxel itself,
-    and ``s = R / 256`` normalises by the resolution as svox2 does.
+    and ``s = R / 256`` normalises by the resolution as svox2 does. A sum over the sampled voxels,
+    not a mean: svox2's ``tv_grad_sparse_kernel`` adds ``lambda * dTV/dv`` for every sampled voxel,
+    so each sampled voxel feels the full weight whatever the sample's size (a mean would divide it
+    by the thousands of voxels sampled per step).
     """
     resolution = links.shape[0]
     flat_links = links.reshape(-1)
@@ -148,7 +151,7 @@ def total_variation(
     gathered = F.embedding(idx.clamp(min=0), values) * (idx >= 0).to(values.dtype)[..., None]
     diff = (gathered[:, 1:] - gathered[:, :1]) * resolution_scale
     squared = (diff * diff).sum(1)
-    return torch.sqrt(squared + eps).sum(-1).mean()
+    return torch.sqrt(squared + eps).sum()
 
 
 class SparseVoxelGrid(nn.Module):

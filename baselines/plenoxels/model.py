@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -31,6 +31,7 @@ from nerfstudio.utils import colormaps
 from torchmetrics.functional import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from akdqff_bench.distributed import world_size_of_this_run
 from akdqff_bench.lpips import build_lpips_or_missing
 from baselines.plenoxels.grid import SparseVoxelGrid, total_variation
 from baselines.plenoxels.storage import export_grid, load_grid
@@ -64,18 +65,48 @@ class PlenoxelsModelConfig(ModelConfig):
     sigma``); off by default, as svox2's synthetic runs prune by weight."""
     dilation: int = 2
     """The resampled mask of surviving voxels is grown by this many vertices (svox2: 2)."""
-    lambda_tv_density: float = 1e-5
-    """TV weight on density (paper / svox2 ``lambda_tv``)."""
-    lambda_tv_sh: float = 1e-3
-    """TV weight on SH coefficients (paper / svox2 ``lambda_tv_sh``)."""
+    capture: Literal["synthetic", "real"] = "synthetic"
+    """Which of svox2's regularisation sets the three TV fields below take when left at None:
+    ``synthetic`` (``opt/configs/syn.json``: density 1e-5, SH 1e-3, TV only before the first stage
+    change) or ``real`` (``opt/configs/tnt.json``, its real 360-degree captures: 5e-5, 5e-3, TV in
+    every stage). The harness sets it from the scene's layout (``SceneSettings.capture``)."""
+    lambda_tv_density: Optional[float] = None
+    """TV weight on density (paper / svox2 ``lambda_tv``); None: the ``capture``'s."""
+    lambda_tv_sh: Optional[float] = None
+    """TV weight on SH coefficients (paper / svox2 ``lambda_tv_sh``); None: the ``capture``'s."""
     tv_sparsity: float = 0.01
     """Fraction of occupied voxels the TV is evaluated on each iteration (svox2 ``tv_sparsity``)."""
-    tv_early_only: bool = True
-    """svox2 default: TV only before the first stage change."""
+    tv_early_only: Optional[bool] = None
+    """svox2's ``tv_early_only``: TV only before the first stage change; None: the ``capture``'s."""
+    tv_weight_scale: float = 1.0
+    """Multiplies both TV weights in force. svox2's weights are set for its 100k-iteration schedules;
+    the quick profile's far shorter one takes this factor from its sweep (``PLENOXELS_SWEEP``)."""
     stop_transmittance: float = 1e-7
     """Samples behind this transmittance get no colour evaluation (svox2 ``stop_thresh``)."""
     background_color: str = "white"
     """Ground truth is composited on white."""
+
+    def regularisation(self) -> Dict[str, Any]:
+        """The TV settings in force: the fields set here, the ``capture``'s svox2 values elsewhere,
+        both weights times ``tv_weight_scale``."""
+        if self.capture not in SVOX2_REGULARISATION:
+            raise ValueError(f"capture must be one of {sorted(SVOX2_REGULARISATION)}, not {self.capture!r}")
+        chosen = dict(SVOX2_REGULARISATION[self.capture])
+        for name in chosen:
+            if getattr(self, name) is not None:
+                chosen[name] = getattr(self, name)
+        for name in ("lambda_tv_density", "lambda_tv_sh"):
+            chosen[name] *= self.tv_weight_scale
+        return chosen
+
+
+# svox2's TV settings by kind of scene (its opt/configs): syn.json for the synthetic scenes, tnt.json
+# for real 360-degree captures (Tanks and Temples). tnt.json's background model (an MSI of 64
+# layers) and its beta and sparsity priors are not implemented: the README's table says so.
+SVOX2_REGULARISATION: Dict[str, Dict[str, Any]] = {
+    "synthetic": {"lambda_tv_density": 1e-5, "lambda_tv_sh": 1e-3, "tv_early_only": True},
+    "real": {"lambda_tv_density": 5e-5, "lambda_tv_sh": 5e-3, "tv_early_only": False},
+}
 
 
 class PlenoxelsModel(Model):
@@ -84,8 +115,16 @@ class PlenoxelsModel(Model):
     def populate_modules(self):
         super().populate_modules()
         cfg = self.config
+        if world_size_of_this_run() > 1:
+            # DDP would keep averaging the first grid's tensors after an upsampling replaced them, and
+            # each rank would prune from its own rays' weights: the ranks' grids would drift apart.
+            raise NotImplementedError(
+                "Plenoxels trains on one process (--machine.num-devices 1): each upsampling prunes from "
+                "this process's rendering weights and builds new grid tensors, which DDP does not follow"
+            )
         if len(cfg.upsample_steps) != len(cfg.resolutions) - 1:
             raise ValueError("upsample_steps needs one entry fewer than resolutions")
+        self.tv = cfg.regularisation()
         self.grid = SparseVoxelGrid(self.scene_box.aabb, cfg.resolutions[0], cfg.init_density)
         self.rgb_loss = MSELoss()
         self.psnr = PeakSignalNoiseRatio(data_range=1.0)
@@ -135,7 +174,7 @@ class PlenoxelsModel(Model):
     @property
     def tv_active(self) -> bool:
         """svox2's ``tv_early_only``: TV only while the grid is at the first stage's resolution."""
-        return not self.config.tv_early_only or self.grid.resolution == self.config.resolutions[0]
+        return not self.tv["tv_early_only"] or self.grid.resolution == self.config.resolutions[0]
 
     def refresh_optimizers(self) -> None:
         """Point the optimizers at the grid's current parameter tensors. Per-element state
@@ -243,8 +282,8 @@ class PlenoxelsModel(Model):
         chosen = occupied_ids[torch.randint(0, count, (sample_size,), device=occupied_ids.device)]
         scale = grid.resolution / 256.0
         return {
-            "tv_density": self.config.lambda_tv_density * total_variation(grid.density, grid.links, chosen, scale),
-            "tv_sh": self.config.lambda_tv_sh * total_variation(grid.sh, grid.links, chosen, scale),
+            "tv_density": self.tv["lambda_tv_density"] * total_variation(grid.density, grid.links, chosen, scale),
+            "tv_sh": self.tv["lambda_tv_sh"] * total_variation(grid.sh, grid.links, chosen, scale),
         }
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
