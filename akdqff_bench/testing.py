@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
 
 import numpy as np
 from PIL import Image
@@ -87,3 +87,32 @@ def make_tiny_blender_scene(
         with open(root / f"transforms_{split}.json", "w", encoding="utf-8") as f:
             json.dump({"camera_angle_x": camera_angle_x, "frames": frames}, f, indent=2)
     return root
+
+
+def multiprocess_training_config(method: str, scene: Path, output_dir: Path, num_processes: int, iterations: int,
+                                 rays_per_batch: int, eval_rays_per_batch: int, overrides: Dict[str, Any]):
+    """A method's config for a short CPU training of the tiny Blender ``scene`` on ``num_processes``
+    gloo processes, as nerfstudio's ``launch`` takes it (tests of data-parallel training): no
+    evaluation or saving before the end, tensorboard, seed 0, then ``overrides``."""
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+
+    from akdqff_bench.methods import apply_overrides, method_config
+
+    never = 10**9
+    config = method_config(method)
+    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene)
+    config.data = scene
+    config.output_dir = output_dir
+    config.timestamp = "run"
+    config.machine.device_type = "cpu"
+    config.machine.num_devices = num_processes
+    config.machine.seed = 0
+    config.vis = "tensorboard"
+    config.logging.local_writer.enable = False
+    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = never
+    config.steps_per_save = never
+    config.max_num_iterations = iterations
+    config.pipeline.datamanager.train_num_rays_per_batch = rays_per_batch
+    config.pipeline.datamanager.eval_num_rays_per_batch = eval_rays_per_batch
+    apply_overrides(config, overrides)
+    return config

@@ -19,10 +19,10 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.scripts.train import _set_random_seed, launch
 
-from akdqff_bench.methods import apply_overrides, method_config
-from akdqff_bench.profiles import AKDQFF_SMOKE
-from akdqff_bench.testing import make_tiny_blender_scene
 from akdqff_bench.distributed import allow_cpu_processes
+from akdqff_bench.methods import method_config
+from akdqff_bench.profiles import AKDQFF_SMOKE
+from akdqff_bench.testing import make_tiny_blender_scene, multiprocess_training_config
 from akdqff_method.distributed import AKDQFFPipeline
 
 ITERATIONS = 40
@@ -38,29 +38,12 @@ SCHEDULE = {
     "pipeline.model.occupancy_warmup_steps": 8,
     "pipeline.model.occupancy_update_interval": 4,
 }
-NEVER = 10**9
 # A run whose ranks stopped talking fails within this, instead of hanging the suite (gloo timeout).
 COLLECTIVE_TIMEOUT = timedelta(seconds=120)
 
 
 def build_config(scene: Path, output_dir: Path, rays_per_batch: int, num_processes: int):
-    config = method_config("akdqff")
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene)
-    config.data = scene
-    config.output_dir = output_dir
-    config.timestamp = "run"
-    config.machine.device_type = "cpu"
-    config.machine.num_devices = num_processes
-    config.machine.seed = 0
-    config.vis = "tensorboard"
-    config.logging.local_writer.enable = False
-    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = NEVER
-    config.steps_per_save = NEVER
-    config.max_num_iterations = ITERATIONS
-    config.pipeline.datamanager.train_num_rays_per_batch = rays_per_batch
-    config.pipeline.datamanager.eval_num_rays_per_batch = 256
-    apply_overrides(config, SCHEDULE)
-    return config
+    return multiprocess_training_config("akdqff", scene, output_dir, num_processes, ITERATIONS, rays_per_batch, 256, SCHEDULE)
 
 
 def mean_test_error(model, scene: Path) -> float:

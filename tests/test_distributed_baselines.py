@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.scripts.train import _set_random_seed, launch
 
 from akdqff_bench.distributed import CPUCapableMachineConfig, DataParallelPipeline, allow_cpu_processes
-from akdqff_bench.methods import apply_overrides, method_config
 from akdqff_bench.profiles import get_profile
-from akdqff_bench.testing import make_tiny_blender_scene
+from akdqff_bench.testing import make_tiny_blender_scene, multiprocess_training_config
 
 ITERATIONS = 6
-NEVER = 10**9
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +35,8 @@ def cpu_processes(monkeypatch):
 
 
 def build_config(method: str, scene: Path, output_dir: Path, num_processes: int):
-    config = method_config(method)
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene)
-    config.data = scene
-    config.output_dir = output_dir
-    config.timestamp = "run"
-    config.machine.device_type = "cpu"
-    config.machine.num_devices = num_processes
-    config.machine.seed = 0
-    config.vis = "tensorboard"
-    config.logging.local_writer.enable = False
-    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = NEVER
-    config.steps_per_save = NEVER
-    config.max_num_iterations = ITERATIONS
-    config.pipeline.datamanager.train_num_rays_per_batch = 32
-    config.pipeline.datamanager.eval_num_rays_per_batch = 64
-    apply_overrides(config, get_profile("smoke").method_overrides[method])
+    config = multiprocess_training_config(method, scene, output_dir, num_processes, ITERATIONS, 32, 64,
+                                          get_profile("smoke").method_overrides[method])
     config.save_config()  # as ns-train's main does: the run folder exists before the ranks start
     return config
 
