@@ -2,6 +2,8 @@
 
 :func:`make_tiny_blender_scene` writes a NeRF-synthetic (Blender-format) folder holding a ray-traced
 scene of two coloured spheres, RGBA with a transparent background, cameras on the upper hemisphere.
+:func:`multiprocess_training_config` configures a short training of such a scene on several CPU
+processes (the data-parallel tests).
 """
 
 from __future__ import annotations

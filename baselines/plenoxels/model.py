@@ -102,7 +102,7 @@ class PlenoxelsModelConfig(ModelConfig):
 
 # svox2's TV settings by kind of scene (its opt/configs): syn.json for the synthetic scenes, tnt.json
 # for real 360-degree captures (Tanks and Temples). tnt.json's background model (an MSI of 64
-# layers) and its beta and sparsity priors are not implemented: the README's table says so.
+# layers) and its beta and sparsity priors are not implemented (README, Data).
 SVOX2_REGULARISATION: Dict[str, Dict[str, Any]] = {
     "synthetic": {"lambda_tv_density": 1e-5, "lambda_tv_sh": 1e-3, "tv_early_only": True},
     "real": {"lambda_tv_density": 5e-5, "lambda_tv_sh": 5e-3, "tv_early_only": False},
