@@ -24,7 +24,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Literal, Optional, Type
+from typing import Any, Callable, List, Literal, Optional, Type
 
 import torch
 import torch.distributed as dist
@@ -48,7 +48,8 @@ class DataParallelPipelineConfig(VanillaPipelineConfig):
 
 class DataParallelPipeline(VanillaPipeline):
     """nerfstudio's ``VanillaPipeline``; on N > 1 processes its DDP wrapper names a device only on
-    CUDA, so that gloo processes on the CPU train too. With one process it is ``VanillaPipeline``."""
+    CUDA, so that gloo processes on the CPU train too. With one process it is ``VanillaPipeline``.
+    A model that keeps its ranks in step another way overrides :meth:`keep_ranks_in_step`."""
 
     def __init__(
         self,
@@ -60,15 +61,18 @@ class DataParallelPipeline(VanillaPipeline):
         grad_scaler: Optional[Any] = None,
     ):
         # world_size=1 keeps VanillaPipeline from wrapping (its datamanager only sizes eval loader
-        # worker counts with it); the wrapper and the real world size are set right after.
+        # worker counts with it); the real world size and the ranks' synchronisation follow.
         super().__init__(config, device, test_mode, world_size=1, local_rank=local_rank, grad_scaler=grad_scaler)
         self.world_size = world_size
         if world_size > 1:
-            on_cuda = torch.device(device).type == "cuda"
-            self._model = typing.cast(
-                Model, DDP(self._model, device_ids=[local_rank] if on_cuda else None, find_unused_parameters=True)
-            )
-            dist.barrier(device_ids=[local_rank] if on_cuda else None)
+            device_ids = [local_rank] if torch.device(device).type == "cuda" else None
+            self.keep_ranks_in_step(device, device_ids, grad_scaler)
+            dist.barrier(device_ids=device_ids)  # as VanillaPipeline does after wrapping
+
+    def keep_ranks_in_step(self, device: str, device_ids: Optional[List[int]], grad_scaler: Optional[Any]) -> None:
+        """Make the N processes train one model: nerfstudio's DDP wrapper (``device_ids`` None on
+        the CPU, where torch refuses them for a module)."""
+        self._model = typing.cast(Model, DDP(self._model, device_ids=device_ids, find_unused_parameters=True))
 
 
 # ---------------------------------------------------------------------------- the launcher on a CPU

@@ -32,13 +32,13 @@ machine config swaps in the same worker without the CUDA-only assertions, for ev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Literal, Optional, Type
+from typing import Any, Callable, Dict, List, Optional, Type
 
 import torch
 import torch.distributed as dist
-from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from torch import Tensor
 
+from akdqff_bench.distributed import DataParallelPipeline, DataParallelPipelineConfig
 from akdqff_method.allocation import PER_KERNEL_SUMS
 
 
@@ -156,32 +156,18 @@ class RankSync:
 
 # ---------------------------------------------------------------------------- the pipeline
 @dataclass
-class AKDQFFPipelineConfig(VanillaPipelineConfig):
+class AKDQFFPipelineConfig(DataParallelPipelineConfig):
     _target: Type = field(default_factory=lambda: AKDQFFPipeline)
 
 
-class AKDQFFPipeline(VanillaPipeline):
+class AKDQFFPipeline(DataParallelPipeline):
     """nerfstudio's ``VanillaPipeline`` without the DDP wrapper: on N > 1 processes the model keeps
     its ranks in step itself (``AKDQFFModel.enable_rank_sync``). With one process it is exactly
     ``VanillaPipeline``."""
 
-    def __init__(
-        self,
-        config: VanillaPipelineConfig,
-        device: str,
-        test_mode: Literal["test", "val", "inference"] = "val",
-        world_size: int = 1,
-        local_rank: int = 0,
-        grad_scaler: Optional[Any] = None,
-    ):
-        # world_size=1 keeps VanillaPipeline from wrapping the model in DDP (its datamanager only
-        # sizes eval loader worker counts with it); the real one is set back right after.
-        super().__init__(config, device, test_mode, world_size=1, local_rank=local_rank, grad_scaler=grad_scaler)
-        self.world_size = world_size
-        if world_size > 1:
-            if grad_scaler is not None and grad_scaler.is_enabled():
-                # The scaler checks each rank's own gradients for inf before the hook averages
-                # them: ranks could skip different steps.
-                raise NotImplementedError("AKDQFF on several processes does not support mixed precision / a grad scaler")
-            self.model.enable_rank_sync(RankSync(device))  # type: ignore[attr-defined]
-            dist.barrier(device_ids=[local_rank])  # as VanillaPipeline does after wrapping
+    def keep_ranks_in_step(self, device: str, device_ids: Optional[List[int]], grad_scaler: Optional[Any]) -> None:
+        if grad_scaler is not None and grad_scaler.is_enabled():
+            # The scaler checks each rank's own gradients for inf before the hook averages
+            # them: ranks could skip different steps.
+            raise NotImplementedError("AKDQFF on several processes does not support mixed precision / a grad scaler")
+        self.model.enable_rank_sync(RankSync(device))  # type: ignore[attr-defined]
