@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from akdqff_bench.profiles import CAPACITY_SCENE, CAPACITY_SEED, SWEEPS, NoStudy, Profile, expected_train_wall_seconds, get_profile
 from akdqff_bench.records import aggregate, is_finished, load_records, log_path, portable_path, portable_text, record_path
@@ -112,6 +112,33 @@ def expected_run_seconds(profile: Profile) -> Optional[float]:
     return None if train is None else train + RUN_OVERHEAD_SECONDS
 
 
+def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Path]]) -> Dict[str, float]:
+    """run_id -> the median wall time of the executed notebooks of the same method, scene and
+    capacity (any seed) in ``folders`` (papermill's duration), for the runs that have one. The grid's
+    estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
+    evidence figures take about 10 min more than on synthetic-bed."""
+    import json
+    import statistics
+
+    from akdqff_bench.records import run_id
+
+    durations: Dict[str, List[float]] = {}
+    for folder in dict.fromkeys(Path(f).resolve() for f in folders if f is not None):
+        for notebook in sorted((folder / profile_name / "notebooks").glob("*.ipynb")):
+            try:
+                seconds = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["papermill"]["duration"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a notebook still running or cut short has no duration
+            if isinstance(seconds, (int, float)) and seconds > 0:
+                durations.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append(float(seconds))
+    estimates = {}
+    for run in runs:
+        same = durations.get(run_id(run.method, run.scene, run.seed, run.capacity).rsplit("__seed", 1)[0])
+        if same:
+            estimates[run.run_id] = statistics.median(same)
+    return estimates
+
+
 def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
     if reference_root is not None and not (Path(reference_root) / profile_name / "runs").is_dir():
         raise BadReference(f"--reference {reference_root}: no run records of the {profile_name} profile there "
@@ -145,8 +172,10 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     per_run = expected_run_seconds(profile)
+    # Durations measured before: this folder's, the reference's and the committed study's notebooks.
+    measured = measured_run_seconds(todo, profile_name, [results_root, reference_root, REPO_ROOT / "results"]) if per_run else {}
     plan = GridPlan(profile_name, Path(results_root), todo, trains, device_type, notebooks,
-                    first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS)
+                    first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS, estimates=measured)
     what = f"{profile_name} profile" + (" study" if study else "")
     print(f"== {what}: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
     training = plan.training_runs(todo)
@@ -157,8 +186,14 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
             print(f"== {training} to train{skips}; their time is not known before one ends (the profile stops at an iteration count)", flush=True)
         else:
             train = expected_train_wall_seconds(profile)
-            print(f"== expected time about {minutes(training * per_run)}: {training} to train x {minutes(per_run)} "
-                  f"({train:.0f} s of training on a quiet 2-core machine + {RUN_OVERHEAD_SECONDS:.0f} s of evaluation and notebook){skips}",
+            timed = sum(1 for run in todo if trains[run.scene] and run.run_id in measured)
+            basis = []
+            if timed:
+                basis.append(f"{timed} as long as the same method on the same scene took before (its notebooks' durations)")
+            if training - timed:
+                basis.append(f"{training - timed} x {minutes(per_run)} ({train:.0f} s of training on a quiet 2-core machine "
+                             f"+ {RUN_OVERHEAD_SECONDS:.0f} s of evaluation and notebook)")
+            print(f"== expected time about {minutes(plan.expected_seconds(todo))}: {training} to train, {'; '.join(basis)}{skips}",
                   flush=True)
     print(f"== each run's own output: {portable_path(log_path(results_root, profile_name, '<run>'))}", flush=True)
     failures = executor.run(plan)

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -123,10 +122,26 @@ class GridPlan:
     trains: Dict[str, bool]  # scene -> its data is present (absent scenes end at once, recorded as skipped)
     device_type: Optional[str]  # None: the profile's
     notebooks: bool
-    first_estimate_seconds: float  # the ETA's cost of one run before any has finished
+    first_estimate_seconds: float  # the ETA's cost of a run with no measured duration in ``estimates``
+    # run_id -> seconds that run is expected to take: measured on the same (method, scene, capacity)
+    # before (measured_run_seconds), since a run's evaluation differs by method and scene (AKDQFF's
+    # evidence on the real scene takes minutes more than a NeRF's figures).
+    estimates: Dict[str, float] = field(default_factory=dict)
 
     def training_runs(self, runs) -> int:
         return sum(1 for run in runs if self.trains[run.scene])
+
+    def expected_seconds(self, runs) -> float:
+        """What ``runs`` are expected to take one after another; runs whose data is absent end at once."""
+        return sum(self.estimates.get(run.run_id, self.first_estimate_seconds) for run in runs if self.trains[run.scene])
+
+    def eta_seconds(self, remaining, finished: List[Tuple[Run, float]]) -> float:
+        """The remaining runs' expected time, scaled by how long the finished ones took against their
+        expectation (a slower or busier machine than the one the estimates were measured on)."""
+        finished = [(run, seconds) for run, seconds in finished if self.trains[run.scene]]
+        expected = self.expected_seconds([run for run, _ in finished])
+        pace = sum(seconds for _, seconds in finished) / expected if expected > 0 else 1.0
+        return pace * self.expected_seconds(remaining)
 
     def runs_notebook(self, run: Run) -> bool:
         """A run whose data is absent only writes its skipped record: in-process, without starting a
@@ -191,7 +206,7 @@ class LocalExecutor:
     def run(self, plan: GridPlan) -> int:
         """Run ``plan.runs``; returns the number that failed. One console line per run: its start,
         completed when it ends with its status, PSNR, time and the grid's ETA."""
-        durations: List[float] = []
+        finished: List[Tuple[Run, float]] = []
         failures = 0
         todo = plan.runs
         for number, run in enumerate(todo, start=1):
@@ -209,12 +224,10 @@ class LocalExecutor:
                 print(f"interrupted; finished runs keep their records (this run's output: {portable_path(log)})", flush=True)
                 raise
             seconds = time.perf_counter() - started
-            if plan.trains[run.scene]:
-                durations.append(seconds)
+            finished.append((run, seconds))
             # The record this run wrote (a failed run's record from before is no news).
             record = read_record(record_file) if record_file.exists() and record_file.stat().st_mtime >= started_at - 1 else None
-            per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
-            eta = f"grid ETA about {minutes(per_run * plan.training_runs(todo[number:]))}"
+            eta = f"grid ETA about {minutes(plan.eta_seconds(todo[number:], finished))}"
             if error is not None or record is None or record.get("status") == "failed":
                 failures += 1
                 reason = _first_line((record or {}).get("message")) or error or "it wrote no record"
@@ -498,12 +511,13 @@ class RayExecutor:
             job = WorkerJob(run.method, portable_scene(run.scene), run.seed, plan.profile_name, plan.device_type, plan.runs_notebook(run),
                             cpu_threads, str(plan.results_root), results_root_portable, self.before_run, run.capacity)
             pending[task.remote(job)] = (job, run.scene)
-        total, failures, durations = len(pending), 0, []
+        total, failures = len(pending), 0
+        finished: List[Tuple[Run, float]] = []
 
         def eta() -> str:
-            per_run = (sum(durations) / len(durations)) if durations else plan.first_estimate_seconds
-            remaining = sum(1 for _, scene in pending.values() if plan.trains[scene])
-            return minutes(per_run * math.ceil(remaining / slots))
+            # Runs in flight or queued spread over the slots; a rough figure, as Ray orders them itself.
+            remaining = [Run(job.method, scene, job.seed, job.capacity) for job, scene in pending.values()]
+            return minutes(plan.eta_seconds(remaining, finished) / max(1, min(slots, len(remaining))))
 
         print(f"== ray: {total} runs submitted; grid ETA about {eta()}", flush=True)
         try:
@@ -527,8 +541,7 @@ class RayExecutor:
                 else:
                     where = f"{payload['placement']['hostname']} ({payload['placement']['node_ip']})"
                     record = store_run(plan.results_root, job, payload)
-                    if plan.trains[scene]:
-                        durations.append(payload["seconds"])
+                    finished.append((Run(job.method, scene, job.seed, job.capacity), payload["seconds"]))
                     error = payload["error"]
                     if record.get("commit") not in (None, driver_commit):
                         print(f"!! {job.run_id} ran code at commit {record.get('commit')} on {where}; this driver is at {driver_commit}", flush=True)

@@ -191,3 +191,30 @@ def test_a_missing_reference_is_a_message_before_anything_runs(tmp_path, tiny_da
     monkeypatch.setattr(runner, "run_one", lambda *a, **k: pytest.fail("a run started"))
     status = cli.main(["grid", "--profile", "smoke", "--no-notebooks", "--results", str(tmp_path / "r"), "--reference", str(tmp_path / "none")])
     assert status == 2 and "no run records of the smoke profile there" in capsys.readouterr().err
+
+
+def _executed_notebook(path: Path, seconds) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"duration": seconds}}}), encoding="utf-8")
+
+
+def test_the_grid_estimate_uses_the_durations_measured_for_the_same_runs(tmp_path):
+    from akdqff_bench.executors import GridPlan, Run
+
+    notebooks = tmp_path / "reference" / "quick" / "notebooks"
+    _executed_notebook(notebooks / "akdqff__ethiopian-head__seed0.ipynb", 900.0)
+    _executed_notebook(notebooks / "akdqff__ethiopian-head__seed1.ipynb", 940.0)
+    _executed_notebook(notebooks / "akdqff__ethiopian-head__seed2.ipynb", None)  # still running: no duration yet
+    _executed_notebook(notebooks / "nerf__synthetic-bed__width-32__seed0.ipynb", 250.0)
+    todo = [Run("akdqff", "ethiopian-head", 2), Run("nerf", "synthetic-bed", 0), Run("nerf", "synthetic-bed", 1, "width 32"),
+            Run("nerf", "tanks-temples/truck", 0)]
+    measured = cli.measured_run_seconds(todo, "quick", [tmp_path / "results", tmp_path / "reference", None])
+    # Any seed of the same method, scene and capacity counts; a capacity point is not its default.
+    assert measured == {"akdqff__ethiopian-head__seed2": 920.0, "nerf__synthetic-bed__width-32__seed1": 250.0}
+
+    trains = {"ethiopian-head": True, "synthetic-bed": True, "tanks-temples/truck": False}
+    plan = GridPlan("quick", tmp_path, todo, trains, None, True, first_estimate_seconds=310.0, estimates=measured)
+    assert plan.expected_seconds(todo) == 920.0 + 310.0 + 250.0  # the absent scene ends at once
+    # A machine that took twice the expected time for the first run: the rest is expected twice as long.
+    assert plan.eta_seconds(todo[1:], [(todo[0], 1840.0)]) == pytest.approx(2 * (310.0 + 250.0))
+    assert plan.eta_seconds(todo[1:], []) == 310.0 + 250.0
