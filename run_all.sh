@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, ~42 min: 8 runs x ~5.2 min): your records in results/local/quick/
+#   ./run_all.sh                 quick profile (CPU, 8 runs, ~53 min + 6.5 min of setup the first time): your records in results/local/quick/
 #                                (git-ignored), compare.html there sets them beside the committed study in results/quick/
 #   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's
-#                                capacity points, ~2.8 h on 2 cores) into results/quick/; resumes, so run it in parts
+#                                capacity points, ~3.4 h on 2 cores) into results/quick/; resumes, so run it in parts
 #   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
 #   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;

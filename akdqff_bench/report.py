@@ -369,12 +369,17 @@ def settings_frame(records: List[Dict[str, Any]]) -> pd.DataFrame:
         stop = f"{budget:g} {_clock_unit(r)} of training" if budget else (f"{r.get('max_iterations')} iterations" if r.get("max_iterations") else MISSING)
         key = (method, capacity, settings)
         row = rows.setdefault(key, {"Method": method_label(method), "Capacity": capacity, "Scenes": [], "Settings (overrides of the method's defaults)": settings,
-                                    "Rays per batch": r.get("rays_per_batch") or MISSING, "Stopping rule": stop, "Device": r.get("device") or MISSING})
+                                    "Rays per batch": r.get("rays_per_batch") or MISSING, "Stopping rule": stop, "Device": {}})
         row["Scenes"].append(scene)
+        for run in runs:  # seeds may have run on different machines (the study was run in parts)
+            device = run.get("device") or MISSING
+            row["Device"][device] = row["Device"].get(device, 0) + 1
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
         return frame
     frame["Scenes"] = frame["Scenes"].map(", ".join)
+    frame["Device"] = frame["Device"].map(
+        lambda counts: next(iter(counts)) if len(counts) == 1 else "; ".join(f"{device} ({n} run{'s' if n > 1 else ''})" for device, n in counts.items()))
     if (frame["Capacity"] == DEFAULT_CAPACITY).all():
         frame = frame.drop(columns="Capacity")
     return frame

@@ -308,3 +308,23 @@ def test_ns_train_block_nerf_runs_on_tiny_data(tmp_path):
     centers = state["_model.block_centers"]
     assert centers.shape[0] == profiles.BLOCK_NERF_SMOKE["pipeline.model.num_blocks"]
     assert not torch.allclose(centers[:, 2], torch.full_like(centers[:, 2], 2.0))
+
+
+def test_the_appearance_diagnosis_reproduces_the_evaluation_and_renders_other_codes(tmp_path, tiny_data_root, no_lpips_weights):
+    """akdqff_bench.experiments.block_nerf_appearance on a trained smoke run: its 'mean' codes are
+    the evaluation's (the record's PSNR comes back), and the other codes are the training images'."""
+    from akdqff_bench.experiments.block_nerf_appearance import diagnose
+    from akdqff_bench.runner import run_one
+
+    result = run_one("block-nerf", "synthetic-bed", "smoke", 0, tmp_path)
+    assert result.record["status"] == "ok"
+    summary = diagnose(tmp_path, "smoke", result.record["run_id"])
+    assert summary["psnr_by_code"]["mean"] == pytest.approx(result.record["psnr"], abs=0.05)
+    assert len(summary["views"]) == result.record["num_test_views"]
+    shown = summary["training_codes_shown"]
+    assert shown[0] == 0 and shown[-1] == result.train_pipeline.datamanager.train_dataset.cameras.shape[0] - 1
+    assert set(summary["psnr_by_code"]) == {"mean", "nearest", *(f"train {k}" for k in shown)}
+    # 'nearest': in every block, one of the block's own training images (whose code that block trained).
+    owners = result.train_pipeline.model.image_owners
+    for view in summary["views"]:
+        assert all(bool(owners[image, block]) for block, image in enumerate(view["nearest_training_images"]))

@@ -293,3 +293,12 @@ def test_study_summary_says_what_the_records_ran_not_what_the_profile_says_today
     assert "commit 8daf9d6, c77c807+dirty" in text
     assert "240 s (wall)" in text and "353 CPU-s" in text
     assert "equal CPU-time" not in text  # today's profile description is not the records'
+
+
+def test_settings_name_every_machine_a_row_ran_on():
+    # The study was run in parts, on whichever machine each session had: a row says so.
+    records = _study()
+    records = [dict(r, device="cpu:B") if r["method"] == "nerf" and r["seed"] == 2 else r for r in records]
+    devices = dict(zip(report.settings_frame(records)["Method"], report.settings_frame(records)["Device"]))
+    assert devices["NeRF"] == "cpu:test (2 runs); cpu:B (1 run)"
+    assert devices["AKDQFF"] == "cpu:test"

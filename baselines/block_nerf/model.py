@@ -17,7 +17,8 @@ Structure, as in the paper:
 - Test views use a fixed appearance code per block: the mean of the embeddings of the block's
   training images. (The paper instead aligns codes between neighbouring blocks by optimising them
   against each other's renders; on our constant-lighting scenes there is no appearance change to
-  align, so we state this simplification.)
+  align, so we state this simplification. On the real ethiopian-head the choice of code moves the
+  quick runs' mean test PSNR by at most 0.2 dB: ``akdqff_bench.experiments.block_nerf_appearance``.)
 
 Left out: exposure conditioning (no exposure metadata in our data), pose refinement (poses are
 exact) and transient-object masks (static scenes).
