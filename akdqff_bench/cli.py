@@ -120,8 +120,6 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
     import json
     import statistics
 
-    from akdqff_bench.records import run_id
-
     durations: Dict[str, List[float]] = {}
     for folder in dict.fromkeys(Path(f).resolve() for f in folders if f is not None):
         for notebook in sorted((folder / profile_name / "notebooks").glob("*.ipynb")):
@@ -133,7 +131,7 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
                 durations.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append(float(seconds))
     estimates = {}
     for run in runs:
-        same = durations.get(run_id(run.method, run.scene, run.seed, run.capacity).rsplit("__seed", 1)[0])
+        same = durations.get(run.run_id.rsplit("__seed", 1)[0])
         if same:
             estimates[run.run_id] = statistics.median(same)
     return estimates

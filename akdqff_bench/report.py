@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -369,11 +370,10 @@ def settings_frame(records: List[Dict[str, Any]]) -> pd.DataFrame:
         stop = f"{budget:g} {_clock_unit(r)} of training" if budget else (f"{r.get('max_iterations')} iterations" if r.get("max_iterations") else MISSING)
         key = (method, capacity, settings)
         row = rows.setdefault(key, {"Method": method_label(method), "Capacity": capacity, "Scenes": [], "Settings (overrides of the method's defaults)": settings,
-                                    "Rays per batch": r.get("rays_per_batch") or MISSING, "Stopping rule": stop, "Device": {}})
+                                    "Rays per batch": r.get("rays_per_batch") or MISSING, "Stopping rule": stop, "Device": Counter()})
         row["Scenes"].append(scene)
-        for run in runs:  # seeds may have run on different machines (the study was run in parts)
-            device = run.get("device") or MISSING
-            row["Device"][device] = row["Device"].get(device, 0) + 1
+        # Seeds may have run on different machines (the study was run in parts).
+        row["Device"].update(run.get("device") or MISSING for run in runs)
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
         return frame
