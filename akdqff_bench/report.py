@@ -386,7 +386,7 @@ def settings_frame(records: List[Dict[str, Any]]) -> pd.DataFrame:
 
 
 def styled_settings(records: List[Dict[str, Any]]):
-    return _style(settings_frame(records), caption="Settings of the runs above.", wrap=("Settings (overrides of the method's defaults)",))
+    return _style(settings_frame(records), caption="Settings of the runs above.", wrap=("Settings (overrides of the method's defaults)", "Device"))
 
 
 def format_table(records: List[Dict[str, Any]]) -> str:

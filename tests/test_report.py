@@ -3,6 +3,7 @@ against a reference study, capacity groups, the Pareto front and the render grid
 are made up in the test; none is a result."""
 
 import math
+import re
 
 import matplotlib
 import numpy as np
@@ -302,3 +303,14 @@ def test_settings_name_every_machine_a_row_ran_on():
     devices = dict(zip(report.settings_frame(records)["Method"], report.settings_frame(records)["Device"]))
     assert devices["NeRF"] == "cpu:test (2 runs); cpu:B (1 run)"
     assert devices["AKDQFF"] == "cpu:test"
+
+
+def test_the_settings_table_wraps_its_long_text_columns():
+    # Several machines' names make the Device column long: it wraps rather than leave the page.
+    records = [dict(r, device="cpu:B") if r["method"] == "nerf" and r["seed"] == 2 else r for r in _study()]
+    styler = report.styled_settings(records)
+    html = styler.to_html()
+    for column in ("Settings (overrides of the method's defaults)", "Device"):
+        index = list(styler.data.columns).index(column)
+        rule = re.search(rf"_row0_col{index}\b[^{{]*\{{([^}}]*)\}}", html)
+        assert rule and "white-space: normal" in rule.group(1), column
