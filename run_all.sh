@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, 8 runs, ~53 min + 6.5 min of setup the first time): your records in results/local/quick/
-#                                (git-ignored), compare.html there sets them beside the committed study in results/quick/
+#   ./run_all.sh                 quick profile (CPU, 8 runs, ~MEASURED min + 6.5 min of setup the first time): your records in
+#                                results/local/quick/ (git-ignored), compare.html there sets them beside the committed study in
+#                                results/quick/; AKDQFF's rate-distortion curve drawn short (--evidence short)
 #   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's
 #                                capacity points, ~3.4 h on 2 cores) into results/quick/; resumes, so run it in parts
 #   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
@@ -113,6 +114,11 @@ case "$command" in
         else
             # Your own grid: its own git-ignored folder, compared with the committed study when there is one.
             grid_args+=(--results results/local)
+            # The quick grid draws AKDQFF's rate-distortion curve short (4 points x 100 fine-tuning
+            # batches, not the study's 8 x 300): ~12 min less; --evidence full draws the study's.
+            if [[ "$command" == quick ]]; then
+                grid_args+=(--evidence short)
+            fi
             if compgen -G "results/$profile/runs/*.json" > /dev/null; then
                 grid_args+=(--reference results)
             fi

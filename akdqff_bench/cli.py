@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
-from akdqff_bench.profiles import CAPACITY_SCENE, CAPACITY_SEED, SWEEPS, NoStudy, Profile, expected_train_wall_seconds, get_profile
+from akdqff_bench.profiles import (CAPACITY_SCENE, CAPACITY_SEED, EVIDENCE_LEVELS, SWEEPS, NoStudy, Profile, expected_train_wall_seconds,
+                                   get_profile)
 from akdqff_bench.records import aggregate, is_finished, load_records, log_path, portable_path, portable_text, record_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,28 +113,42 @@ def expected_run_seconds(profile: Profile) -> Optional[float]:
     return None if train is None else train + RUN_OVERHEAD_SECONDS
 
 
-def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Path]]) -> Dict[str, float]:
+def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Path]], evidence: str = "full") -> Dict[str, float]:
     """run_id -> the median wall time of the executed notebooks of the same method, scene and
     capacity (any seed) in ``folders`` (papermill's duration), for the runs that have one. The grid's
     estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
-    evidence figures take about 10 min more than on synthetic-bed."""
+    evidence figures take about 10 min more than on synthetic-bed. Notebooks that drew the same
+    ``evidence`` count first; failing those, one drawn at another level counts with its evidence
+    cell's time scaled to this level (report.evidence_cost_ratio)."""
     import json
     import statistics
 
-    durations: Dict[str, List[float]] = {}
+    from akdqff_bench.report import evidence_cost_ratio
+
+    # run id without its seed -> [(evidence level, notebook seconds, seconds of its evidence cell)]
+    measured: Dict[str, List[Tuple[str, float, float]]] = {}
     for folder in dict.fromkeys(Path(f).resolve() for f in folders if f is not None):
         for notebook in sorted((folder / profile_name / "notebooks").glob("*.ipynb")):
             try:
-                seconds = json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["papermill"]["duration"]
-            except (OSError, ValueError, KeyError, TypeError):
+                content = json.loads(notebook.read_text(encoding="utf-8"))
+                seconds = content["metadata"]["papermill"]["duration"]
+                # Notebooks from before the parameter existed drew the full evidence.
+                level = content["metadata"]["papermill"].get("parameters", {}).get("evidence", "full")
+                evidence_seconds = sum(float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0)
+                                       for cell in content.get("cells", []) if "method_figures(" in "".join(cell.get("source", "")))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # a notebook still running or cut short has no duration
-            if isinstance(seconds, (int, float)) and seconds > 0:
-                durations.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append(float(seconds))
+            if isinstance(seconds, (int, float)) and seconds > 0 and level in EVIDENCE_LEVELS:
+                measured.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append((level, float(seconds), evidence_seconds))
     estimates = {}
     for run in runs:
-        same = durations.get(run.run_id.rsplit("__seed", 1)[0])
-        if same:
-            estimates[run.run_id] = statistics.median(same)
+        samples = measured.get(run.run_id.rsplit("__seed", 1)[0], [])
+        durations = [seconds for level, seconds, _ in samples if level == evidence]
+        if not durations:
+            durations = [seconds - cell + cell * (evidence_cost_ratio(run.method, level, evidence) if cell else 1.0)
+                         for level, seconds, cell in samples]
+        if durations:
+            estimates[run.run_id] = statistics.median(durations)
     return estimates
 
 
@@ -146,16 +161,19 @@ def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
 def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
              force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
              address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None,
-             study: bool = False, reference_root: Optional[Path] = None) -> int:
+             study: bool = False, reference_root: Optional[Path] = None, evidence: str = "full") -> int:
     """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
     the comparison. ``study``: the profile's study seeds and capacity points instead of its seeds.
     ``executor``: "local" (one run after another here), "ray" (one Ray task per run on the cluster at
     ``address``), or an executor object (akdqff_bench.executors). ``reference_root``: a results
-    folder whose records of this profile the comparison sets beside these."""
+    folder whose records of this profile the comparison sets beside these. ``evidence``: how much
+    method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS)."""
     from akdqff_bench.executors import DEFAULT_RETRIES, RUN_OVERHEAD_SECONDS, GridPlan, check_results_writable, make_executor, minutes
     from akdqff_bench.methods import UnknownMethod, registered_method_names
 
     profile = get_profile(profile_name)
+    if evidence not in EVIDENCE_LEVELS:
+        raise ValueError(f"evidence must be one of {EVIDENCE_LEVELS}, not {evidence!r}")
     unknown = [m for m in methods or [] if m not in registered_method_names()]
     if unknown:
         raise UnknownMethod(f"unknown method(s) {unknown}; registered methods: {', '.join(registered_method_names())}")
@@ -171,9 +189,9 @@ def run_grid(profile_name: str, results_root: Path, methods: Optional[List[str]]
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     per_run = expected_run_seconds(profile)
     # Durations measured before: this folder's, the reference's and the committed study's notebooks.
-    measured = measured_run_seconds(todo, profile_name, [results_root, reference_root, REPO_ROOT / "results"]) if per_run else {}
+    measured = measured_run_seconds(todo, profile_name, [results_root, reference_root, REPO_ROOT / "results"], evidence) if per_run else {}
     plan = GridPlan(profile_name, Path(results_root), todo, trains, device_type, notebooks,
-                    first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS, estimates=measured)
+                    first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS, estimates=measured, evidence=evidence)
     what = f"{profile_name} profile" + (" study" if study else "")
     print(f"== {what}: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
     training = plan.training_runs(todo)
@@ -264,8 +282,15 @@ def print_table(profile_name: str, results_root: Path) -> None:
     print(format_table(load_records(results_root, profile_name)), flush=True)
 
 
-def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False, scene: str = "synthetic-bed") -> Path:
-    """Train every candidate of SWEEPS[method] in the profile's budget on ``scene``; rank them by test PSNR."""
+class UnknownCandidate(ValueError):
+    """A sweep candidate number the method's sweep does not have."""
+
+
+def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False, scene: str = "synthetic-bed",
+              candidates: Optional[Iterable[int]] = None) -> Path:
+    """Train every candidate of SWEEPS[method] (or only the numbers in ``candidates``: a sweep in
+    parts, or a subset where the whole costs too much) in the profile's budget on ``scene``; rank
+    them by test PSNR. A candidate neither trained now nor before is listed as "not run"."""
     import pandas as pd
 
     from akdqff_bench.methods import UnknownMethod, registered_method_names
@@ -273,19 +298,24 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
     from akdqff_bench.runner import run_one
 
     get_profile(profile_name)  # an unknown profile is named before anything trains
-    candidates = SWEEPS.get(method)
-    if not candidates:
+    settings_of = SWEEPS.get(method)
+    if not settings_of:
         known = ", ".join(name for name in registered_method_names() if name in SWEEPS)
         raise UnknownMethod(f"no sweep candidates for {method!r}; methods with a sweep: {known} (defined in akdqff_bench/profiles.py)")
+    wanted = set(range(len(settings_of)) if candidates is None else candidates)
+    if not wanted or not wanted <= set(range(len(settings_of))):
+        raise UnknownCandidate(f"{method}'s sweep has candidates 0-{len(settings_of) - 1}; asked for {sorted(wanted)}")
     # synthetic-bed keeps the committed names (sweeps/<method>-<profile>); other scenes add theirs.
     name = f"{method}-{profile_name}" + ("" if scene == "synthetic-bed" else f"-{scene_file_id(scene)}")
     sweep_dir = Path(results_root) / "sweeps" / name
     rows = []
-    for index, overrides in enumerate(candidates):
+    for index, overrides in enumerate(settings_of):
         record_file = sweep_dir / f"candidate{index}.json"
         record = read_record(record_file)
-        if force or record is None or record.get("status") != "ok":
-            print(f"== sweep {method} [{index + 1}/{len(candidates)}]: {overrides}", flush=True)
+        if index not in wanted:
+            record = record or {"status": "not run"}
+        elif force or record is None or record.get("status") != "ok":
+            print(f"== sweep {method} [{index + 1}/{len(settings_of)}]: {overrides}", flush=True)
             try:
                 record = run_one(method, scene, profile_name, 0, Path(results_root), extra_overrides=overrides, record_file=record_file).record
             except Exception as error:  # recorded as failed by run_one; the other candidates still run
@@ -300,7 +330,7 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
     out = Path(results_root) / "sweeps" / f"{name}.csv"
     table.to_csv(out, index=False)
     print(table.to_string(index=False), flush=True)
-    print(f"== best candidate for {method}: {candidates[int(table.iloc[0]['candidate'])]} -> {out}", flush=True)
+    print(f"== best candidate for {method}: {settings_of[int(table.iloc[0]['candidate'])]} -> {out}", flush=True)
     return out
 
 
@@ -312,8 +342,8 @@ def _user_error(error: Exception) -> bool:
     from akdqff_bench.methods import UnknownMethod
     from akdqff_bench.profiles import UnknownCapacity, UnknownProfile
 
-    return isinstance(error, (UnknownMethod, UnknownProfile, UnknownCapacity, NoStudy, BadReference, DatasetError, AssetUnavailableError,
-                              ExecutorError))
+    return isinstance(error, (UnknownMethod, UnknownProfile, UnknownCapacity, UnknownCandidate, NoStudy, BadReference, DatasetError,
+                              AssetUnavailableError, ExecutorError))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -347,6 +377,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     grid.add_argument("--study", action="store_true",
                       help="the profile's study: its study seeds for every (scene, method), plus each method's capacity points "
                            "(synthetic-bed, seed 0); resumes like the grid, so it can be run in parts")
+    grid.add_argument("--evidence", choices=EVIDENCE_LEVELS, default="full",
+                      help="how much method-specific evidence each run notebook draws: full (the committed study's; AKDQFF's "
+                           "rate-distortion curve at 8 points x 300 fine-tuning batches) or short (4 points x 100, ~12 min less "
+                           "on the default grid: what ./run_all.sh draws by default)")
     grid.add_argument("--reference", type=Path, default=None,
                       help="a results folder (e.g. results) whose records of this profile the comparison sets beside yours, "
                            "with the difference, flagged when outside the reference's seed range")
@@ -370,6 +404,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     sweep = sub.choices["sweep"]
     sweep.add_argument("--method", required=True)
     sweep.add_argument("--scene", default="synthetic-bed", help="a named scene or LAYOUT:PATH (blender, colmap, nerfstudio, llff)")
+    sweep.add_argument("--candidates", type=int, nargs="+", default=None,
+                       help="train only these candidate numbers (0-based, as in the CSV); the others keep their records or are "
+                            "listed as not run. Default: all")
     data = sub.add_parser("data")
     data.add_argument("--variant", default="quick")
     data.add_argument("--out", type=Path)
@@ -379,7 +416,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         if args.executor == "local" and (args.address or args.retries is not None or args.cpus_per_run is not None):
             parser.error("--address, --retries and --cpus-per-run are for --executor ray")
         return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks,
-                        args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference)
+                        args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference, args.evidence)
     if args.command == "run":
         from akdqff_bench.records import read_record
         from akdqff_bench.runner import run_one
@@ -398,7 +435,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             return 2
         return 0
     if args.command == "sweep":
-        run_sweep(args.method, args.profile, args.results, args.force, args.scene)
+        run_sweep(args.method, args.profile, args.results, args.force, args.scene, args.candidates)
         return 0
     if args.command == "table":
         print_table(args.profile, args.results)

@@ -127,6 +127,7 @@ class GridPlan:
     # before (measured_run_seconds), since a run's evaluation differs by method and scene (AKDQFF's
     # evidence on the real scene takes minutes more than a NeRF's figures).
     estimates: Dict[str, float] = field(default_factory=dict)
+    evidence: str = "full"  # the run notebooks' method-specific evidence (profiles.EVIDENCE_LEVELS)
 
     def training_runs(self, runs) -> int:
         return sum(1 for run in runs if self.trains[run.scene])
@@ -217,7 +218,7 @@ class LocalExecutor:
             error = None
             try:
                 execute_run(run.method, run.scene, plan.profile_name, run.seed, Path(plan.results_root), plan.device_type,
-                            plan.runs_notebook(run), run.capacity, log_file=log)
+                            plan.runs_notebook(run), run.capacity, log_file=log, evidence=plan.evidence)
             except Exception as exc:  # keep going: one failed run must not cost the rest of the grid
                 error = f"{type(exc).__name__}: {_first_line(str(exc))}"
             except KeyboardInterrupt:
@@ -238,15 +239,15 @@ class LocalExecutor:
 
 
 def execute_run(method: str, scene: str, profile_name: str, seed: int, results_root: Path, device_type: Optional[str],
-                notebooks: bool, capacity: Optional[str] = None, log_file: Optional[Path] = None) -> None:
-    """One run, as the grid runs it: the run notebook through papermill, or ``run_one`` in-process;
-    with ``log_file``, everything the run prints goes there instead of the console."""
+                notebooks: bool, capacity: Optional[str] = None, log_file: Optional[Path] = None, evidence: str = "full") -> None:
+    """One run, as the grid runs it: the run notebook through papermill (drawing ``evidence``), or
+    ``run_one`` in-process; with ``log_file``, everything the run prints goes there instead of the console."""
     with output_to(log_file) if log_file is not None else contextlib.nullcontext():
         if notebooks:
             from akdqff_bench import cli
 
             parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
-                              device_type=device_type or "", capacity=capacity or "")
+                              device_type=device_type or "", capacity=capacity or "", evidence=evidence)
             target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed, capacity)}.ipynb"
             cli.execute_notebook(cli.RUN_NOTEBOOK, target, parameters)
         else:
@@ -294,6 +295,7 @@ class WorkerJob:
     results_root_portable: str  # the driver's, as records and notebooks name it (records.portable_path)
     before_run: Optional[Callable[["WorkerJob"], None]] = None  # tests: fault injection on the worker
     capacity: Optional[str] = None  # a capacity point of the profile; None: the method's profile settings
+    evidence: str = "full"  # the run notebook's method-specific evidence (profiles.EVIDENCE_LEVELS)
 
     @property
     def run_id(self) -> str:
@@ -361,7 +363,7 @@ def run_on_worker(job: WorkerJob) -> Dict[str, Any]:
         try:
             # The run's own output goes to its log file, which comes back with its other files.
             execute_run(job.method, job.scene, job.profile_name, job.seed, scratch, job.device_type, job.notebooks, job.capacity,
-                        log_file=log_path(scratch, job.profile_name, job.run_id))
+                        log_file=log_path(scratch, job.profile_name, job.run_id), evidence=job.evidence)
         except Exception as exc:  # the run's own failure: recorded by run_one, reported to the driver
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
         files = collect_run_files(scratch, job)
@@ -509,7 +511,7 @@ class RayExecutor:
         pending: Dict[Any, Tuple[WorkerJob, str]] = {}
         for run in plan.runs:
             job = WorkerJob(run.method, portable_scene(run.scene), run.seed, plan.profile_name, plan.device_type, plan.runs_notebook(run),
-                            cpu_threads, str(plan.results_root), results_root_portable, self.before_run, run.capacity)
+                            cpu_threads, str(plan.results_root), results_root_portable, self.before_run, run.capacity, plan.evidence)
             pending[task.remote(job)] = (job, run.scene)
         total, failures = len(pending), 0
         finished: List[Tuple[Run, float]] = []

@@ -23,6 +23,10 @@ RAYS_PER_BATCH = 1024
 # Iterations skipped before the median time per iteration is taken (allocations, caches, JIT).
 WARMUP_ITERATIONS = 5
 BUDGET_CLOCKS = ("cpu", "wall")
+# How much method-specific evidence a run notebook draws: "full" (the committed study's) or "short"
+# (the default ./run_all.sh's: fewer, cheaper points on AKDQFF's rate-distortion curve, so the default
+# grid stays near 40 min; akdqff_method.analysis.RATE_DISTORTION says what each level draws).
+EVIDENCE_LEVELS = ("full", "short")
 # A method's own settings in a profile are its capacity point "default" (report.DEFAULT_CAPACITY);
 # the study's further points (Profile.capacities) are trained on this scene with this seed only:
 # a capacity curve compares sizes of one method, and 3 seeds of every point would triple the study.

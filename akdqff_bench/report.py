@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from akdqff_bench.profiles import DEFAULT_CAPACITY
+from akdqff_bench.profiles import DEFAULT_CAPACITY, EVIDENCE_LEVELS
 from akdqff_bench.records import load_records, runs_dir
 
 PAPER_CLAIMS = Path(__file__).with_name("paper_claims.csv")
@@ -980,16 +980,30 @@ def plot_run_curve(record: Dict[str, Any]):
     return fig
 
 
-# Methods with figures of their own: the module's ``notebook_figures(result)`` returns matplotlib
-# figures for the run notebook (the AKDQFF paper's evidence: kernel density, Q, rate-distortion).
+# Methods with figures of their own: the module's ``notebook_figures(result, evidence)`` returns
+# matplotlib figures for the run notebook (the AKDQFF paper's evidence: kernel density, Q,
+# rate-distortion), and its ``evidence_work(level)`` what they cost at each level.
 METHOD_ANALYSIS_MODULES = {"akdqff": "akdqff_method.analysis"}
 
 
-def method_figures(result) -> list:
+def _analysis_module(method: Optional[str]):
     import importlib
 
-    module_name = METHOD_ANALYSIS_MODULES.get(result.record.get("method"))
-    if module_name is None or result.pipeline is None:
+    module_name = METHOD_ANALYSIS_MODULES.get(method or "")
+    return None if module_name is None else importlib.import_module(module_name)
+
+
+def method_figures(result, evidence: str = "full") -> list:
+    if evidence not in EVIDENCE_LEVELS:
+        raise ValueError(f"evidence must be one of {EVIDENCE_LEVELS}, not {evidence!r}")
+    module = _analysis_module(result.record.get("method"))
+    if module is None or result.pipeline is None:
         return []
-    module = importlib.import_module(module_name)
-    return list(module.notebook_figures(result))
+    return list(module.notebook_figures(result, evidence))
+
+
+def evidence_cost_ratio(method: str, measured: str, wanted: str) -> float:
+    """How long ``method``'s evidence takes at level ``wanted`` against level ``measured`` (1 for a
+    method without evidence of its own)."""
+    module = _analysis_module(method)
+    return 1.0 if module is None else module.evidence_work(wanted) / module.evidence_work(measured)

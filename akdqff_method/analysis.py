@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -320,36 +321,63 @@ def plot_rate_distortion(points: List[Dict], ax=None, label: str = "AKDQFF, re-q
     return ax
 
 
-RATE_DISTORTION_CODEBOOK_SIZES = (4, 8, 16, 32, 64, 128, 256)
-# Decoder fine-tuning per point, in training batches (about 5 s a point on 2 CPU cores at 1024
-# rays). On a 3000-step quick bed model (trained Q=32, 4 views): Q=8/32/128 gave 25.67/26.31/25.74 dB
-# with no fine-tuning, 26.18/26.42/26.12 after 100 steps and 26.31/26.43/26.49 after 300.
-RATE_DISTORTION_FINETUNE_STEPS = 300
+@dataclass(frozen=True)
+class RateDistortionSettings:
+    """How much of the rate-distortion curve a run notebook draws: these Q (plus the raw, unquantized
+    features), each point's decoder fine-tuned for ``finetune_steps`` training batches, PSNR on the
+    first ``views`` test views."""
+
+    codebook_sizes: Tuple[int, ...]
+    finetune_steps: int
+    views: int
+
+    def work(self) -> int:
+        """Fine-tuning batches the curve costs: what its time scales with (the renders are a smaller part)."""
+        return (len(self.codebook_sizes) + 1) * self.finetune_steps
 
 
-def notebook_figures(result, rate_distortion_views: int = 8) -> List:
+# Fine-tuning per point: on a 3000-step quick bed model (trained Q=32, 4 views) Q=8/32/128 gave
+# 25.67/26.31/25.74 dB with no fine-tuning, 26.18/26.42/26.12 after 100 steps and 26.31/26.43/26.49
+# after 300. "full" is the committed study's curve: 8 points x 300 batches took 12.9 min of the
+# AKDQFF ethiopian-head notebook (0.15-0.23 s a batch there). "short" is what the default
+# ./run_all.sh draws, to stay near 40 min: 4 points x 100 batches, a sixth of the fine-tuning.
+RATE_DISTORTION = {
+    "full": RateDistortionSettings(codebook_sizes=(4, 8, 16, 32, 64, 128, 256), finetune_steps=300, views=8),
+    "short": RateDistortionSettings(codebook_sizes=(8, 32, 128), finetune_steps=100, views=4),
+}
+
+
+def evidence_work(level: str) -> int:
+    """The relative cost of the notebook's evidence at ``level`` (the grid's estimate scales by it)."""
+    return RATE_DISTORTION[level].work()
+
+
+def notebook_figures(result, evidence: str = "full") -> List:
     """The run notebook's AKDQFF evidence.
 
     Kernel density is measured on the model loaded from the stored file. The rate-distortion curve
     needs the *raw* kernel features, which only the trained model holds: the stored file keeps
     codebook indices, so re-quantizing its features could only return the same Q vectors. The
     stored model gets the raw features back (after the density measurement) for that curve, and
-    each point's decoder is fine-tuned on training rays (``RATE_DISTORTION_FINETUNE_STEPS``). The
+    each point's decoder is fine-tuned on training rays (``RATE_DISTORTION[evidence]``). The
     stored model's own point (its Q, its file, the same views) is plotted beside the curve.
 
     Writes the numbers to ``<run>/akdqff_evidence.json`` beside the record (the figures only show
     them) and returns the figures: kernel density against detail per unit of visible surface, the
     same with the detail shuffled across cells (the control), and the rate-distortion curve
-    (the first ``rate_distortion_views`` test views); then K and Q over training (``history``).
+    (``RATE_DISTORTION[evidence]``); then K and Q over training (``history``).
     """
     import json
 
     import matplotlib.pyplot as plt
 
+    if evidence not in RATE_DISTORTION:
+        raise ValueError(f"evidence must be one of {sorted(RATE_DISTORTION)}, not {evidence!r}")
+    curve = RATE_DISTORTION[evidence]
     run_dir = Path(result.record_path).with_suffix("")
     density = kernel_density_vs_detail(result.pipeline)
     views = result.test_views
-    count = min(rate_distortion_views, len(views))
+    count = min(curve.views, len(views))
     # The stored model itself on the curve's views: the evaluation already rendered those from the
     # file (the same render and PSNR as render_psnr), so its per-image numbers are reused.
     stored_point = {
@@ -359,7 +387,7 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
     }
     next_train_batch, finetune_steps = None, 0
     if result.train_pipeline is not None:
-        next_train_batch, finetune_steps = result.train_pipeline.datamanager.next_train, RATE_DISTORTION_FINETUNE_STEPS
+        next_train_batch, finetune_steps = result.train_pipeline.datamanager.next_train, curve.finetune_steps
         # Same kernels in the same order (the file was exported from the trained model): give the
         # stored model back its raw features, then re-quantize those for every Q.
         raw = result.train_pipeline.model.field.kernel_params["features"].detach()
@@ -369,27 +397,30 @@ def notebook_figures(result, rate_distortion_views: int = 8) -> List:
         with torch.no_grad():
             stored.copy_(raw.to(stored.device))
     points = rate_distortion(
-        result.pipeline, views.cameras[:count], views.images[:count], RATE_DISTORTION_CODEBOOK_SIZES,
+        result.pipeline, views.cameras[:count], views.images[:count], curve.codebook_sizes,
         workdir=run_dir / "rate_distortion", include_unquantized=True,
         next_train_batch=next_train_batch, finetune_steps=finetune_steps,
     )
-    evidence = {
+    numbers = {
         "kernel_density_vs_detail": {
             "measure": "kernels per unit visible surface (occupied fine voxels) vs image-gradient energy per visible pixel, per coarse cell",
             **{key: density[key] for key in (
                 "pearson_r", "spearman_r", "num_measured_cells", "grid_resolution", "surface_subdivision", "min_surface",
                 "shuffled_pearson_r", "shuffled_abs_r_95", "permutation_p_value", "permutations", "summed_pearson_r")},
         },
-        "rate_distortion": {"views": count, "finetune_steps": finetune_steps, "points": points, "stored_model": stored_point},
+        "rate_distortion": {"evidence": evidence, "views": count, "finetune_steps": finetune_steps, "points": points,
+                            "stored_model": stored_point},
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "akdqff_evidence.json", "w", encoding="utf-8") as f:
-        json.dump(evidence, f, indent=2)
+        json.dump(numbers, f, indent=2)
     for stale in (run_dir / "rate_distortion").glob("*.akd"):
         stale.unlink()  # the sized files are only needed while measuring
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
     plot_kernel_density_vs_detail(density, axes[:2])
     plot_rate_distortion(points, axes[2], stored=stored_point)
+    axes[2].set_title(f"rate–distortion ({evidence} curve: {count} test views,\n"
+                      f"decoder fine-tuned {finetune_steps} batches a point)", fontsize=9)
     fig.tight_layout()
     from akdqff_method.history import adaptation_figure
 

@@ -86,3 +86,15 @@ def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_we
     assert {r["scene_settings"]["layout"] for r in records[:2]} == {"blender"}
     table = pd.read_csv(out)
     assert list(table["status"]) == ["ok", "ok", "failed"] and table["psnr"].iloc[:2].notna().all()
+
+
+def test_a_sweep_in_part_trains_only_the_candidates_asked_for(capsys, tmp_path, tiny_scene, no_lpips_weights):
+    scene = f"blender:{tiny_scene}"
+    out = cli.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene, candidates=[1])
+    assert [p.name for p in out.with_suffix("").glob("candidate*.json")] == ["candidate1.json"]
+    table = pd.read_csv(out)
+    assert dict(zip(table["candidate"], table["status"])) == {1: "ok", 0: "not run", 2: "not run"}
+    assert table["candidate"].iloc[0] == 1  # ranked first: the only PSNR
+    status, err = run_cli(capsys, "sweep", "--method", "block-nerf", "--profile", "smoke", "--scene", scene,
+                          "--results", str(tmp_path / "results"), "--candidates", "3")
+    assert status == 2 and err.startswith("akdqff-bench: error: block-nerf's sweep has candidates 0-2; asked for [3]")

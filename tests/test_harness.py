@@ -48,13 +48,14 @@ def test_absent_tanks_and_temples_is_recorded_as_skipped(tmp_path, tiny_data_roo
 
 
 def test_papermill_chain_on_the_smoke_profile(tmp_path, tiny_data_root, no_lpips_weights):
-    assert cli.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"]) == 0
+    assert cli.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"], evidence="short") == 0
     profile_dir = tmp_path / "smoke"
     frame = pd.read_csv(profile_dir / "metrics.csv")
     assert list(frame.columns) == METRIC_COLUMNS
     assert dict(zip(frame["scene"], frame["status"])) == {"bed": "ok", "truck": "skipped"}
     run_nb = nbformat.read(profile_dir / "notebooks" / "nerf__synthetic-bed__seed0.ipynb", as_version=4)
     assert run_nb.metadata["papermill"]["parameters"]["method"] == "nerf"
+    assert run_nb.metadata["papermill"]["parameters"]["evidence"] == "short"  # the grid's level reaches the notebook
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for cell in run_nb.cells for o in cell.get("outputs", []))
     html = (profile_dir / "compare.html").read_text()
@@ -80,3 +81,16 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
     assert len({round(p["psnr"], 9) for p in points}) > 1
     assert {"pearson_r", "spearman_r", "num_measured_cells", "shuffled_pearson_r", "permutation_p_value"} <= set(
         evidence["kernel_density_vs_detail"])
+    assert evidence["rate_distortion"]["evidence"] == "full" and evidence["rate_distortion"]["finetune_steps"] == 300
+
+    # The default ./run_all.sh's level: the short curve's Q, fine-tuning and views, named on the figure.
+    from akdqff_method.analysis import RATE_DISTORTION
+
+    short = RATE_DISTORTION["short"]
+    figures = report.method_figures(result, "short")
+    curve = json.loads((Path(result.record_path).with_suffix("") / "akdqff_evidence.json").read_text())["rate_distortion"]
+    assert [p["codebook_size"] for p in curve["points"]] == [*short.codebook_sizes, 0]
+    assert (curve["evidence"], curve["finetune_steps"], curve["views"]) == ("short", short.finetune_steps, min(short.views, result.record["num_test_views"]))
+    assert "short curve" in figures[0].axes[2].get_title()
+    with pytest.raises(ValueError, match="evidence must be one of"):
+        report.method_figures(result, "long")

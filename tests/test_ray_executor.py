@@ -217,8 +217,16 @@ def test_a_study_on_ray_carries_each_capacity_point(tmp_path, tiny_data_root, no
 
     root = tmp_path / "results"
     smoke = get_profile("smoke")
-    assert cli.run_grid("smoke", root, methods=["nerf"], notebooks=False, executor="ray", study=True) == 0
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+
+    def note_the_job(job):  # on the worker: what it was asked to draw
+        (jobs / job.run_id).write_text(job.evidence, encoding="utf-8")
+
+    executor = executors.RayExecutor(before_run=note_the_job)
+    assert cli.run_grid("smoke", root, methods=["nerf"], notebooks=False, executor=executor, study=True, evidence="short") == 0
     output = capsys.readouterr().out
+    assert {path.read_text() for path in jobs.iterdir()} == {"short"}  # every worker was asked for the grid's level
     (label, overrides), = smoke.capacities["nerf"].items()
     name = run_id("nerf", "synthetic-bed", 0, label)
     record = read_record(record_path(root, "smoke", "nerf", "synthetic-bed", 0, label))

@@ -193,9 +193,14 @@ def test_a_missing_reference_is_a_message_before_anything_runs(tmp_path, tiny_da
     assert status == 2 and "no run records of the smoke profile there" in capsys.readouterr().err
 
 
-def _executed_notebook(path: Path, seconds) -> None:
+def _executed_notebook(path: Path, seconds, evidence=None, evidence_seconds=None) -> None:
+    """A notebook as papermill leaves it: its duration, its parameters, and (``evidence_seconds``)
+    the duration of its method-evidence cell."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"duration": seconds}}}), encoding="utf-8")
+    cells = [] if evidence_seconds is None else [
+        {"cell_type": "code", "source": ["figures = report.method_figures(result, evidence)"], "metadata": {"papermill": {"duration": evidence_seconds}}}]
+    parameters = {} if evidence is None else {"evidence": evidence}
+    path.write_text(json.dumps({"cells": cells, "metadata": {"papermill": {"duration": seconds, "parameters": parameters}}}), encoding="utf-8")
 
 
 def test_the_grid_estimate_uses_the_durations_measured_for_the_same_runs(tmp_path):
@@ -218,3 +223,26 @@ def test_the_grid_estimate_uses_the_durations_measured_for_the_same_runs(tmp_pat
     # A machine that took twice the expected time for the first run: the rest is expected twice as long.
     assert plan.eta_seconds(todo[1:], [(todo[0], 1840.0)]) == pytest.approx(2 * (310.0 + 250.0))
     assert plan.eta_seconds(todo[1:], []) == 310.0 + 250.0
+
+
+def test_the_grid_estimate_counts_the_evidence_the_notebooks_drew(tmp_path):
+    """A short-evidence grid: notebooks that drew the short evidence count as measured; a study
+    notebook (full evidence, no parameter: from before it existed) counts with its evidence cell
+    scaled by the work of each level."""
+    from akdqff_bench.executors import Run
+    from akdqff_method.analysis import RATE_DISTORTION
+
+    notebooks = tmp_path / "reference" / "quick" / "notebooks"
+    _executed_notebook(notebooks / "akdqff__ethiopian-head__seed0.ipynb", 1000.0, evidence_seconds=700.0)
+    _executed_notebook(notebooks / "akdqff__synthetic-bed__seed0.ipynb", 460.0, evidence_seconds=190.0)
+    _executed_notebook(notebooks / "akdqff__synthetic-bed__seed1.ipynb", 300.0, evidence="short", evidence_seconds=30.0)
+    _executed_notebook(notebooks / "nerf__ethiopian-head__seed0.ipynb", 330.0, evidence_seconds=0.1)
+    todo = [Run("akdqff", "ethiopian-head", 0), Run("akdqff", "synthetic-bed", 0), Run("nerf", "ethiopian-head", 0)]
+    short = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="short")
+    ratio = RATE_DISTORTION["short"].work() / RATE_DISTORTION["full"].work()
+    assert 0 < ratio < 1
+    assert short == {"akdqff__ethiopian-head__seed0": pytest.approx(300.0 + 700.0 * ratio),
+                     "akdqff__synthetic-bed__seed0": 300.0,  # the short notebook, not the full one scaled
+                     "nerf__ethiopian-head__seed0": 330.0}  # no evidence of its own: the same at every level
+    full = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="full")
+    assert full["akdqff__ethiopian-head__seed0"] == 1000.0 and full["akdqff__synthetic-bed__seed0"] == 460.0
