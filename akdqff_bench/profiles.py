@@ -68,6 +68,9 @@ class Profile:
     method_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     # Per data set, for every method (applied before the method's own overrides).
     dataset_overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # Per data set and method: that method's sweep winner on that scene where it differs from the
+    # synthetic-bed winner (applied after the method's own overrides, before a capacity point).
+    scene_method_overrides: Dict[str, Dict[str, Dict[str, Any]]] = field(default_factory=dict)
     # Only the smoke profile evaluates a subset of the test split.
     max_test_views: Optional[int] = None
     # The clock of train_budget_seconds: "cpu" (user + system CPU seconds of the training process,
@@ -100,7 +103,7 @@ class Profile:
 
     def overrides_for(self, method: str, dataset: str = "synthetic-bed", capacity: Optional[str] = None) -> Dict[str, Any]:
         return {**self.dataset_overrides.get(dataset, {}), **self.method_overrides.get(method, {}),
-                **self.capacity_overrides(method, capacity)}
+                **self.scene_method_overrides.get(dataset, {}).get(method, {}), **self.capacity_overrides(method, capacity)}
 
 
 class UnknownCapacity(ValueError):
@@ -265,6 +268,11 @@ PLENOXELS_SWEEP: List[Dict[str, Any]] = [
 # stage, the weight-based pruning then keeps more voxels (1.39 M at x1 against 0.40 M) and each
 # 128^3 iteration costs more (763 iterations against 1,721). The winner is the swept range's edge.
 PLENOXELS_QUICK.update(PLENOXELS_SWEEP[3])
+# On ethiopian-head the same sweep (results/sweeps/plenoxels-quick-ethiopian-head.csv, one quiet
+# sitting) ranks the other way: x1 15.73 dB, x0.1 15.49, x0.01 14.50, x0.001 13.88. The photographs
+# see most voxels from few, unevenly spread cameras, and weak TV leaves floaters there; svox2's
+# own x1 wins, again at the range's edge.
+PLENOXELS_ETHIOPIAN_HEAD: Dict[str, Any] = {"pipeline.model.tv_weight_scale": PLENOXELS_SWEEP[0]["pipeline.model.tv_weight_scale"]}
 BLOCK_NERF_SWEEP: List[Dict[str, Any]] = [
     # Block count x per-block width at similar cost per iteration: fewer blocks (each sees more
     # images) against more, narrower ones (each fits a smaller region).
@@ -275,6 +283,11 @@ BLOCK_NERF_SWEEP: List[Dict[str, Any]] = [
 # Candidate 0 (2 blocks of 4x64): 24.06 dB against 23.15 (4 blocks) and 22.82 (8 blocks of 4x48),
 # one quiet sitting, results/sweeps/block-nerf-quick.csv.
 BLOCK_NERF_QUICK.update(BLOCK_NERF_SWEEP[0])
+# On ethiopian-head (results/sweeps/block-nerf-quick-ethiopian-head.csv, one quiet sitting) 4 blocks
+# win: 13.13 dB against 12.53 (8 blocks of 4x48) and 11.15 (2 blocks). One seed each, and the
+# study's three seeds of 2 blocks spread from 11.45 to 14.33 dB there: the margin is within
+# Block-NeRF's seed spread on this scene, so the choice is the protocol's (best PSNR), not a sure one.
+BLOCK_NERF_ETHIOPIAN_HEAD: Dict[str, Any] = {"pipeline.model.num_blocks": BLOCK_NERF_SWEEP[1]["pipeline.model.num_blocks"]}
 # AKDQFF gets the same tuning: λ (K), feature width (decoder 4x as wide, as in AKDQFF_QUICK) and samples
 # per ray, a full 3 x 2 x 2 grid of 12 candidates on top of AKDQFF_QUICK, each in the quick budget.
 # Its winner (best test PSNR, whatever size that gives) replaces the λ, width and samples above.
@@ -418,6 +431,9 @@ PROFILES: Dict[str, Profile] = {
             "plenoxels": PLENOXELS_QUICK,
             "block-nerf": BLOCK_NERF_QUICK,
         },
+        # Each method's sweep on ethiopian-head (results/sweeps/<method>-quick-ethiopian-head.csv):
+        # only the winners that differ from synthetic-bed's are listed.
+        scene_method_overrides={"ethiopian-head": {"plenoxels": PLENOXELS_ETHIOPIAN_HEAD, "block-nerf": BLOCK_NERF_ETHIOPIAN_HEAD}},
     ),
     "full": Profile(
         name="full",

@@ -328,3 +328,31 @@ def test_the_appearance_diagnosis_reproduces_the_evaluation_and_renders_other_co
     owners = result.train_pipeline.model.image_owners
     for view in summary["views"]:
         assert all(bool(owners[image, block]) for block, image in enumerate(view["nearest_training_images"]))
+
+
+def test_the_block_diagnosis_reproduces_the_evaluation_and_renders_each_block_alone(tmp_path, tiny_data_root, no_lpips_weights):
+    """akdqff_bench.experiments.block_nerf_blocks on a trained smoke run: its 'evaluation' render is
+    the record's, the blend weights it reports are the evaluation's, and 'block b' is block b alone
+    (where the evaluation keeps one block, the two renders are the same image)."""
+    from akdqff_bench.experiments.block_nerf_blocks import _evaluation_choice, _render_with_block, diagnose
+    from akdqff_bench.runner import render_view, run_one
+
+    result = run_one("block-nerf", "synthetic-bed", "smoke", 0, tmp_path)
+    summary = diagnose(tmp_path, "smoke", result.record["run_id"])
+    blocks = profiles.BLOCK_NERF_SMOKE["pipeline.model.num_blocks"]
+    assert summary["psnr"]["evaluation"] == pytest.approx(result.record["psnr"], abs=0.05)
+    assert len(summary["views"]) == result.record["num_test_views"] and len(summary["training_images_per_block"]) == blocks
+    for view in summary["views"]:
+        assert set(view["kept"]) <= set(view["candidates"]) and sum(view["blend_weights"]) == pytest.approx(1.0, abs=1e-3)
+        assert all(view["blend_weights"][b] == 0 for b in range(blocks) if b not in view["kept"])
+    # A threshold no visibility reaches keeps each view's most visible block only: then the
+    # evaluation's render and that block's render alone must be the same.
+    model = result.train_pipeline.model
+    model.eval()
+    model.config.visibility_threshold = 2.0
+    views = result.test_views
+    with torch.no_grad():
+        kept = _evaluation_choice(model, views.cameras, 0)["kept"]
+    assert len(kept) == 1
+    assert torch.allclose(render_view(model, views.cameras, 0), _render_with_block(model, views.cameras, 0, kept[0]), atol=1e-5)
+    assert not torch.allclose(render_view(model, views.cameras, 0), _render_with_block(model, views.cameras, 0, 1 - kept[0]), atol=1e-3)

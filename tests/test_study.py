@@ -68,6 +68,25 @@ def test_quick_capacity_points_follow_the_quick_settings():
         quick.overrides_for("nerf", "synthetic-bed", "width 7")
 
 
+def test_a_scene_s_own_sweep_winner_applies_on_that_scene_only():
+    """Each method runs with the best candidate of its sweep on the scene: where the committed
+    sweep on ethiopian-head ranks another candidate first, that one's settings apply there, and
+    only there."""
+    import pandas as pd
+
+    from akdqff_bench.profiles import SWEEPS
+
+    quick = get_profile("quick")
+    for method, settings in quick.scene_method_overrides["ethiopian-head"].items():
+        ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / f"{method}-quick-ethiopian-head.csv")
+        winner = SWEEPS[method][int(ranked["candidate"].iloc[0])]
+        on_scene, on_bed = quick.overrides_for(method, "ethiopian-head"), quick.overrides_for(method, "synthetic-bed")
+        assert all(on_scene[key] == winner[key] for key in settings)
+        assert any(on_bed[key] != on_scene[key] for key in settings)  # synthetic-bed keeps its own winner
+        assert {k: v for k, v in on_scene.items() if k not in settings} == {k: v for k, v in on_bed.items() if k not in settings}
+    assert quick.overrides_for("nerf", "ethiopian-head") == quick.overrides_for("nerf", "synthetic-bed")
+
+
 @pytest.mark.parametrize("profile_name", ["quick", "smoke"])
 def test_the_study_plan(profile_name):
     profile = get_profile(profile_name)

@@ -42,7 +42,7 @@ from akdqff_bench.runner import load_test_views, render_view
 TRAINING_CODES_SHOWN = 6  # training images whose codes every test view is also rendered with
 
 
-def _checkpoint_config(results: Path, profile: str, run: str) -> Path:
+def checkpoint_config(results: Path, profile: str, run: str) -> Path:
     found = sorted((results / profile / "nerfstudio" / run).glob("**/config.yml"))
     if not found:
         raise SystemExit(f"no nerfstudio config under {portable_path(results / profile / 'nerfstudio' / run)}: "
@@ -62,7 +62,7 @@ def _with_codes(model, codes: Optional[torch.Tensor]) -> None:
 def diagnose(results: Path, profile: str, run: str) -> Dict:
     from nerfstudio.utils.eval_utils import eval_setup
 
-    config_path = _checkpoint_config(results, profile, run)
+    config_path = checkpoint_config(results, profile, run)
     config, pipeline, _, step = eval_setup(config_path, test_mode="test")
     model = pipeline.model
     model.eval()
