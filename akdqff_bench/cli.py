@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from akdqff_bench.profiles import (CAPACITY_SCENE, CAPACITY_SEED, EVIDENCE_LEVELS, SWEEPS, NoStudy, Profile, expected_train_wall_seconds,
-                                   get_profile)
-from akdqff_bench.records import aggregate, is_finished, load_records, log_path, portable_path, portable_text, record_path
+from akdqff_bench.profiles import (CAPACITY_SCENE, CAPACITY_SEED, EVIDENCE_LEVELS, SWEEPS, NoStudy, Profile, curve_points,
+                                   expected_train_wall_seconds, get_profile)
+from akdqff_bench.records import (aggregate, is_finished, load_records, log_path, portable_path, portable_text, read_record,
+                                  record_path)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -119,14 +120,17 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
     estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
     evidence figures take about 10 min more than on synthetic-bed. Notebooks that drew the same
     ``evidence`` count first; failing those, one drawn at another level counts with its evidence
-    cell's time scaled to this level (report.evidence_cost_ratio)."""
+    cell's time scaled to this level (report.evidence_cost_ratio) and its learning curve's
+    evaluations (its record's ``eval_seconds``) to this level's number of points."""
     import json
     import statistics
 
     from akdqff_bench.report import evidence_cost_ratio
 
-    # run id without its seed -> [(evidence level, notebook seconds, seconds of its evidence cell)]
-    measured: Dict[str, List[Tuple[str, float, float]]] = {}
+    wanted_points = curve_points(get_profile(profile_name), evidence)
+    # run id without its seed -> [(evidence level, notebook seconds, seconds of its evidence cell,
+    #                              seconds of its curve's evaluations, the curve's points)]
+    measured: Dict[str, List[Tuple[str, float, float, float, int]]] = {}
     for folder in dict.fromkeys(Path(f).resolve() for f in folders if f is not None):
         for notebook in sorted((folder / profile_name / "notebooks").glob("*.ipynb")):
             try:
@@ -139,14 +143,18 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue  # a notebook still running or cut short has no duration
             if isinstance(seconds, (int, float)) and seconds > 0 and level in EVIDENCE_LEVELS:
-                measured.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append((level, float(seconds), evidence_seconds))
+                curve = (read_record(folder / profile_name / "runs" / f"{notebook.stem}.json") or {}).get("curve") or []
+                curve_seconds = sum(float(point.get("eval_seconds") or 0) for point in curve)
+                measured.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append(
+                    (level, float(seconds), evidence_seconds, curve_seconds, len(curve)))
     estimates = {}
     for run in runs:
         samples = measured.get(run.run_id.rsplit("__seed", 1)[0], [])
-        durations = [seconds for level, seconds, _ in samples if level == evidence]
+        durations = [seconds for level, seconds, *_ in samples if level == evidence]
         if not durations:
             durations = [seconds - cell + cell * (evidence_cost_ratio(run.method, level, evidence) if cell else 1.0)
-                         for level, seconds, cell in samples]
+                         - curve_seconds + curve_seconds * (wanted_points / points if points else 1.0)
+                         for level, seconds, cell, curve_seconds, points in samples]
         if durations:
             estimates[run.run_id] = statistics.median(durations)
     return estimates
@@ -378,9 +386,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
                       help="the profile's study: its study seeds for every (scene, method), plus each method's capacity points "
                            "(synthetic-bed, seed 0); resumes like the grid, so it can be run in parts")
     grid.add_argument("--evidence", choices=EVIDENCE_LEVELS, default="full",
-                      help="how much method-specific evidence each run notebook draws: full (the committed study's; AKDQFF's "
-                           "rate-distortion curve at 8 points x 300 fine-tuning batches) or short (4 points x 100, ~12 min less "
-                           "on the default grid: what ./run_all.sh draws by default)")
+                      help="how much evidence beside the metrics each run draws: full (the committed study's: 8 learning-curve "
+                           "points, AKDQFF's rate-distortion curve at 8 points x 300 fine-tuning batches, its kernel density on "
+                           "every training view) or short (4 curve points at the same fractions of the budget; 4 x 100; 16 views: "
+                           "what ./run_all.sh draws by default). Training and the final metrics are the same")
     grid.add_argument("--reference", type=Path, default=None,
                       help="a results folder (e.g. results) whose records of this profile the comparison sets beside yours, "
                            "with the difference, flagged when outside the reference's seed range")

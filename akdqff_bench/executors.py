@@ -253,7 +253,7 @@ def execute_run(method: str, scene: str, profile_name: str, seed: int, results_r
         else:
             from akdqff_bench import runner  # looked up at call time: tests replace runner.run_one
 
-            runner.run_one(method, scene, profile_name, seed, Path(results_root), device_type or None, capacity=capacity)
+            runner.run_one(method, scene, profile_name, seed, Path(results_root), device_type or None, capacity=capacity, evidence=evidence)
 
 
 # ----------------------------------------------------------------------------------------------

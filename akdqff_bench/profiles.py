@@ -23,10 +23,13 @@ RAYS_PER_BATCH = 1024
 # Iterations skipped before the median time per iteration is taken (allocations, caches, JIT).
 WARMUP_ITERATIONS = 5
 BUDGET_CLOCKS = ("cpu", "wall")
-# How much method-specific evidence a run notebook draws: "full" (the committed study's) or "short"
-# (the default ./run_all.sh's: fewer, cheaper points on AKDQFF's rate-distortion curve, so the default
-# grid stays near 40 min; akdqff_method.analysis.RATE_DISTORTION says what each level draws).
+# How much evidence beside the final metrics a run draws: "full" (the committed study's) or "short"
+# (the default ./run_all.sh's, so the default grid stays near 40 min): "short" evaluates the learning
+# curve at every second point of the profile's schedule (the same fractions of the budget, so its
+# points lie on the reference's curves; CURVE_STRIDE), and AKDQFF's notebook draws fewer, cheaper
+# points of its own (akdqff_method.analysis.EVIDENCE). Training and the final evaluation are the same.
 EVIDENCE_LEVELS = ("full", "short")
+CURVE_STRIDE = {"full": 1, "short": 2}
 # A method's own settings in a profile are its capacity point "default" (report.DEFAULT_CAPACITY);
 # the study's further points (Profile.capacities) are trained on this scene with this seed only:
 # a capacity curve compares sizes of one method, and 3 seeds of every point would triple the study.
@@ -123,6 +126,13 @@ def capacity_slug(label: Optional[str]) -> str:
 
 def is_default_capacity(capacity: Optional[str]) -> bool:
     return capacity in (None, "", DEFAULT_CAPACITY)
+
+
+def curve_points(profile: Profile, evidence: str = "full") -> int:
+    """How many learning-curve evaluations a run of ``profile`` makes at ``evidence``."""
+    if evidence not in CURVE_STRIDE:
+        raise ValueError(f"evidence must be one of {EVIDENCE_LEVELS}, not {evidence!r}")
+    return max(1, profile.curve_points // CURVE_STRIDE[evidence])
 
 
 def expected_train_wall_seconds(profile: Profile) -> Optional[float]:

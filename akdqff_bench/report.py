@@ -714,12 +714,21 @@ def _curve_clock(runs: List[Dict[str, Any]]) -> str:
     return "train_cpu_seconds" if cpu and runs else "train_seconds"
 
 
+def _on_schedule(curve: List[Dict[str, Any]], points: int) -> List[Dict[str, Any]]:
+    """``curve`` at ``points`` evaluations of its schedule: a curve evaluated at k/n of the budget
+    keeps every (n/points)-th point (a short-evidence run's schedule is every second point of the
+    full one, profiles.CURVE_STRIDE); a schedule that does not nest keeps its first ``points``."""
+    if points and len(curve) % points == 0:
+        return curve[len(curve) // points - 1 :: len(curve) // points]
+    return curve[:points]
+
+
 def _mean_curve(runs: List[Dict[str, Any]]):
-    """The seeds' learning curves point by point (they share the profile's evaluation schedule)."""
-    curves = [r.get("curve") or [] for r in runs]
-    length = min((len(c) for c in curves), default=0)
+    """The seeds' learning curves point by point, on the coarsest of their schedules."""
+    length = min((len(r.get("curve") or []) for r in runs), default=0)
     if not length:
         return None
+    curves = [_on_schedule(r["curve"], length) for r in runs]
     clock = _curve_clock(runs)
     seconds = np.array([[c[i][clock] for i in range(length)] for c in curves])
     psnr = np.array([[c[i]["psnr"] for i in range(length)] for c in curves])

@@ -29,7 +29,7 @@ from akdqff_bench import method_api, metrics
 from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene, scene_identity
 from akdqff_bench.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score
 from akdqff_bench.methods import apply_overrides, method_config
-from akdqff_bench.profiles import DEFAULT_CAPACITY, WARMUP_ITERATIONS, Profile, get_profile, is_default_capacity
+from akdqff_bench.profiles import DEFAULT_CAPACITY, WARMUP_ITERATIONS, Profile, curve_points, get_profile, is_default_capacity
 from akdqff_bench.records import git_commit, package_versions, portable_path, portable_text, record_path, write_record
 
 NEVER = 10**9  # a step interval that never comes: nerfstudio's own in-training eval and saves are off
@@ -315,15 +315,18 @@ def run_one(
     record_file: Optional[Path] = None,
     log: Callable[[str], None] = print,
     capacity: Optional[str] = None,
+    evidence: str = "full",
 ) -> RunResult:
     """Train, export, reload, evaluate; write the record and return it (with the live pipelines).
 
     ``capacity``: a label of the profile's capacity points for ``method`` (None or "default": its
     profile settings), whose overrides go on top of the method's and into the record.
     ``extra_overrides`` and ``record_file`` are for sweeps: settings on top of the profile's,
-    recorded outside the profile's runs (so they never enter metrics.csv).
+    recorded outside the profile's runs (so they never enter metrics.csv). ``evidence``
+    (profiles.EVIDENCE_LEVELS): how many learning-curve points are evaluated (profiles.curve_points).
     """
     prof = get_profile(profile)
+    planned_curve_points = curve_points(prof, evidence)  # an unknown level stops here, before any record
     capacity_overrides = prof.capacity_overrides(method, capacity)  # an unknown label stops here, before any record
     capacity = DEFAULT_CAPACITY if is_default_capacity(capacity) else capacity
     device_type = device_type or prof.device_type
@@ -353,6 +356,8 @@ def run_one(
         # is CPU time without progress, so a CPU budget depends on it; PASSIVE waits sleep.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "max_iterations": prof.max_iterations,
+        "evidence": evidence,
+        "curve_points": planned_curve_points,
         "lpips_available": lpips_available(),
     }
     try:
@@ -389,7 +394,7 @@ def run_one(
         trainer = config.setup(local_rank=0, world_size=1)
         trainer.setup()
         monitor = TrainingMonitor(
-            trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, prof.curve_points, device_type, label, log,
+            trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, planned_curve_points, device_type, label, log,
             budget_clock=prof.budget_clock,
         )
         monitor.attach()

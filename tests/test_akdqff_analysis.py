@@ -21,6 +21,7 @@ from akdqff_method.analysis import (
     image_gradient_energy,
     kernel_density_vs_detail,
     rate_distortion,
+    spread_views,
 )
 from akdqff_method.model import AKDQFFModelConfig
 
@@ -56,6 +57,24 @@ def test_kernel_density_vs_detail_returns_per_cell_numbers(pipeline):
     assert result["pixels_per_cell"].sum() > 0 and result["surface_per_cell"].sum() > 0
     assert result["num_measured_cells"] > 1 and -1.0 <= result["pearson_r"] <= 1.0
     assert 0.0 <= result["permutation_p_value"] <= 1.0
+    assert result["views"] == result["training_views"] == 3
+
+
+def test_kernel_density_on_fewer_views_renders_only_those(pipeline):
+    """The short evidence measures on a spread of the training views: fewer pixels lifted, the
+    same kernels counted."""
+    every = kernel_density_vs_detail(pipeline, grid_resolution=4, min_surface=1, permutations=10)
+    two = kernel_density_vs_detail(pipeline, grid_resolution=4, min_surface=1, permutations=10, views=2)
+    assert (two["views"], two["training_views"]) == (2, 3)
+    assert 0 < two["pixels_per_cell"].sum() < every["pixels_per_cell"].sum()
+    assert np.array_equal(two["kernels_per_cell"], every["kernels_per_cell"])
+
+
+def test_spread_views_covers_the_split_end_to_end():
+    assert spread_views(57, 16)[0] == 0 and spread_views(57, 16)[-1] == 56 and len(spread_views(57, 16)) == 16
+    assert spread_views(10, 4) == [0, 3, 6, 9]
+    assert spread_views(5, None) == spread_views(5, 5) == spread_views(5, 9) == [0, 1, 2, 3, 4]
+    assert spread_views(7, 1) == [0]
 
 
 def _sphere_scene(num_points=200_000, seed=0):

@@ -3,6 +3,7 @@ per-block training, the stored representation, and ``ns-train block-nerf`` on a 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -334,11 +336,15 @@ def test_the_block_diagnosis_reproduces_the_evaluation_and_renders_each_block_al
     """akdqff_bench.experiments.block_nerf_blocks on a trained smoke run: its 'evaluation' render is
     the record's, the blend weights it reports are the evaluation's, and 'block b' is block b alone
     (where the evaluation keeps one block, the two renders are the same image)."""
-    from akdqff_bench.experiments.block_nerf_blocks import _evaluation_choice, _render_with_block, diagnose
+    from akdqff_bench.experiments.block_nerf_blocks import _evaluation_choice, _render_with_block, main
     from akdqff_bench.runner import render_view, run_one
 
     result = run_one("block-nerf", "synthetic-bed", "smoke", 0, tmp_path)
-    summary = diagnose(tmp_path, "smoke", result.record["run_id"])
+    run = result.record["run_id"]
+    assert main(["--run", run, "--profile", "smoke", "--results", str(tmp_path)]) == 0  # the command line writes both files
+    diagnostics = tmp_path / "smoke" / "diagnostics"
+    summary = json.loads((diagnostics / f"{run}-blocks.json").read_text())
+    assert len(pd.read_csv(diagnostics / f"{run}-blocks.csv")) == result.record["num_test_views"]
     blocks = profiles.BLOCK_NERF_SMOKE["pipeline.model.num_blocks"]
     assert summary["psnr"]["evaluation"] == pytest.approx(result.record["psnr"], abs=0.05)
     assert len(summary["views"]) == result.record["num_test_views"] and len(summary["training_images_per_block"]) == blocks

@@ -12,6 +12,7 @@ from akdqff_bench import cli
 from akdqff_bench.lpips import MissingLPIPS, build_lpips_or_missing
 from akdqff_bench.records import METRIC_COLUMNS, read_record, record_path
 from akdqff_bench.runner import run_one
+from akdqff_bench.profiles import curve_points, get_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -72,7 +73,11 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
     (re-quantizing the stored model's codebook vectors would give one PSNR for every Q)."""
     from akdqff_bench import report
 
-    result = run_one("akdqff", "synthetic-bed", "smoke", 0, tmp_path)
+    # Trained at the short level: half the smoke profile's learning-curve points (the figures'
+    # level is the notebook's choice, so both levels are drawn from this run below).
+    result = run_one("akdqff", "synthetic-bed", "smoke", 0, tmp_path, evidence="short")
+    assert (result.record["evidence"], len(result.record["curve"])) == ("short", curve_points(get_profile("smoke"), "short"))
+    assert curve_points(get_profile("smoke"), "short") < get_profile("smoke").curve_points
     figures = report.method_figures(result)
     assert len(figures) == 2  # the evidence panels, then K and Q over training
     evidence = json.loads((Path(result.record_path).with_suffix("") / "akdqff_evidence.json").read_text())
@@ -82,15 +87,26 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
     assert {"pearson_r", "spearman_r", "num_measured_cells", "shuffled_pearson_r", "permutation_p_value"} <= set(
         evidence["kernel_density_vs_detail"])
     assert evidence["rate_distortion"]["evidence"] == "full" and evidence["rate_distortion"]["finetune_steps"] == 300
+    training_views = len(result.pipeline.datamanager.train_dataset)
+    assert evidence["kernel_density_vs_detail"]["views"] == evidence["kernel_density_vs_detail"]["training_views"] == training_views
 
     # The default ./run_all.sh's level: the short curve's Q, fine-tuning and views, named on the figure.
-    from akdqff_method.analysis import RATE_DISTORTION
+    from akdqff_method.analysis import EVIDENCE
 
-    short = RATE_DISTORTION["short"]
+    short = EVIDENCE["short"]
     figures = report.method_figures(result, "short")
-    curve = json.loads((Path(result.record_path).with_suffix("") / "akdqff_evidence.json").read_text())["rate_distortion"]
+    evidence = json.loads((Path(result.record_path).with_suffix("") / "akdqff_evidence.json").read_text())
+    curve = evidence["rate_distortion"]
+    assert evidence["kernel_density_vs_detail"]["views"] == min(short.density_views, training_views)
     assert [p["codebook_size"] for p in curve["points"]] == [*short.codebook_sizes, 0]
     assert (curve["evidence"], curve["finetune_steps"], curve["views"]) == ("short", short.finetune_steps, min(short.views, result.record["num_test_views"]))
     assert "short curve" in figures[0].axes[2].get_title()
+
+    # The short level's density on fewer views, beside all of them, from the run's checkpoint.
+    from akdqff_bench.experiments import density_views
+
+    assert density_views.main(["--run", result.record["run_id"], "--profile", "smoke", "--results", str(tmp_path), "--views", "all", "2"]) == 0
+    rows = pd.read_csv(tmp_path / "smoke" / "diagnostics" / f"{result.record['run_id']}-density-views.csv")
+    assert rows["views"].tolist() == [training_views, 2] and (rows["training_views"] == training_views).all()
     with pytest.raises(ValueError, match="evidence must be one of"):
         report.method_figures(result, "long")

@@ -78,7 +78,7 @@ def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
 def test_grid_resumes_and_force_reruns(tmp_path, monkeypatch, tiny_data_root):
     calls = []
 
-    def fake_run_one(method, scene, profile, seed, results_root, device_type=None, capacity=None):
+    def fake_run_one(method, scene, profile, seed, results_root, device_type=None, capacity=None, evidence="full"):
         calls.append((method, scene))
         records.write_record(records.record_path(results_root, profile, method, scene, seed), _record(method, scene))
 

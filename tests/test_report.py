@@ -285,6 +285,19 @@ def test_cpu_budgets_are_named_and_drawn_on_the_cpu_clock():
     matplotlib.pyplot.close(wall)
 
 
+def test_learning_curves_of_a_short_and_a_full_schedule_meet_on_the_short_one():
+    """A short-evidence seed evaluates every second point of the full schedule: the mean curve is
+    taken at the points both have (the same fractions of the budget), not the first points of each."""
+    full = [{"iteration": i, "train_seconds": 30.0 * i, "psnr": 20.0 + i} for i in range(1, 9)]
+    short = full[1::2]
+    records = [dict(r, curve=short if r["seed"] == 0 else full) for r in _study() if r["method"] == "nerf"]
+    fig = report.figure_psnr_vs_time(records)
+    line = fig.axes[0].lines[0]
+    assert line.get_xdata().tolist() == [60.0, 120.0, 180.0, 240.0]
+    assert line.get_ydata().tolist() == [22.0, 24.0, 26.0, 28.0]
+    matplotlib.pyplot.close(fig)
+
+
 def test_study_summary_says_what_the_records_ran_not_what_the_profile_says_today():
     from akdqff_bench.report import study_summary
 

@@ -212,10 +212,15 @@ def test_a_missing_reference_is_a_message_before_anything_runs(tmp_path, tiny_da
     assert status == 2 and "no run records of the smoke profile there" in capsys.readouterr().err
 
 
-def _executed_notebook(path: Path, seconds, evidence=None, evidence_seconds=None) -> None:
+def _executed_notebook(path: Path, seconds, evidence=None, evidence_seconds=None, curve_eval_seconds=None) -> None:
     """A notebook as papermill leaves it: its duration, its parameters, and (``evidence_seconds``)
-    the duration of its method-evidence cell."""
+    the duration of its method-evidence cell; ``curve_eval_seconds``: its run's record, with a
+    learning curve of these evaluation times."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if curve_eval_seconds is not None:
+        record = path.parent.parent / "runs" / f"{path.stem}.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"curve": [{"psnr": 20.0, "eval_seconds": s} for s in curve_eval_seconds]}), encoding="utf-8")
     cells = [] if evidence_seconds is None else [
         {"cell_type": "code", "source": ["figures = report.method_figures(result, evidence)"], "metadata": {"papermill": {"duration": evidence_seconds}}}]
     parameters = {} if evidence is None else {"evidence": evidence}
@@ -247,21 +252,25 @@ def test_the_grid_estimate_uses_the_durations_measured_for_the_same_runs(tmp_pat
 def test_the_grid_estimate_counts_the_evidence_the_notebooks_drew(tmp_path):
     """A short-evidence grid: notebooks that drew the short evidence count as measured; a study
     notebook (full evidence, no parameter: from before it existed) counts with its evidence cell
-    scaled by the work of each level."""
+    scaled by the work of each level and its learning curve's evaluations by its points."""
     from akdqff_bench.executors import Run
-    from akdqff_method.analysis import RATE_DISTORTION
+    from akdqff_bench.profiles import get_profile
+    from akdqff_method.analysis import EVIDENCE
 
+    points = get_profile("quick").curve_points
     notebooks = tmp_path / "reference" / "quick" / "notebooks"
     _executed_notebook(notebooks / "akdqff__ethiopian-head__seed0.ipynb", 1000.0, evidence_seconds=700.0)
     _executed_notebook(notebooks / "akdqff__synthetic-bed__seed0.ipynb", 460.0, evidence_seconds=190.0)
     _executed_notebook(notebooks / "akdqff__synthetic-bed__seed1.ipynb", 300.0, evidence="short", evidence_seconds=30.0)
-    _executed_notebook(notebooks / "nerf__ethiopian-head__seed0.ipynb", 330.0, evidence_seconds=0.1)
+    _executed_notebook(notebooks / "nerf__ethiopian-head__seed0.ipynb", 330.0, evidence_seconds=0.1,
+                       curve_eval_seconds=[10.0] * points)
     todo = [Run("akdqff", "ethiopian-head", 0), Run("akdqff", "synthetic-bed", 0), Run("nerf", "ethiopian-head", 0)]
     short = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="short")
-    ratio = RATE_DISTORTION["short"].work() / RATE_DISTORTION["full"].work()
+    ratio = EVIDENCE["short"].work() / EVIDENCE["full"].work()
     assert 0 < ratio < 1
-    assert short == {"akdqff__ethiopian-head__seed0": pytest.approx(300.0 + 700.0 * ratio),
+    assert short == {"akdqff__ethiopian-head__seed0": pytest.approx(300.0 + 700.0 * ratio),  # no record: no curve to scale
                      "akdqff__synthetic-bed__seed0": 300.0,  # the short notebook, not the full one scaled
-                     "nerf__ethiopian-head__seed0": 330.0}  # no evidence of its own: the same at every level
+                     # no evidence of its own; half its curve's evaluations (profiles.CURVE_STRIDE)
+                     "nerf__ethiopian-head__seed0": pytest.approx(330.0 - 10.0 * points / 2)}
     full = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="full")
     assert full["akdqff__ethiopian-head__seed0"] == 1000.0 and full["akdqff__synthetic-bed__seed0"] == 460.0

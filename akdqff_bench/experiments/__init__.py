@@ -4,6 +4,11 @@
   quick training, to size the quick profile's CPU-time budget (``profiles.QUICK_CPU_PER_WALL``).
 - :mod:`akdqff_bench.experiments.contention`: a run beside a competing CPU load under the CPU-time
   budget and under the wall-clock budget, against the seed spread of quiet runs.
+
+And diagnoses of trained study runs (from their nerfstudio checkpoints; nothing they do changes the
+study's numbers): :mod:`~akdqff_bench.experiments.block_nerf_appearance` and
+:mod:`~akdqff_bench.experiments.block_nerf_blocks` (why Block-NeRF's ethiopian-head views go bad),
+:mod:`~akdqff_bench.experiments.density_views` (AKDQFF's kernel density on fewer training views).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -110,20 +110,28 @@ def diagnose(results: Path, profile: str, run: str) -> Dict:
     return summary
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default="block-nerf__ethiopian-head__seed2")
+def diagnostic_main(argv: Optional[List[str]], description: str, diagnose: Callable[[Path, str, str], Dict], suffix: str,
+                    default_run: str, csv_rows: Callable[[Dict], List[Dict]]) -> int:
+    """The command line of a Block-NeRF diagnosis (this one and ``block_nerf_blocks``): diagnose
+    ``--run``, write ``<results>/<profile>/diagnostics/<run>-<suffix>.json`` (everything) and
+    ``.csv`` (``csv_rows`` of it), print the summary without the per-view rows."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=default_run)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     args = parser.parse_args(argv)
     summary = diagnose(args.results, args.profile, args.run)
     out = args.results / args.profile / "diagnostics"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.run}-appearance.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    pd.DataFrame([{k: v for k, v in r.items() if k.startswith(("view", "file", "psnr"))} for r in summary["views"]]).round(3).to_csv(
-        out / f"{args.run}-appearance.csv", index=False)
+    (out / f"{args.run}-{suffix}.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    pd.DataFrame(csv_rows(summary)).round(3).to_csv(out / f"{args.run}-{suffix}.csv", index=False)
     print(json.dumps({k: v for k, v in summary.items() if k != "views"}, indent=2))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return diagnostic_main(argv, __doc__, diagnose, "appearance", "block-nerf__ethiopian-head__seed2",
+                           lambda summary: [{k: v for k, v in r.items() if k.startswith(("view", "file", "psnr"))} for r in summary["views"]])
 
 
 if __name__ == "__main__":

@@ -25,41 +25,24 @@ writes ``results/quick/diagnostics/<run>-blocks.json`` and ``.csv`` (a few minut
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from akdqff_bench import metrics
-from akdqff_bench.experiments.block_nerf_appearance import checkpoint_config
+from akdqff_bench.experiments.block_nerf_appearance import checkpoint_config, diagnostic_main
 from akdqff_bench.profiles import get_profile
-from akdqff_bench.records import REPO_ROOT, read_record
+from akdqff_bench.records import read_record
 from akdqff_bench.runner import load_test_views, render_view
 
 
 def _render_with_block(model, cameras, index: int, block: int) -> torch.Tensor:
-    """The view rendered by ``block`` alone: the view's block choice replaced by that one block (every
-    ray then takes it, with weight one), bypassing the model's own choice for the view."""
-    from nerfstudio.models.base_model import Model
-
-    only = torch.nn.functional.one_hot(torch.tensor(block), model.config.num_blocks).to(torch.bool).to(model.device)
-
-    def one_block(camera_ray_bundle):
-        model._view_blocks = only
-        try:
-            return Model.get_outputs_for_camera_ray_bundle(model, camera_ray_bundle)
-        finally:
-            model._view_blocks = None
-
-    model.get_outputs_for_camera_ray_bundle = one_block  # an instance attribute shadows the method
-    try:
+    """The view rendered by ``block`` alone (every ray takes it, with weight one), whatever blocks
+    the view's camera would pick (``BlockNeRFModel.only_blocks``)."""
+    with model.only_blocks(torch.nn.functional.one_hot(torch.tensor(block), model.config.num_blocks)):
         return render_view(model, cameras, index)
-    finally:
-        del model.get_outputs_for_camera_ray_bundle
 
 
 def _evaluation_choice(model, cameras, index: int) -> Dict:
@@ -112,18 +95,7 @@ def diagnose(results: Path, profile: str, run: str) -> Dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default="block-nerf__ethiopian-head__seed1")
-    parser.add_argument("--profile", default="quick")
-    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
-    args = parser.parse_args(argv)
-    summary = diagnose(args.results, args.profile, args.run)
-    out = args.results / args.profile / "diagnostics"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.run}-blocks.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    pd.DataFrame(summary["views"]).round(3).to_csv(out / f"{args.run}-blocks.csv", index=False)
-    print(json.dumps({k: v for k, v in summary.items() if k != "views"}, indent=2))
-    return 0
+    return diagnostic_main(argv, __doc__, diagnose, "blocks", "block-nerf__ethiopian-head__seed1", lambda summary: summary["views"])
 
 
 if __name__ == "__main__":

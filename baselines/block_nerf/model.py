@@ -26,6 +26,7 @@ exact) and transient-object masks (static scenes).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type
@@ -164,6 +165,8 @@ class BlockNeRFModel(Model):
         self._appearance_from_embeddings = True
         # Set while one view is rendered: the blocks that passed its visibility test.
         self._view_blocks: Optional[Tensor] = None
+        # Set within only_blocks(): the blocks every view renders with, in place of its own choice.
+        self._forced_blocks: Optional[Tensor] = None
 
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_coarse_samples)
         self.sampler_pdf = PDFSampler(num_samples=cfg.num_importance_samples, include_original=False)
@@ -299,13 +302,27 @@ class BlockNeRFModel(Model):
             visibility[block] = self.block_fields[block].get_visibility(samples).mean()
         return visibility
 
+    @contextlib.contextmanager
+    def only_blocks(self, blocks: Tensor):
+        """Within: every view renders with the blocks of the boolean mask ``blocks`` (blended by
+        distance as usual) instead of those its camera picks; for diagnoses of one block at a time
+        (akdqff_bench.experiments.block_nerf_blocks). The evaluation never sets it."""
+        self._forced_blocks = blocks.to(device=self.device, dtype=torch.bool)
+        try:
+            yield self
+        finally:
+            self._forced_blocks = None
+
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
         """A view: the blocks near its camera, less those that barely see it, blended by distance."""
-        camera_position = camera_ray_bundle.origins.reshape(-1, 3).mean(dim=0, keepdim=True).to(self.device)
-        candidates = select_blocks(camera_position, self.block_centers, self.block_radii)[0]
-        visibility = self.view_visibility(camera_ray_bundle, candidates)
-        self._view_blocks = filter_by_visibility(visibility, candidates, self.config.visibility_threshold)
+        if self._forced_blocks is not None:
+            self._view_blocks = self._forced_blocks
+        else:
+            camera_position = camera_ray_bundle.origins.reshape(-1, 3).mean(dim=0, keepdim=True).to(self.device)
+            candidates = select_blocks(camera_position, self.block_centers, self.block_radii)[0]
+            visibility = self.view_visibility(camera_ray_bundle, candidates)
+            self._view_blocks = filter_by_visibility(visibility, candidates, self.config.visibility_threshold)
         try:
             return super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         finally:
