@@ -120,8 +120,9 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
     estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
     evidence figures take about 10 min more than on synthetic-bed. Notebooks that drew the same
     ``evidence`` count first; failing those, one drawn at another level counts with its evidence
-    cell's time scaled to this level (report.evidence_cost_ratio) and its learning curve's
-    evaluations (its record's ``eval_seconds``) to this level's number of points."""
+    cell's time scaled to this level (report.evidence_cost_ratio). Either way its learning curve's
+    evaluations (its record's ``eval_seconds``) are scaled to this level's number of points: a
+    notebook from before the level set the curve's points says "short" with the full curve."""
     import json
     import statistics
 
@@ -150,11 +151,10 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
     estimates = {}
     for run in runs:
         samples = measured.get(run.run_id.rsplit("__seed", 1)[0], [])
-        durations = [seconds for level, seconds, *_ in samples if level == evidence]
-        if not durations:
-            durations = [seconds - cell + cell * (evidence_cost_ratio(run.method, level, evidence) if cell else 1.0)
-                         - curve_seconds + curve_seconds * (wanted_points / points if points else 1.0)
-                         for level, seconds, cell, curve_seconds, points in samples]
+        durations = [seconds - cell + cell * (evidence_cost_ratio(run.method, level, evidence) if cell and level != evidence else 1.0)
+                     - curve_seconds + curve_seconds * (wanted_points / points if points else 1.0)
+                     for level, seconds, cell, curve_seconds, points in
+                     ([sample for sample in samples if sample[0] == evidence] or samples)]
         if durations:
             estimates[run.run_id] = statistics.median(durations)
     return estimates

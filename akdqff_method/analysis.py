@@ -298,8 +298,9 @@ def plot_kernel_density_vs_detail(result: Dict, axes=None):
     axes[0].scatter(result["detail_per_pixel"][measured], y, s=12, alpha=0.7)
     p_value = result["permutation_p_value"]
     p_text = f"p < {1 / result['permutations']:g}" if p_value == 0 else f"p = {p_value:.3f}"  # no shuffle reached r
+    views = f", {result['views']} of {result['training_views']} training views" if result.get("views") not in (None, result.get("training_views")) else ""
     axes[0].set_title(f"kernels vs detail per visible surface\n(r = {result['pearson_r']:.2f}, ρ = {result['spearman_r']:.2f}, "
-                      f"{result['num_measured_cells']} cells, {p_text})", fontsize=9)
+                      f"{result['num_measured_cells']} cells, {p_text}{views})", fontsize=9)
     axes[0].set_xlabel("image-gradient energy per visible pixel")
     axes[0].set_ylabel("kernels per unit visible surface\n(per occupied fine voxel)")
     shuffled = result["shuffled_r"][np.isfinite(result["shuffled_r"])]
@@ -359,10 +360,11 @@ class EvidenceSettings:
 # after 300. "full" is the committed study's: 8 points x 300 batches took 12.9 min of the AKDQFF
 # ethiopian-head notebook (0.15-0.23 s a batch there). "short" is what the default ./run_all.sh
 # draws, to stay near 40 min: 4 points x 100 batches, a sixth of the fine-tuning, and the density on
-# 16 training views spread over the split (all 57 of ethiopian-head took 219 s, 0.26 views/s). On one
-# model each, 16 views against all (akdqff_bench.experiments.density_views): ethiopian-head r 0.20
-# against 0.19, synthetic-bed 0.59 against 0.50 (8-24 views: 0.40-0.65), both above their shuffled
-# control's 95th percentile: the short level reaches the same verdict, with a noisier r.
+# 16 training views spread over the split (all 57 of ethiopian-head took 168-219 s). On one model
+# each, 16 views against all (akdqff_bench.experiments.density_views, results/quick/diagnostics/
+# *-density-views.csv): ethiopian-head seed 0 r 0.19 (p 0.06) against 0.00 (p 0.98), synthetic-bed
+# seed 2 0.59 against 0.50 (8-24 views: 0.40-0.65, p < 0.01 at every count). The verdict against
+# the shuffled control agreed; r itself moved by up to 0.19, so the short level's r is a rough one.
 EVIDENCE = {
     "full": EvidenceSettings(codebook_sizes=(4, 8, 16, 32, 64, 128, 256), finetune_steps=300, views=8),
     "short": EvidenceSettings(codebook_sizes=(8, 32, 128), finetune_steps=100, views=4, density_views=16),

@@ -264,13 +264,18 @@ def test_the_grid_estimate_counts_the_evidence_the_notebooks_drew(tmp_path):
     _executed_notebook(notebooks / "akdqff__synthetic-bed__seed1.ipynb", 300.0, evidence="short", evidence_seconds=30.0)
     _executed_notebook(notebooks / "nerf__ethiopian-head__seed0.ipynb", 330.0, evidence_seconds=0.1,
                        curve_eval_seconds=[10.0] * points)
-    todo = [Run("akdqff", "ethiopian-head", 0), Run("akdqff", "synthetic-bed", 0), Run("nerf", "ethiopian-head", 0)]
+    # Named short, but from before the level halved the curve: its curve is scaled all the same.
+    _executed_notebook(notebooks / "plenoxels__ethiopian-head__seed0.ipynb", 400.0, evidence="short", evidence_seconds=0.1,
+                       curve_eval_seconds=[10.0] * points)
+    todo = [Run("akdqff", "ethiopian-head", 0), Run("akdqff", "synthetic-bed", 0), Run("nerf", "ethiopian-head", 0),
+            Run("plenoxels", "ethiopian-head", 0)]
     short = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="short")
     ratio = EVIDENCE["short"].work() / EVIDENCE["full"].work()
     assert 0 < ratio < 1
     assert short == {"akdqff__ethiopian-head__seed0": pytest.approx(300.0 + 700.0 * ratio),  # no record: no curve to scale
                      "akdqff__synthetic-bed__seed0": 300.0,  # the short notebook, not the full one scaled
                      # no evidence of its own; half its curve's evaluations (profiles.CURVE_STRIDE)
-                     "nerf__ethiopian-head__seed0": pytest.approx(330.0 - 10.0 * points / 2)}
+                     "nerf__ethiopian-head__seed0": pytest.approx(330.0 - 10.0 * points / 2),
+                     "plenoxels__ethiopian-head__seed0": pytest.approx(400.0 - 10.0 * points / 2)}
     full = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="full")
     assert full["akdqff__ethiopian-head__seed0"] == 1000.0 and full["akdqff__synthetic-bed__seed0"] == 460.0
