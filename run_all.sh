@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, 8 runs, ~49 min + a few minutes of setup the first time): your records in
+#   ./run_all.sh                 quick profile (CPU, 8 runs, ~45 min, 44.7 measured from a clean clone, + ~5 min of setup the first time): your records in
 #                                results/local/quick/ (git-ignored), compare.html there sets them beside the committed study in
 #                                results/quick/; AKDQFF's rate-distortion curve drawn short (--evidence short)
 #   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's

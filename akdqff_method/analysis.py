@@ -359,7 +359,7 @@ class EvidenceSettings:
 # 25.67/26.31/25.74 dB with no fine-tuning, 26.18/26.42/26.12 after 100 steps and 26.31/26.43/26.49
 # after 300. "full" is the committed study's: 8 points x 300 batches took 12.9 min of the AKDQFF
 # ethiopian-head notebook (0.15-0.23 s a batch there). "short" is what the default ./run_all.sh
-# draws, to stay near 40 min: 4 points x 100 batches, a sixth of the fine-tuning, and the density on
+# draws (the default grid: 44.7 min, 55.6 at full): 4 points x 100 batches, a sixth of the fine-tuning, and the density on
 # 16 training views spread over the split (all 57 of ethiopian-head took 168-219 s). On one model
 # each, 16 views against all (akdqff_bench.experiments.density_views, results/quick/diagnostics/
 # *-density-views.csv): ethiopian-head seed 0 r 0.19 (p 0.06) against 0.00 (p 0.98), synthetic-bed
