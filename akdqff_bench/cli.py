@@ -151,10 +151,11 @@ def measured_run_seconds(runs, profile_name: str, folders: Iterable[Optional[Pat
     estimates = {}
     for run in runs:
         samples = measured.get(run.run_id.rsplit("__seed", 1)[0], [])
-        durations = [seconds - cell + cell * (evidence_cost_ratio(run.method, level, evidence) if cell and level != evidence else 1.0)
+        samples = [sample for sample in samples if sample[0] == evidence] or samples
+        # evidence_cost_ratio is 1 between equal levels: a same-level cell stays as measured.
+        durations = [seconds - cell + cell * evidence_cost_ratio(run.method, level, evidence)
                      - curve_seconds + curve_seconds * (wanted_points / points if points else 1.0)
-                     for level, seconds, cell, curve_seconds, points in
-                     ([sample for sample in samples if sample[0] == evidence] or samples)]
+                     for level, seconds, cell, curve_seconds, points in samples]
         if durations:
             estimates[run.run_id] = statistics.median(durations)
     return estimates
