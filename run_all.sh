@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, 8 runs, ~45 min, 44.7 measured from a clean clone, + ~5 min of setup the first time): your records in
+#   ./run_all.sh                 quick profile (CPU, 8 runs; its measured time: results/quick/README.md): your records in
 #                                results/local/quick/ (git-ignored), compare.html there sets them beside the committed study in
-#                                results/quick/; AKDQFF's rate-distortion curve drawn short (--evidence short)
+#                                results/quick/; each method's own evidence drawn short (--evidence short)
 #   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's
-#                                capacity points, ~3.4 h on 2 cores) into results/quick/; resumes, so run it in parts
+#                                capacity points, a few hours on 2 cores) into results/quick/; resumes, so run it in parts
 #   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
 #   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;
-#                                installs the `cluster` extra; README, "Running on a cluster")
+#                                installs the `cluster` extra; docs/cluster.md)
 #   ./run_all.sh test            the test suite (what CI runs)
 #   ./run_all.sh setup           only create/update the environment (.venv)
 #
@@ -114,8 +114,8 @@ case "$command" in
         else
             # Your own grid: its own git-ignored folder, compared with the committed study when there is one.
             grid_args+=(--results results/local)
-            # The quick grid draws AKDQFF's rate-distortion curve short (4 points x 100 fine-tuning
-            # batches, not the study's 8 x 300): ~12 min less; --evidence full draws the study's.
+            # The quick grid draws each method's own evidence short (half the learning-curve points, a
+            # cheaper version of a method's own figures); --evidence full draws the study's.
             if [[ "$command" == quick ]]; then
                 grid_args+=(--evidence short)
             fi

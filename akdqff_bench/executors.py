@@ -34,34 +34,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from akdqff_bench.records import REPO_ROOT, git_commit, log_path, portable_path, read_record, record_path, run_id, write_record
-
-
-class Run(NamedTuple):
-    """One run of a grid; capacity None is the method's profile settings (the "default" point)."""
-
-    method: str
-    scene: str
-    seed: int
-    capacity: Optional[str] = None
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.method, self.scene, self.seed, self.capacity)
-
-    def describe(self) -> str:
-        """``nerf on synthetic-bed (seed 0)``, ``nerf on synthetic-bed (width 128, seed 0)``."""
-        return f"{self.method} on {self.scene} ({f'{self.capacity}, ' if self.capacity else ''}seed {self.seed})"
+from akdqff_bench.paths import REPO_ROOT
+from akdqff_bench.records import git_commit, log_path, portable_path, read_record, write_record
+from akdqff_bench.request import RunRequest
 
 
-# Until a run of this session has finished, assume a run costs its training time plus this much
-# when estimating the grid's ETA: the notebook kernel's start, the curve's evaluations, the export
-# and the final evaluation, the notebook's figures. The committed quick notebooks (papermill's
-# duration minus the record's train_seconds, 240 s wall budget, 2026-11) took 24 s (Plenoxels),
-# 75 s (NeRF), 82 s (Block-NeRF) and 101 s (AKDQFF) beyond training: 70 s on average.
-RUN_OVERHEAD_SECONDS = 70.0
 # Ray retries a run whose worker process or node died this many times before recording it as failed.
 DEFAULT_RETRIES = 2
 # The committed quick results were measured with 2 cores per run. A time-budgeted run (quick) is
@@ -118,16 +97,14 @@ class GridPlan:
 
     profile_name: str
     results_root: Path
-    runs: List[Run]
+    runs: List[RunRequest]
     trains: Dict[str, bool]  # scene -> its data is present (absent scenes end at once, recorded as skipped)
-    device_type: Optional[str]  # None: the profile's
     notebooks: bool
     first_estimate_seconds: float  # the ETA's cost of a run with no measured duration in ``estimates``
     # run_id -> seconds that run is expected to take: measured on the same (method, scene, capacity)
     # before (measured_run_seconds), since a run's evaluation differs by method and scene (AKDQFF's
     # evidence on the real scene takes minutes more than a NeRF's figures).
     estimates: Dict[str, float] = field(default_factory=dict)
-    evidence: str = "full"  # the run notebooks' method-specific evidence (profiles.EVIDENCE_LEVELS)
 
     def training_runs(self, runs) -> int:
         return sum(1 for run in runs if self.trains[run.scene])
@@ -136,7 +113,7 @@ class GridPlan:
         """What ``runs`` are expected to take one after another; runs whose data is absent end at once."""
         return sum(self.estimates.get(run.run_id, self.first_estimate_seconds) for run in runs if self.trains[run.scene])
 
-    def eta_seconds(self, remaining, finished: List[Tuple[Run, float]]) -> float:
+    def eta_seconds(self, remaining, finished: List[Tuple[RunRequest, float]]) -> float:
         """The remaining runs' expected time, scaled by how long the finished ones took against their
         expectation (a slower or busier machine than the one the estimates were measured on)."""
         finished = [(run, seconds) for run, seconds in finished if self.trains[run.scene]]
@@ -144,7 +121,7 @@ class GridPlan:
         pace = sum(seconds for _, seconds in finished) / expected if expected > 0 else 1.0
         return pace * self.expected_seconds(remaining)
 
-    def runs_notebook(self, run: Run) -> bool:
+    def runs_notebook(self, run: RunRequest) -> bool:
         """A run whose data is absent only writes its skipped record: in-process, without starting a
         notebook kernel for it (~9 s each)."""
         return self.notebooks and self.trains[run.scene]
@@ -207,18 +184,17 @@ class LocalExecutor:
     def run(self, plan: GridPlan) -> int:
         """Run ``plan.runs``; returns the number that failed. One console line per run: its start,
         completed when it ends with its status, PSNR, time and the grid's ETA."""
-        finished: List[Tuple[Run, float]] = []
+        finished: List[Tuple[RunRequest, float]] = []
         failures = 0
         todo = plan.runs
         for number, run in enumerate(todo, start=1):
             print(f"== [{number}/{len(todo)}] {run.describe()} ... ", end="", flush=True)
             log = log_path(plan.results_root, plan.profile_name, run.run_id)
-            record_file = record_path(plan.results_root, plan.profile_name, run.method, run.scene, run.seed, run.capacity)
+            record_file = run.record_path(plan.results_root)
             started, started_at = time.perf_counter(), time.time()
             error = None
             try:
-                execute_run(run.method, run.scene, plan.profile_name, run.seed, Path(plan.results_root), plan.device_type,
-                            plan.runs_notebook(run), run.capacity, log_file=log, evidence=plan.evidence)
+                execute_run(run, Path(plan.results_root), plan.runs_notebook(run), log_file=log)
             except Exception as exc:  # keep going: one failed run must not cost the rest of the grid
                 error = f"{type(exc).__name__}: {_first_line(str(exc))}"
             except KeyboardInterrupt:
@@ -238,22 +214,19 @@ class LocalExecutor:
         return failures
 
 
-def execute_run(method: str, scene: str, profile_name: str, seed: int, results_root: Path, device_type: Optional[str],
-                notebooks: bool, capacity: Optional[str] = None, log_file: Optional[Path] = None, evidence: str = "full") -> None:
-    """One run, as the grid runs it: the run notebook through papermill (drawing ``evidence``), or
-    ``run_one`` in-process; with ``log_file``, everything the run prints goes there instead of the console."""
+def execute_run(request: RunRequest, results_root: Path, notebooks: bool, log_file: Optional[Path] = None) -> None:
+    """One run, as the grid runs it: the run notebook through papermill, or ``run_one`` in-process;
+    with ``log_file``, everything the run prints goes there instead of the console."""
     with output_to(log_file) if log_file is not None else contextlib.nullcontext():
         if notebooks:
-            from akdqff_bench import cli
+            from akdqff_bench.notebooks import RUN_NOTEBOOK, execute_notebook
 
-            parameters = dict(method=method, scene=scene, profile=profile_name, seed=seed, results_root=str(results_root),
-                              device_type=device_type or "", capacity=capacity or "", evidence=evidence)
-            target = Path(results_root) / profile_name / "notebooks" / f"{run_id(method, scene, seed, capacity)}.ipynb"
-            cli.execute_notebook(cli.RUN_NOTEBOOK, target, parameters)
+            target = Path(results_root) / request.profile.name / "notebooks" / f"{request.run_id}.ipynb"
+            execute_notebook(RUN_NOTEBOOK, target, dict(request=request.to_json(), results_root=str(results_root)))
         else:
             from akdqff_bench import runner  # looked up at call time: tests replace runner.run_one
 
-            runner.run_one(method, scene, profile_name, seed, Path(results_root), device_type or None, capacity=capacity, evidence=evidence)
+            runner.run_one(request, Path(results_root))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,25 +257,23 @@ def portable_scene(scene: str) -> str:
 class WorkerJob:
     """What a Ray task needs to make one run (small: the data is read on the worker's node)."""
 
-    method: str
-    scene: str
-    seed: int
-    profile_name: str
-    device_type: Optional[str]
+    request: RunRequest  # its scene as the worker finds it (portable_scene)
     notebooks: bool
     cpu_threads: Optional[int]  # CPU runs: torch's threads, the CPUs the task reserved
     results_root: str  # the driver's, as given: nerfstudio's config.yml names its output folder by it
     results_root_portable: str  # the driver's, as records and notebooks name it (records.portable_path)
     before_run: Optional[Callable[["WorkerJob"], None]] = None  # tests: fault injection on the worker
-    capacity: Optional[str] = None  # a capacity point of the profile; None: the method's profile settings
-    evidence: str = "full"  # the run notebook's method-specific evidence (profiles.EVIDENCE_LEVELS)
+
+    @property
+    def profile_name(self) -> str:
+        return self.request.profile.name
 
     @property
     def run_id(self) -> str:
-        return run_id(self.method, self.scene, self.seed, self.capacity)
+        return self.request.run_id
 
     def describe(self) -> str:
-        return Run(self.method, self.scene, self.seed, self.capacity).describe()
+        return self.request.describe()
 
 
 def _replace_in_json_text(data: bytes, old: str, new: str) -> bytes:
@@ -362,8 +333,7 @@ def run_on_worker(job: WorkerJob) -> Dict[str, Any]:
         error = None
         try:
             # The run's own output goes to its log file, which comes back with its other files.
-            execute_run(job.method, job.scene, job.profile_name, job.seed, scratch, job.device_type, job.notebooks, job.capacity,
-                        log_file=log_path(scratch, job.profile_name, job.run_id), evidence=job.evidence)
+            execute_run(job.request, scratch, job.notebooks, log_file=log_path(scratch, job.profile_name, job.run_id))
         except Exception as exc:  # the run's own failure: recorded by run_one, reported to the driver
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
         files = collect_run_files(scratch, job)
@@ -387,15 +357,16 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def failed_record(method: str, scene: str, profile_name: str, seed: int, message: str, capacity: Optional[str] = None) -> Dict[str, Any]:
+def failed_record(request: RunRequest, message: str) -> Dict[str, Any]:
     """The record of a run that left none of its own (its worker died on every attempt)."""
     from akdqff_bench.datasets import scene_identity
-    from akdqff_bench.profiles import DEFAULT_CAPACITY
+    from akdqff_bench.records import RunRecord
+    from bench_base.spec import DEFAULT_CAPACITY
 
-    dataset_name, scene_name = scene_identity(scene)
-    return {"run_id": run_id(method, scene, seed, capacity), "method": method, "dataset": dataset_name, "scene": scene_name,
-            "profile": profile_name, "seed": seed, "capacity": capacity or DEFAULT_CAPACITY, "commit": git_commit(),
-            "status": "failed", "message": message}
+    dataset_name, scene_name = scene_identity(request.scene)
+    return RunRecord(run_id=request.run_id, method=request.method, dataset=dataset_name, scene=scene_name, profile=request.profile.name,
+                     seed=request.seed, capacity=request.capacity or DEFAULT_CAPACITY, commit=git_commit(), status="failed",
+                     message=message).as_dict()
 
 
 def store_run(results_root: Path, job: WorkerJob, payload: Dict[str, Any]) -> Dict[str, Any]:
@@ -408,7 +379,7 @@ def store_run(results_root: Path, job: WorkerJob, payload: Dict[str, Any]) -> Di
     if record_name in files:
         record = json.loads(files[record_name])
     else:  # the run ended before run_one wrote anything (e.g. the notebook's kernel died)
-        record = failed_record(job.method, job.scene, job.profile_name, job.seed, payload["error"] or "the run wrote no record", job.capacity)
+        record = failed_record(job.request, payload["error"] or "the run wrote no record")
     record["ray"] = {**payload["placement"], "task_seconds": payload["seconds"]}
     write_record(Path(results_root) / record_name, record)
     return record
@@ -469,10 +440,8 @@ class RayExecutor:
         if not plan.runs:
             return 0
         ray = require_ray()
-        from akdqff_bench.profiles import get_profile
-
-        profile = get_profile(plan.profile_name)
-        device_type = plan.device_type or profile.device_type
+        profile = plan.runs[0].profile
+        device_type = plan.runs[0].device
         cpus = self.cpus_per_run or (BUDGETED_RUN_CPUS if profile.train_budget_seconds else ITERATION_RUN_CPUS)
         resources = task_resources(device_type, cpus)
         started_ray = self._connect()
@@ -510,15 +479,15 @@ class RayExecutor:
         # ref -> (what the task runs, the scene as the grid names it: plan.trains is keyed by that)
         pending: Dict[Any, Tuple[WorkerJob, str]] = {}
         for run in plan.runs:
-            job = WorkerJob(run.method, portable_scene(run.scene), run.seed, plan.profile_name, plan.device_type, plan.runs_notebook(run),
-                            cpu_threads, str(plan.results_root), results_root_portable, self.before_run, run.capacity, plan.evidence)
+            job = WorkerJob(run.with_scene(portable_scene(run.scene)), plan.runs_notebook(run), cpu_threads, str(plan.results_root),
+                            results_root_portable, self.before_run)
             pending[task.remote(job)] = (job, run.scene)
         total, failures = len(pending), 0
-        finished: List[Tuple[Run, float]] = []
+        finished: List[Tuple[RunRequest, float]] = []
 
         def eta() -> str:
             # Runs in flight or queued spread over the slots; a rough figure, as Ray orders them itself.
-            remaining = [Run(job.method, scene, job.seed, job.capacity) for job, scene in pending.values()]
+            remaining = [job.request.with_scene(scene) for job, scene in pending.values()]
             return minutes(plan.eta_seconds(remaining, finished) / max(1, min(slots, len(remaining))))
 
         print(f"== ray: {total} runs submitted; grid ETA about {eta()}", flush=True)
@@ -530,7 +499,7 @@ class RayExecutor:
                     continue
                 job, scene = pending.pop(ready[0])
                 where, payload, record = "its node", None, None
-                shown = Run(job.method, scene, job.seed, job.capacity).describe()  # the scene as the grid names it
+                shown = job.request.with_scene(scene).describe()  # the scene as the grid names it
                 try:
                     payload = ray.get(ready[0])
                 except RayTaskError as exc:  # raised in the task around the run (the run's own errors come back in the payload)
@@ -538,12 +507,11 @@ class RayExecutor:
                 except RayError as exc:  # the worker process or its node died on every attempt
                     error = f"{type(exc).__name__} on each of {self.retries + 1} attempt(s): {str(exc)[:500]}"
                 if payload is None:
-                    write_record(Path(plan.results_root) / plan.profile_name / "runs" / f"{job.run_id}.json",
-                                 failed_record(job.method, job.scene, job.profile_name, job.seed, error, job.capacity))
+                    write_record(Path(plan.results_root) / plan.profile_name / "runs" / f"{job.run_id}.json", failed_record(job.request, error))
                 else:
                     where = f"{payload['placement']['hostname']} ({payload['placement']['node_ip']})"
                     record = store_run(plan.results_root, job, payload)
-                    finished.append((Run(job.method, scene, job.seed, job.capacity), payload["seconds"]))
+                    finished.append((job.request.with_scene(scene), payload["seconds"]))
                     error = payload["error"]
                     if record.get("commit") not in (None, driver_commit):
                         print(f"!! {job.run_id} ran code at commit {record.get('commit')} on {where}; this driver is at {driver_commit}", flush=True)

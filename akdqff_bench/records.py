@@ -17,25 +17,110 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Iterable, List, Optional
 
 import pandas as pd
 
-from akdqff_bench.profiles import DEFAULT_CAPACITY, capacity_slug, is_default_capacity
+from akdqff_bench.paths import REPO_ROOT, portable_path, portable_text  # noqa: F401 (re-exported)
+from bench_base.spec import DEFAULT_CAPACITY, capacity_slug, is_default_capacity
 
-# The columns of metrics.csv, in order; records hold more (per-image metrics, curve, versions).
-METRIC_COLUMNS = [
-    "method", "dataset", "scene", "profile", "device", "seed", "capacity", "status", "iterations", "train_seconds",
-    "train_cpu_seconds", "other_load_cores", "s_per_iter", "psnr", "ssim", "lpips", "model_size_bytes", "peak_memory_bytes", "peak_memory_kind",
-    "render_fps", "num_test_views", "commit", "message",
-]
 FINISHED_STATUSES = ("ok", "skipped")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# The layouts a scene can be given by path as (akdqff_bench.datasets.LAYOUTS; a test keeps them equal).
+PATH_LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
 VERSIONED_PACKAGES = ("torch", "torchvision", "nerfstudio", "numpy", "scikit-image", "papermill", "tyro")
 
 
-# The layouts a scene can be given by path as (akdqff_bench.datasets.LAYOUTS; a test keeps them equal).
-PATH_LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
+def _field(csv_column: Optional[int] = None):
+    """A record field; ``csv_column``: its position among metrics.csv's columns (None: not a column)."""
+    return field(default=None, metadata={"csv": csv_column})
+
+
+@dataclass
+class RunRecord:
+    """Every field a run's record can hold, declared once: the runner fills it, ``write_record``
+    writes it as JSON, metrics.csv takes the fields with a column number, and the report reads
+    them by these names. Records made before a field existed lack it (readers use ``.get``)."""
+
+    run_id: Optional[str] = _field()
+    method: Optional[str] = _field(0)
+    dataset: Optional[str] = _field(1)
+    scene: Optional[str] = _field(2)
+    profile: Optional[str] = _field(3)
+    device: Optional[str] = _field(4)
+    seed: Optional[int] = _field(5)
+    capacity: Optional[str] = _field(6)
+    capacity_overrides: Optional[Dict[str, Any]] = _field()  # what the capacity point changes (also in overrides)
+    commit: Optional[str] = _field(21)
+    versions: Optional[Dict[str, str]] = _field()
+    overrides: Optional[Dict[str, Any]] = _field()  # every setting over the method's defaults
+    method_at_defaults: Optional[bool] = _field()  # True: no bench spec, the method ran at its own defaults
+    rays_per_batch: Optional[int] = _field()
+    train_budget_seconds: Optional[float] = _field()
+    budget_clock: Optional[str] = _field()  # "cpu" or "wall"
+    # OpenMP threads that wait spin on the CPU first (the default): under contention that spinning
+    # is CPU time without progress, so a CPU budget depends on it; PASSIVE waits sleep.
+    omp_wait_policy: Optional[str] = _field()
+    max_iterations: Optional[int] = _field()
+    evidence: Optional[str] = _field()
+    curve_points: Optional[int] = _field()
+    lpips_available: Optional[bool] = _field()
+    data_path: Optional[str] = _field()
+    eval_protocol: Optional[str] = _field()
+    # What the scene's layout decided, and what of it went into this method's config.
+    scene_settings: Optional[Dict[str, Any]] = _field()
+    scene_kind: Optional[str] = _field()
+    data_overrides: Optional[Dict[str, Any]] = _field()
+    data_settings_not_applicable: Optional[List[str]] = _field()
+    status: Optional[str] = _field(7)  # ok | skipped | failed
+    message: Optional[str] = _field(22)
+    traceback: Optional[str] = _field()
+    iterations: Optional[int] = _field(8)
+    train_seconds: Optional[float] = _field(9)  # wall time of the training iterations
+    train_cpu_seconds: Optional[float] = _field(10)  # their CPU time (this process, all threads)
+    # Mean cores other programs kept busy during training: how quiet the timings were.
+    other_load_cores: Optional[float] = _field(11)
+    machine_cores: Optional[int] = _field()
+    s_per_iter: Optional[float] = _field(12)
+    cpu_s_per_iter: Optional[float] = _field()
+    model_size_bytes: Optional[int] = _field(16)
+    model_file: Optional[str] = _field()
+    peak_memory_bytes: Optional[int] = _field(17)
+    peak_memory_kind: Optional[str] = _field(18)
+    curve: Optional[List[Dict[str, float]]] = _field()
+    final_scalars: Optional[Dict[str, float]] = _field()
+    adaptation_history: Optional[Any] = _field()
+    psnr: Optional[float] = _field(13)
+    ssim: Optional[float] = _field(14)
+    lpips: Optional[float] = _field(15)
+    lpips_net: Optional[str] = _field()
+    render_fps: Optional[float] = _field(19)
+    num_test_views: Optional[int] = _field(20)
+    per_image: Optional[List[Dict[str, Any]]] = _field()
+    ray: Optional[Dict[str, Any]] = _field()  # where a Ray task ran it
+
+    def update(self, **values: Any) -> "RunRecord":
+        for key, value in values.items():
+            if key not in RECORD_FIELDS:
+                raise KeyError(f"a run record has no field {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def as_dict(self) -> Dict[str, Any]:
+        """Every field in declaration order; what a run did not reach is null (a skipped run has no metrics)."""
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None)
+        return default if value is None else value
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(RunRecord))
+# The columns of metrics.csv, in order; records hold more (per-image metrics, curve, versions).
+METRIC_COLUMNS = [f.name for f in sorted((f for f in fields(RunRecord) if f.metadata["csv"] is not None), key=lambda f: f.metadata["csv"])]
 
 
 def scene_file_id(scene: str) -> str:
@@ -48,29 +133,11 @@ def scene_file_id(scene: str) -> str:
         resolved = Path(rest).expanduser().resolve()
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name) or "root"
         try:
-            key = resolved.relative_to(Path(__file__).resolve().parents[1]).as_posix()
+            key = resolved.relative_to(REPO_ROOT).as_posix()
         except ValueError:
             key = str(resolved)
         return f"{layout}-{folder}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     return scene.replace("/", "-")
-
-
-def portable_path(path: Path) -> str:
-    """Paths inside the repository are recorded relative to it, so committed records stay valid."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
-def portable_text(text: str) -> str:
-    """``text`` with this checkout's absolute location removed from the paths inside it, for messages
-    and outputs that get committed: ``/home/me/akdqff-bench/data/x`` -> ``data/x``; paths outside the
-    repository stay as they are."""
-    root = str(REPO_ROOT)
-    text = text.replace(f"file://{root}/", "").replace(f"{root}/", "")
-    return re.sub(re.escape(root) + r"(?![\w.-])", ".", text)
 
 
 def run_id(method: str, scene: str, seed: int, capacity: Optional[str] = None) -> str:
@@ -100,7 +167,7 @@ def git_commit(repo: Optional[Path] = None) -> str:
 
     Changes under ``results/`` do not count: they are this suite's own outputs (a rerun of a grid
     whose results are committed rewrites them before its first run finishes)."""
-    cwd = repo or Path(__file__).resolve().parents[1]
+    cwd = repo or REPO_ROOT
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(
@@ -133,8 +200,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_record(path: Path, record: Dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write never leaves a half record that looks finished."""
+def write_record(path: Path, record) -> None:
+    """Write a RunRecord (or a record's dict) atomically: a crash mid-write never leaves a half
+    record that looks finished."""
+    if isinstance(record, RunRecord):
+        record = record.as_dict()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:

@@ -2,8 +2,9 @@
 user's numbers against a reference study, capacity and learning curves, and test renders.
 
 Everything here reads the run records (the one source of truth); nothing is typed in by hand
-except the paper's own numbers (``paper_claims.csv`` and the two factors of its text below), which
-are shown labelled as the paper's.
+except the paper's own numbers (each method's bench spec holds its row of the paper's table and the
+claims of the paper's text), which are shown labelled as the paper's. Methods are named, ordered and
+coloured by their bench specs; a method without one by its name.
 
 Records that belong together: a record's ``capacity`` (a short label such as ``"width 64"``, set by
 the grid for the points of a capacity curve) is part of its group; records without one are the
@@ -24,25 +25,48 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from akdqff_bench.profiles import DEFAULT_CAPACITY, EVIDENCE_LEVELS
+from akdqff_bench.methods import bench_spec, spec_names
+from akdqff_bench.paths import REPO_ROOT
+from akdqff_bench.profiles import EVIDENCE_LEVELS
 from akdqff_bench.records import load_records, runs_dir
+from bench_base.spec import DEFAULT_CAPACITY
 
-PAPER_CLAIMS = Path(__file__).with_name("paper_claims.csv")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-METHOD_ORDER = ["nerf", "block-nerf", "plenoxels", "akdqff"]
-METHOD_LABELS = {"nerf": "NeRF", "block-nerf": "Block-NeRF", "plenoxels": "Plenoxels", "akdqff": "AKDQFF"}
-METHOD_COLORS = {"nerf": "tab:blue", "block-nerf": "tab:green", "plenoxels": "tab:purple", "akdqff": "tab:red"}
 MISSING = "—"
+# Colours for methods whose spec names none (matplotlib's cycle minus the specs' own).
+SPARE_COLORS = ("tab:brown", "tab:pink", "tab:gray", "tab:cyan", "black")
 # Wide enough for the HTML page and the notebook, short enough for two plots side by side.
 PAGE_WIDTH_INCHES = 10.0
 
 
 def paper_claims() -> pd.DataFrame:
-    return pd.read_csv(PAPER_CLAIMS)
+    """The paper's table: one row per method whose bench spec carries its row, in table order."""
+    specs = sorted((bench_spec(name) for name in spec_names()), key=lambda s: (s.rank, s.method))
+    rows = [{"method": s.method, "psnr": s.paper.psnr, "ssim": s.paper.ssim, "memory_mb": s.paper.memory_mb, "s_per_iter": s.paper.s_per_iter}
+            for s in specs if s.paper is not None]
+    return pd.DataFrame(rows, columns=["method", "psnr", "ssim", "memory_mb", "s_per_iter"])
+
+
+def ratio_claims():
+    """The claims of the paper's text, (the method claiming, RatioClaim), from the bench specs."""
+    return [(name, claim) for name in spec_names() for claim in bench_spec(name).paper_claims]
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    return bench_spec(method).label
+
+
+def method_color(method: str) -> str:
+    color = bench_spec(method).color
+    return color or SPARE_COLORS[sum(map(ord, method)) % len(SPARE_COLORS)]
+
+
+def at_defaults_note(records: Iterable[Dict[str, Any]]) -> str:
+    """Which measured methods ran at their own defaults (no bench spec), '' when none did."""
+    names = sorted({r["method"] for r in _ok(records) if r.get("method_at_defaults")})
+    if not names:
+        return ""
+    return (f"Ran at their own defaults (no bench spec, so no tuned settings): {', '.join(names)}; only the profile's budget, "
+            "device, data and rays per batch were set.")
 
 
 # --- grouping records ---------------------------------------------------------------------------
@@ -67,8 +91,8 @@ def capacity_of(record: Dict[str, Any]) -> str:
     return str(record.get("capacity") or DEFAULT_CAPACITY)
 
 
-def _method_rank(method: str) -> int:
-    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+def _method_rank(method: str) -> Tuple[int, str]:
+    return bench_spec(method).rank, method
 
 
 def scenes_in_order(records: Iterable[Dict[str, Any]]) -> List[str]:
@@ -407,8 +431,10 @@ SWEEP_METRICS = {"psnr": "psnr", "ssim": "ssim", "iterations": "iterations", "s_
 def styled_sweep(frame: pd.DataFrame, title: str):
     """A baseline's tuning sweep (results/sweeps/<method>-<profile>.csv) as the report shows it:
     settings by short name, metrics formatted, the best PSNR in bold."""
-    names = short_setting_names([c for c in frame.columns if c not in SWEEP_METRICS and c != "candidate"])
+    names = short_setting_names([c for c in frame.columns if c not in SWEEP_METRICS and c not in ("candidate", "name")])
     shown = pd.DataFrame({"Candidate": frame["candidate"]} if "candidate" in frame else {}, index=frame.index)
+    if "name" in frame:  # sweeps made since candidates have names (the spec picks its winner by it)
+        shown["Name"] = frame["name"].fillna("").astype(str)
     # Column by column: a row would turn the integer settings into floats ("num_blocks=2.0").
     as_text = {c: frame[c].astype(str) for c in names}
     shown["Settings"] = [", ".join(f"{names[c]}={as_text[c][i]}" for c in names) for i in frame.index]
@@ -431,21 +457,16 @@ HOLDS, DOES_NOT_HOLD, NOT_MEASURABLE = "holds", "does not hold", "not measurable
 ABOUT_FACTOR = 1.5
 # Spread is needed for every verdict: one seed cannot tell a difference from noise.
 MIN_SEEDS = 2
-# The paper's text (Results): "a 10x reduction in memory footprint and a 3x improvement in update
-# speed compared to standard NeRF". (label, quantity, factor)
-RATIO_CLAIMS = (
-    ("about 10× less memory than NeRF", "model_size_bytes", 10.0),
-    ("about 3× faster updates than NeRF (median s/iter)", "s_per_iter", 3.0),
-    ("about 3× faster updates than NeRF (mean s/iter, periodic work included)", "mean_s_per_iter", 3.0),
-)
-# Orders read from the paper's table: (label, quantity, column of paper_claims.csv, higher is better)
+# Orders read from the paper's table (the specs' PaperRow): (label, quantity, its column, higher is better);
+# "{n}" is the number of methods the table holds.
 ORDER_CLAIMS = (
-    ("PSNR ranking of the four", "psnr", "psnr", True),
-    ("SSIM ranking of the four", "ssim", "ssim", True),
-    ("memory order of the four", "model_size_bytes", "memory_mb", False),
-    ("speed order of the four (median s/iter)", "s_per_iter", "s_per_iter", False),
-    ("speed order of the four (mean s/iter, periodic work included)", "mean_s_per_iter", "s_per_iter", False),
+    ("PSNR ranking of the {n}", "psnr", "psnr", True),
+    ("SSIM ranking of the {n}", "ssim", "ssim", True),
+    ("memory order of the {n}", "model_size_bytes", "memory_mb", False),
+    ("speed order of the {n} (median s/iter)", "s_per_iter", "s_per_iter", False),
+    ("speed order of the {n} (mean s/iter, periodic work included)", "mean_s_per_iter", "s_per_iter", False),
 )
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 PAPER_UNITS = {"psnr": " dB", "ssim": "", "memory_mb": " MB", "s_per_iter": " s/iter"}
 
 VERDICT_RULE = (
@@ -454,7 +475,7 @@ VERDICT_RULE = (
     "An order holds when every neighbouring pair of the claimed order is separated by the seeds: the whole seed range "
     "(min to max) of the method claimed better lies on the better side of the other's whole range; a pair in the other order, "
     "or with overlapping ranges, makes it *not hold*. A ratio claim \"about k×\" holds when its whole seed range — from "
-    f"NeRF's least over the method's greatest to NeRF's greatest over its least — is at least k / {ABOUT_FACTOR:g} "
+    f"the other method's least over the claiming method's greatest to the other's greatest over its least — is at least k / {ABOUT_FACTOR:g} "
     f"(10× counts from {10 / ABOUT_FACTOR:.1f}×, 3× from {3 / ABOUT_FACTOR:.1f}×); otherwise it does not hold."
 )
 
@@ -512,21 +533,22 @@ def _order_verdict(label: str, quantity: str, column: str, higher_is_better: boo
     return {**row, "Verdict": HOLDS, "Why": "every neighbouring pair separated by the seeds"}
 
 
-def _ratio_verdict(label: str, quantity: str, factor: float, scene: str, groups: Dict[Tuple[str, str], List[Dict[str, Any]]]) -> Dict[str, Any]:
-    nerf, akdqff = spread(groups.get((scene, "nerf"), []), quantity), spread(groups.get((scene, "akdqff"), []), quantity)
+def _ratio_verdict(method: str, claim, scene: str, groups: Dict[Tuple[str, str], List[Dict[str, Any]]]) -> Dict[str, Any]:
+    """``method`` about ``claim.factor`` times better than ``claim.against`` in ``claim.quantity``."""
+    other_label, label = method_label(claim.against), method_label(method)
+    other, claimed = spread(groups.get((scene, claim.against), []), claim.quantity), spread(groups.get((scene, method), []), claim.quantity)
     claims = paper_claims().set_index("method")
-    column = "memory_mb" if quantity == "model_size_bytes" else "s_per_iter"
-    table_ratio = claims.loc["nerf", column] / claims.loc["akdqff", column]
-    threshold = factor / ABOUT_FACTOR
-    row = {"Claim": label, "Scene": scene, "Paper": f"{factor:g}× (text); its table: {table_ratio:.1f}×"}
-    if not nerf.n or not akdqff.n:
-        missing = [name for name, s in (("NeRF", nerf), ("AKDQFF", akdqff)) if not s.n]
+    table_ratio = claims.loc[claim.against, claim.paper_column] / claims.loc[method, claim.paper_column]
+    threshold = claim.factor / ABOUT_FACTOR
+    row = {"Claim": claim.label, "Scene": scene, "Paper": f"{claim.factor:g}× (text); its table: {table_ratio:.1f}×"}
+    if not other.n or not claimed.n:
+        missing = [name for name, s in ((other_label, other), (label, claimed)) if not s.n]
         return {**row, "Measured here": MISSING, "Verdict": NOT_MEASURABLE, "Why": f"no measured run of {', '.join(missing)}"}
-    ratio, low, high = nerf.mean / akdqff.mean, nerf.low / akdqff.high, nerf.high / akdqff.low
-    seeds = f"n={nerf.n} NeRF, {akdqff.n} AKDQFF"
-    row["Measured here"] = f"{ratio:.2f}× (seed range {low:.2f}–{high:.2f}×; {seeds})" if min(nerf.n, akdqff.n) >= MIN_SEEDS else f"{ratio:.2f}× ({seeds})"
-    if min(nerf.n, akdqff.n) < MIN_SEEDS:
-        few = [name for name, s in (("NeRF", nerf), ("AKDQFF", akdqff)) if s.n < MIN_SEEDS]
+    ratio, low, high = other.mean / claimed.mean, other.low / claimed.high, other.high / claimed.low
+    seeds = f"n={other.n} {other_label}, {claimed.n} {label}"
+    row["Measured here"] = f"{ratio:.2f}× (seed range {low:.2f}–{high:.2f}×; {seeds})" if min(other.n, claimed.n) >= MIN_SEEDS else f"{ratio:.2f}× ({seeds})"
+    if min(other.n, claimed.n) < MIN_SEEDS:
+        few = [name for name, s in ((other_label, other), (label, claimed)) if s.n < MIN_SEEDS]
         return {**row, "Verdict": NOT_MEASURABLE, "Why": f"one seed of {', '.join(few)}: spread needed"}
     if low >= threshold:
         return {**row, "Verdict": HOLDS, "Why": f"whole range ≥ {threshold:.2f}×"}
@@ -538,13 +560,15 @@ def claims_verdict(records: List[Dict[str, Any]]) -> pd.DataFrame:
     """One row per (paper claim, measured scene): the paper's number, ours with its spread, and
     holds / does not hold / not measurable here by the rule in ``VERDICT_RULE``."""
     groups = default_groups(records)
+    count = len(paper_claims())
+    orders = [(label.format(n=NUMBER_WORDS.get(count, count)), *rest) for label, *rest in ORDER_CLAIMS] if count >= 2 else []
     rows = []
     for scene in measured_scenes(records):
-        for label, quantity, column, higher in ORDER_CLAIMS[:2]:
+        for label, quantity, column, higher in orders[:2]:
             rows.append(_order_verdict(label, quantity, column, higher, scene, groups))
-        for label, quantity, factor in RATIO_CLAIMS:
-            rows.append(_ratio_verdict(label, quantity, factor, scene, groups))
-        for label, quantity, column, higher in ORDER_CLAIMS[2:]:
+        for method, claim in ratio_claims():
+            rows.append(_ratio_verdict(method, claim, scene, groups))
+        for label, quantity, column, higher in orders[2:]:
             rows.append(_order_verdict(label, quantity, column, higher, scene, groups))
     return pd.DataFrame(rows, columns=["Claim", "Scene", "Paper", "Measured here", "Verdict", "Why"])
 
@@ -675,7 +699,7 @@ def figure_psnr_vs_size(records: List[Dict[str, Any]]):
         front_x, front_y = [], []
         for method in sorted({m for (s, m, _) in groups if s == scene}, key=_method_rank):
             points = [(capacity, runs) for (s, m, capacity), runs in groups.items() if s == scene and m == method]
-            color = METHOD_COLORS.get(method)
+            color = method_color(method)
             sizes = [spread(runs, "model_size_bytes") for _, runs in points]
             psnrs = [spread(runs, "psnr") for _, runs in points]
             order = np.argsort([s.mean for s in sizes])
@@ -751,7 +775,7 @@ def figure_psnr_vs_time(records: List[Dict[str, Any]]):
             seconds, mean, low, high = curve
             default = capacity == DEFAULT_CAPACITY
             label = method_label(method) + ("" if default else f" ({capacity})")
-            color = METHOD_COLORS.get(method)
+            color = method_color(method)
             ax.plot(seconds, mean, color=color, marker="o", ms=3, linewidth=1.5 if default else 0.8,
                     linestyle="-" if default else "--", label=label, zorder=3)
             if len(runs) > 1:
@@ -779,7 +803,7 @@ def figure_s_per_iter(records: List[Dict[str, Any]]):
     methods = sorted({m for (_, m) in groups}, key=_method_rank)
     width = 0.8 / max(1, len(methods))
     for j, method in enumerate(methods):
-        color = METHOD_COLORS.get(method)
+        color = method_color(method)
         for i, scene in enumerate(scenes):
             runs = groups.get((scene, method))
             if not runs:
@@ -989,23 +1013,19 @@ def plot_run_curve(record: Dict[str, Any]):
     return fig
 
 
-# Methods with figures of their own: the module's ``notebook_figures(result, evidence)`` returns
-# matplotlib figures for the run notebook (the AKDQFF paper's evidence: kernel density, Q,
-# rate-distortion), and its ``evidence_work(level)`` what they cost at each level.
-METHOD_ANALYSIS_MODULES = {"akdqff": "akdqff_method.analysis"}
-
-
-def _analysis_module(method: Optional[str]):
+def _evidence_module(method: Optional[str]):
+    """The module a method's bench spec names for its own evidence (None: it has none)."""
     import importlib
 
-    module_name = METHOD_ANALYSIS_MODULES.get(method or "")
+    module_name = bench_spec(method).evidence if method else None
     return None if module_name is None else importlib.import_module(module_name)
 
 
 def method_figures(result, evidence: str = "full") -> list:
+    """The figures of the run's method's own evidence (its spec's ``notebook_figures``), [] for none."""
     if evidence not in EVIDENCE_LEVELS:
         raise ValueError(f"evidence must be one of {EVIDENCE_LEVELS}, not {evidence!r}")
-    module = _analysis_module(result.record.get("method"))
+    module = _evidence_module(result.record.get("method"))
     if module is None or result.pipeline is None:
         return []
     return list(module.notebook_figures(result, evidence))
@@ -1014,5 +1034,5 @@ def method_figures(result, evidence: str = "full") -> list:
 def evidence_cost_ratio(method: str, measured: str, wanted: str) -> float:
     """How long ``method``'s evidence takes at level ``wanted`` against level ``measured`` (1 for a
     method without evidence of its own)."""
-    module = _analysis_module(method)
+    module = _evidence_module(method)
     return 1.0 if module is None else module.evidence_work(wanted) / module.evidence_work(measured)

@@ -20,82 +20,24 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
-from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.trainer import TrainerConfig
 from PIL import Image
 
-from akdqff_bench import method_api, metrics
-from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene, scene_identity
-from akdqff_bench.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score
-from akdqff_bench.methods import apply_overrides, method_config
-from akdqff_bench.profiles import DEFAULT_CAPACITY, WARMUP_ITERATIONS, Profile, curve_points, get_profile, is_default_capacity
-from akdqff_bench.records import git_commit, package_versions, portable_path, portable_text, record_path, write_record
+from bench_base import metrics
+from bench_base import representation as method_api
+from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene, scene_identity, scene_kind
+from akdqff_bench.methods import apply_overrides, bench_spec, method_config
+from akdqff_bench.profiles import WARMUP_ITERATIONS, curve_points
+from bench_base.spec import DEFAULT_CAPACITY
+from akdqff_bench.load import OtherLoad
+from akdqff_bench.records import RunRecord, git_commit, package_versions, portable_path, portable_text, write_record
+from akdqff_bench.request import RunRequest
+from bench_base.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score, offline_safe_lpips
+from bench_base.views import TestViews, load_test_views, render_view  # noqa: F401 (re-exported)
 
 NEVER = 10**9  # a step interval that never comes: nerfstudio's own in-training eval and saves are off
 RENDERS_SAVED = 4  # test views saved as PNG beside each record, for the notebooks
-
-
-@dataclass
-class OtherLoad:
-    """CPU time that other programs spent on this machine while a run trained, in cores (busy CPU
-    seconds of the whole machine minus this process's own, per wall second). Timings are only as
-    good as the quiet they were taken in; this makes each record say how quiet it was. psutil reads
-    /proc/stat on Linux; elsewhere it may be coarser or missing (then None)."""
-
-    machine_busy: float
-    own: float
-    wall: float
-
-    @staticmethod
-    def _machine_busy() -> float:
-        import psutil
-
-        times = psutil.cpu_times()
-        return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
-
-    @classmethod
-    def start(cls) -> Optional["OtherLoad"]:
-        try:
-            return cls(cls._machine_busy(), time.process_time(), time.perf_counter())
-        except Exception:  # a platform psutil cannot read: the record says None, the run goes on
-            return None
-
-    def cores(self) -> Optional[float]:
-        try:
-            wall = time.perf_counter() - self.wall
-            others = (self._machine_busy() - self.machine_busy) - (time.process_time() - self.own)
-            return max(0.0, others / wall) if wall > 0 else None
-        except Exception:
-            return None
-
-
-@dataclass
-class TestViews:
-    """Cameras and ground-truth images (composited on white) of a scene's test split."""
-
-    cameras: Any
-    images: List[torch.Tensor]
-    filenames: List[str]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-def load_test_views(config: TrainerConfig, limit: Optional[int] = None) -> TestViews:
-    dataparser = config.pipeline.datamanager.dataparser.setup()
-    outputs = dataparser.get_dataparser_outputs(split="test")
-    dataset = InputDataset(outputs)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    images = [dataset.get_image_float32(i)[..., :3] for i in range(count)]
-    return TestViews(outputs.cameras[:count], images, [str(p) for p in outputs.image_filenames[:count]])
-
-
-def render_view(model, cameras, index: int) -> torch.Tensor:
-    camera = cameras[index : index + 1].to(model.device)
-    with torch.no_grad():
-        outputs = model.get_outputs_for_camera(camera)
-    return method_api.rendered_rgb(outputs).detach().clamp(0, 1).cpu()
 
 
 def device_description(device_type: str) -> str:
@@ -123,9 +65,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, output_dir: Path, device_type: str,
-                 capacity: Optional[str] = None) -> TrainerConfig:
-    config = method_config(method)
+def build_config(request: RunRequest, scene: SceneSpec, output_dir: Path) -> TrainerConfig:
+    """The method's config for ``request`` on ``scene``: the scene's own settings, the harness's
+    (device, seed, no in-training evaluation), the profile's stopping rule and rays, then the
+    method's profile settings and the request's extra overrides."""
+    profile, seed = request.profile, request.seed
+    config = method_config(request.method)
     config.pipeline.datamanager.dataparser = scene.dataparser_config()
     config.data = scene.path
     # The scene's own settings (near/far, background) first: a profile's overrides may still refine them.
@@ -133,7 +78,7 @@ def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, out
     config.output_dir = output_dir
     config.experiment_name = f"{scene.dataset}-{scene.scene}"
     config.timestamp = f"seed{seed}"
-    config.machine.device_type = device_type
+    config.machine.device_type = request.device
     config.machine.seed = seed
     config.vis = "tensorboard"
     config.viewer.quit_on_train_completion = True
@@ -141,9 +86,16 @@ def build_config(method: str, scene: SceneSpec, profile: Profile, seed: int, out
     config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = NEVER
     config.steps_per_save = NEVER  # the trainer still saves one checkpoint at the end
     config.max_num_iterations = profile.max_iterations or NEVER
-    config.pipeline.datamanager.train_num_rays_per_batch = profile.rays_per_batch
-    apply_overrides(config, profile.overrides_for(method, scene.dataset, capacity))
+    if hasattr(config.pipeline.datamanager, "train_num_rays_per_batch"):  # full-image methods (splatfacto) have none
+        config.pipeline.datamanager.train_num_rays_per_batch = profile.rays_per_batch
+    apply_overrides(config, request_overrides(request))
     return config
+
+
+def request_overrides(request: RunRequest) -> Dict[str, Any]:
+    """Every override of the method's defaults the request trains with: its spec's settings for the
+    profile and the scene's kind, its capacity point, then the request's extra ones (a sweep's)."""
+    return {**request.profile.overrides_for(request.method, scene_kind(request.scene), request.capacity), **request.extra_overrides}
 
 
 @dataclass
@@ -304,95 +256,73 @@ class RunResult:
     train_pipeline: Any = None  # the trained pipeline, for method-specific analysis
 
 
-def run_one(
-    method: str,
-    scene: str,
-    profile: str = "quick",
-    seed: int = 0,
-    results_root: Path = Path("results"),
-    device_type: Optional[str] = None,
-    extra_overrides: Optional[Dict[str, Any]] = None,
-    record_file: Optional[Path] = None,
-    log: Callable[[str], None] = print,
-    capacity: Optional[str] = None,
-    evidence: str = "full",
-) -> RunResult:
+def offline_safe_setup(config):
+    """While inside, the model of ``config`` builds LPIPS only when its weights are on disk
+    (nerfstudio's own models build it unconditionally and would download it)."""
+    import importlib
+
+    target = getattr(config.pipeline.model, "_target", None)
+    module = importlib.import_module(target.__module__) if target is not None else None
+    return offline_safe_lpips(*([module] if module is not None else []))
+
+
+def run_one(request: RunRequest, results_root: Path = Path("results"), log: Callable[[str], None] = print) -> RunResult:
     """Train, export, reload, evaluate; write the record and return it (with the live pipelines).
 
-    ``capacity``: a label of the profile's capacity points for ``method`` (None or "default": its
-    profile settings), whose overrides go on top of the method's and into the record.
-    ``extra_overrides`` and ``record_file`` are for sweeps: settings on top of the profile's,
-    recorded outside the profile's runs (so they never enter metrics.csv). ``evidence``
-    (profiles.EVIDENCE_LEVELS): how many learning-curve points are evaluated (profiles.curve_points).
+    The request's capacity point's overrides go on top of the method's and into the record; a
+    sweep's ``extra_overrides`` and ``record_file`` keep its runs outside the profile's (so they never
+    enter metrics.csv). ``evidence`` (profiles.EVIDENCE_LEVELS) sets how many learning-curve points
+    are evaluated (profiles.curve_points).
     """
-    prof = get_profile(profile)
-    planned_curve_points = curve_points(prof, evidence)  # an unknown level stops here, before any record
-    capacity_overrides = prof.capacity_overrides(method, capacity)  # an unknown label stops here, before any record
-    capacity = DEFAULT_CAPACITY if is_default_capacity(capacity) else capacity
-    device_type = device_type or prof.device_type
-    path = Path(record_file) if record_file else record_path(results_root, profile, method, scene, seed, capacity)
+    prof, method, scene, seed = request.profile, request.method, request.scene, request.seed
+    planned_curve_points = curve_points(prof, request.evidence)
+    capacity_overrides = prof.capacity_overrides(method, request.capacity)  # an unknown label stops here, before any record
+    capacity = request.capacity or DEFAULT_CAPACITY
+    device_type = request.device
+    path = request.record_path(results_root)
     name = path.stem
     artifacts = path.with_suffix("")
     dataset_name, scene_name = scene_identity(scene)
-    overrides = {**prof.overrides_for(method, dataset_name, capacity), **(extra_overrides or {})}
-    record: Dict[str, Any] = {
-        "run_id": name,
-        "method": method,
-        "dataset": dataset_name,
-        "scene": scene_name,
-        "profile": profile,
-        "device": device_description(device_type),
-        "seed": seed,
-        "capacity": capacity,
-        # What the capacity point changes (also inside "overrides", which the settings table shows).
-        "capacity_overrides": capacity_overrides,
-        "commit": git_commit(),
-        "versions": package_versions(),
-        "overrides": overrides,
-        "rays_per_batch": prof.rays_per_batch,
-        "train_budget_seconds": prof.train_budget_seconds,
-        "budget_clock": prof.budget_clock if prof.train_budget_seconds else None,  # "cpu" or "wall"
-        # OpenMP threads that wait spin on the CPU first (the default): under contention that spinning
-        # is CPU time without progress, so a CPU budget depends on it; PASSIVE waits sleep.
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "max_iterations": prof.max_iterations,
-        "evidence": evidence,
-        "curve_points": planned_curve_points,
-        "lpips_available": lpips_available(),
-    }
+    record = RunRecord(
+        run_id=name, method=method, dataset=dataset_name, scene=scene_name, profile=prof.name,
+        device=device_description(device_type), seed=seed, capacity=capacity, capacity_overrides=capacity_overrides,
+        commit=git_commit(), versions=package_versions(), overrides=request_overrides(request),
+        method_at_defaults=bench_spec(method).at_defaults, rays_per_batch=prof.rays_per_batch,
+        train_budget_seconds=prof.train_budget_seconds, budget_clock=prof.budget_clock if prof.train_budget_seconds else None,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), max_iterations=prof.max_iterations, evidence=request.evidence,
+        curve_points=planned_curve_points, lpips_available=lpips_available(), scene_kind=scene_kind(scene),
+    )
     try:
         spec = resolve_scene(scene, prof.synthetic_bed_variant)
-        record["data_path"] = portable_path(spec.path)
-        record["eval_protocol"] = spec.protocol
         # What the scene's layout decided (image folder, near/far, box, background) and what of it
         # went into this method's config (applied before the profile's overrides).
-        record["scene_settings"] = spec.settings.as_record()
         model_config = method_config(method).pipeline.model
-        record["data_overrides"] = spec.settings.model_overrides(model_config)
-        record["data_settings_not_applicable"] = spec.settings.not_applicable(model_config)
+        record.update(data_path=portable_path(spec.path), eval_protocol=spec.protocol, scene_settings=spec.settings.as_record(),
+                      data_overrides=spec.settings.model_overrides(model_config),
+                      data_settings_not_applicable=spec.settings.not_applicable(model_config))
         spec.validate()
     # Messages are committed with the results: paths in them are relative to the repository.
     except DatasetMissing as missing:
         record.update(status="skipped", message=portable_text(str(missing)))
         write_record(path, record)
         log(f"[{name}] skipped: {record['message']}")
-        return RunResult(record, path)
+        return RunResult(record.as_dict(), path)
     except DatasetError as bad:
         record.update(status="failed", message=portable_text(str(bad)))
         write_record(path, record)
         raise
 
-    label = f"{method} | {scene} | {profile}" + ("" if capacity == DEFAULT_CAPACITY else f" | {capacity}")
+    label = f"{method} | {scene} | {prof.name}" + ("" if capacity == DEFAULT_CAPACITY else f" | {capacity}")
     try:
         seed_everything(seed)
-        config = build_config(method, spec, prof, seed, Path(results_root) / profile / "nerfstudio" / name, device_type, capacity)
-        apply_overrides(config, extra_overrides or {})
+        config = build_config(request, spec, Path(results_root) / prof.name / "nerfstudio" / name)
         views = load_test_views(config, prof.max_test_views)
-        curve_views = TestViews(views.cameras[: prof.curve_views], views.images[: prof.curve_views], views.filenames[: prof.curve_views])
+        curve_views = views.first(prof.curve_views)
 
         config.save_config()  # config.yml beside the checkpoint, so ns-eval / ns-render work on the run
         trainer = config.setup(local_rank=0, world_size=1)
-        trainer.setup()
+        with offline_safe_setup(config):
+            trainer.setup()
         monitor = TrainingMonitor(
             trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, planned_curve_points, device_type, label, log,
             budget_clock=prof.budget_clock,
@@ -413,7 +343,8 @@ def run_one(
         log(f"[{label}] stored model: {model_size / 1e6:.3f} MB; evaluating {len(views)} test views from it")
 
         # Rebuild the pipeline from the config, then load the stored file: what we measure is what we ship.
-        eval_pipeline = config.pipeline.setup(device=trainer.device, test_mode="test")
+        with offline_safe_setup(config):
+            eval_pipeline = config.pipeline.setup(device=trainer.device, test_mode="test")
         method_api.load_representation(eval_pipeline.model, model_path)
         eval_pipeline.eval()
         evaluation = evaluate_views(eval_pipeline.model, views, artifacts / "renders")
@@ -436,8 +367,7 @@ def run_one(
             peak_memory_kind=peak_kind,
             curve=monitor.curve,
             final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
-            # Every allocation / codebook decision (AKDQFF); benchmark_scalars only holds floats.
-            adaptation_history=getattr(trainer.pipeline.model, "adaptation_history", lambda: None)(),
+            adaptation_history=method_api.adaptation_history(trainer.pipeline.model),
             **evaluation,
         )
         write_record(path, record)
@@ -445,7 +375,7 @@ def run_one(
             f"[{label}] done: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
             f"{record['s_per_iter']:.4f} s/iter, {model_size / 1e6:.3f} MB"
         )
-        return RunResult(record, path, eval_pipeline, views, trainer.pipeline)
+        return RunResult(record.as_dict(), path, eval_pipeline, views, trainer.pipeline)
     except Exception as error:
         record.update(status="failed", message=portable_text(f"{type(error).__name__}: {error}"),
                       traceback=portable_text(traceback.format_exc()))

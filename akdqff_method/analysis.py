@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from akdqff_bench import metrics
-from akdqff_bench.runner import render_view
+from bench_base import metrics
+from bench_base.views import render_view
 from akdqff_method.quantization import kmeans
 from akdqff_method.spatial_index import cell_coordinates, linear_cell_index
 
@@ -361,7 +361,7 @@ class EvidenceSettings:
 # ethiopian-head notebook (0.15-0.23 s a batch there). "short" is what the default ./run_all.sh
 # draws (the default grid: 44.7 min, 55.6 at full): 4 points x 100 batches, a sixth of the fine-tuning, and the density on
 # 16 training views spread over the split (all 57 of ethiopian-head took 168-219 s). On one model
-# each, 16 views against all (akdqff_bench.experiments.density_views, results/quick/diagnostics/
+# each, 16 views against all (akdqff_method.diagnostics.density_views, results/quick/diagnostics/
 # *-density-views.csv): ethiopian-head seed 0 r 0.19 (p 0.06) against 0.00 (p 0.98), synthetic-bed
 # seed 2 0.59 against 0.50 (8-24 views: 0.40-0.65, p < 0.01 at every count). The verdict against
 # the shuffled control agreed; r itself moved by up to 0.19, so the short level's r is a rough one.

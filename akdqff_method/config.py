@@ -1,7 +1,7 @@
 """``ns-train akdqff``: Adaptive Kernel Decomposition + Quantized Feature Fusion.
 
 The defaults are paper-scale settings for the ``full`` GPU profile (800x800 images, 30k
-iterations); ``akdqff_bench.profiles.AKDQFF_QUICK`` shrinks them for the 240 s CPU budget.
+iterations); its bench spec (``akdqff_method.bench``) shrinks them for the quick CPU budget.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from akdqff_bench.devices import default_machine
+from bench_base.devices import default_machine
 from akdqff_method.distributed import AKDQFFPipelineConfig
 from akdqff_method.model import AKDQFFModelConfig
 
@@ -33,7 +33,7 @@ akdqff_method = MethodSpecification(
         viewer=ViewerConfig(quit_on_train_completion=True),
         # CUDA only where there is a GPU: nerfstudio's default (CUDA) fails on a CPU-only machine.
         # --machine.num-devices N trains one model on N processes (akdqff_method.distributed),
-        # on the CPU too (akdqff_bench.distributed).
+        # on the CPU too (bench_base.distributed).
         machine=default_machine(),
         max_num_iterations=30000,
         steps_per_eval_batch=500,

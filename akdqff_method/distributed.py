@@ -26,7 +26,7 @@ nerfstudio's ``VanillaPipeline`` unchanged (same numerics, same random numbers).
 
 nerfstudio 1.1.5's worker (``_distributed_worker``) asserts CUDA; on the CPU the harness's
 machine config swaps in the same worker without the CUDA-only assertions, for every method
-(``akdqff_bench.distributed``: nerfstudio's ``launch`` and ``mp.spawn`` are kept).
+(``bench_base.distributed``: nerfstudio's ``launch`` and ``mp.spawn`` are kept).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from akdqff_bench.distributed import DataParallelPipeline, DataParallelPipelineConfig
+from bench_base.distributed import DataParallelPipeline, DataParallelPipelineConfig
 from akdqff_method.allocation import PER_KERNEL_SUMS
 
 

@@ -36,7 +36,7 @@ from torch.nn import Parameter
 from torchmetrics.functional import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from akdqff_bench.lpips import build_lpips_or_missing
+from bench_base.lpips import build_lpips_or_missing
 from akdqff_method.allocation import AKDStrategy
 from akdqff_method.distributed import RankSync
 from akdqff_method.export import StoragePrecision, load_into, write_representation
@@ -61,7 +61,7 @@ class AKDQFFModelConfig(ModelConfig):
     """Spherical-harmonic levels of the view-dependent colour (levels² coefficients per channel)."""
     background_color: Literal["white", "black"] = "white"
     """What rays see beyond the scene box: white for NeRF-synthetic scenes, as their ground truth is
-    composited; real captures get their layout's setting (akdqff_bench.datasets)."""
+    composited; real captures get their layout's setting (the harness sets it)."""
     init_scale: Optional[float] = None
     """Initial bandwidth; None = 0.3 × the mean spacing of the initial kernels."""
     min_scale: float = 1e-3

@@ -48,7 +48,7 @@ def train_rank(local_rank: int, world_size: int, config, global_rank: int = 0) -
     from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
     from nerfstudio.scripts.train import _set_random_seed
 
-    from akdqff_bench import metrics
+    from bench_base import metrics
     from akdqff_bench.runner import load_test_views, render_view
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))

@@ -16,7 +16,7 @@ from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.model_components.ray_generators import RayGenerator
 from PIL import Image
 
-from akdqff_bench import method_api
+from bench_base import representation as method_api
 from akdqff_bench.testing import make_tiny_blender_scene
 from akdqff_method.allocation import AKDStrategy
 from akdqff_method.history import adaptation_figure, adaptation_series
@@ -187,32 +187,33 @@ def test_adaptation_figure_plots_history_or_curve():
 def test_lambda_study_writes_k_size_and_psnr_per_lambda(tiny_data_root, tmp_path, no_lpips_weights):
     import pandas as pd
 
-    from akdqff_method.lambda_study import run_lambda_study
+    from akdqff_bench.records import read_record
+    from akdqff_bench.sweeps import run_sweep
+    from akdqff_method.bench import LAMBDA_SWEEP
 
-    out = run_lambda_study(["synthetic-bed"], [1e-6, 1e-2], profile="smoke", results_root=tmp_path / "results")
-    table = pd.read_csv(out)
-    assert list(table["kernel_cost"]) == [1e-6, 1e-2] and set(table["status"]) == {"ok"}
-    assert (table["model_size_bytes"] > 0).all() and table["psnr"].notna().all()
+    lambdas = [c.overrides["pipeline.model.strategy.kernel_cost"] for c in LAMBDA_SWEEP.candidates]
+    out = run_sweep("akdqff", "smoke", tmp_path / "results", sweep="lambda", candidates=[0, len(lambdas) - 1])
+    assert out.name == "akdqff-smoke-lambda.csv"
+    table = pd.read_csv(out).set_index("candidate")
+    assert set(table.loc[[0, len(lambdas) - 1], "status"]) == {"ok"} and table["status"].value_counts()["not run"] == len(lambdas) - 2
+    assert (table.loc[[0, len(lambdas) - 1], "model_size_bytes"] > 0).all()
+    kernels = [read_record(tmp_path / "results" / "sweeps" / "akdqff-smoke-lambda" / f"candidate{i}.json")["final_scalars"]["kernels"]
+               for i in (0, len(lambdas) - 1)]
     # the smoke run allocates every 2 steps: the large λ ends with fewer kernels
-    assert table["kernels"].iloc[0] > table["kernels"].iloc[1]
-    assert len(list((tmp_path / "results" / "sweeps" / "akdqff-lambda-smoke").glob("*.json"))) == 2
+    assert lambdas[0] < lambdas[-1] and kernels[0] > kernels[1]
 
 
-@pytest.mark.parametrize(
-    "name", ["AKDQFF_QUICK", "AKDQFF_SMOKE", *[f"AKDQFF_SWEEP[{i}]" for i in range(12)]],
-)
-def test_akdqff_profile_overrides_name_real_fields(name):
-    from akdqff_bench import profiles
+@pytest.mark.parametrize("name", ["quick", "smoke", *[f"sweep{i}" for i in range(12)]])
+def test_akdqff_spec_settings_name_real_fields(name):
     from akdqff_bench.methods import apply_overrides, method_config
+    from akdqff_method import bench
 
-    overrides = profiles.AKDQFF_SWEEP[int(name[13:-1])] if name.startswith("AKDQFF_SWEEP") else getattr(profiles, name)
-    config = apply_overrides(method_config("akdqff"), {**profiles.AKDQFF_QUICK, **overrides})
-    assert config.pipeline.model.strategy.kernel_cost == overrides.get(
-        "pipeline.model.strategy.kernel_cost", profiles.AKDQFF_QUICK["pipeline.model.strategy.kernel_cost"])
+    overrides = bench.QUICK_SWEEP.candidates[int(name[5:])].overrides if name.startswith("sweep") else {"quick": bench.QUICK, "smoke": bench.SMOKE}[name]
+    config = apply_overrides(method_config("akdqff"), {**bench.QUICK, **overrides})
+    assert config.pipeline.model.strategy.kernel_cost == overrides.get("pipeline.model.strategy.kernel_cost", bench.QUICK["pipeline.model.strategy.kernel_cost"])
     # the sweep is a full grid of λ x feature width x samples per ray, with ≥ 3 λ values
-    grid = {(c["pipeline.model.strategy.kernel_cost"], c["pipeline.model.feature_dim"], c["pipeline.model.num_samples"])
-            for c in profiles.AKDQFF_SWEEP}
-    assert len(grid) == len(profiles.AKDQFF_SWEEP) == 12 and len({g[0] for g in grid}) >= 3
-    assert profiles.SWEEPS["akdqff"] is profiles.AKDQFF_SWEEP
+    grid = {(c.overrides["pipeline.model.strategy.kernel_cost"], c.overrides["pipeline.model.feature_dim"], c.overrides["pipeline.model.num_samples"])
+            for c in bench.QUICK_SWEEP.candidates}
+    assert len(grid) == len(bench.QUICK_SWEEP) == 12 and len({g[0] for g in grid}) >= 3
     # the memory guard sits far above what the quick λ allows on synthetic-bed (0.094 / λ kernels at most)
-    assert profiles.AKDQFF_QUICK["pipeline.model.strategy.max_kernels"] > 3 * 0.094 / profiles.AKDQFF_QUICK_LAMBDA
+    assert bench.QUICK["pipeline.model.strategy.max_kernels"] > 3 * 0.094 / bench.QUICK["pipeline.model.strategy.kernel_cost"]

@@ -16,8 +16,8 @@ import torch
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.data.scene_box import SceneBox
 
-from akdqff_bench import method_api
-from akdqff_bench.profiles import AKDQFF_SMOKE
+from bench_base import representation as method_api
+from akdqff_method.bench import SMOKE as AKDQFF_SMOKE
 from akdqff_bench.testing import make_tiny_blender_scene
 from akdqff_method.export import MAGIC, MAGIC_PLAIN_HEADER, StoragePrecision, read_representation
 from akdqff_method.model import AKDQFFModelConfig

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from akdqff_bench import profiles
-from akdqff_bench.method_api import export_representation, load_representation
+from baselines.block_nerf import bench
+from bench_base.representation import export_representation, load_representation
 from akdqff_bench.testing import look_at_camera_to_world, make_tiny_blender_scene
+from akdqff_bench.request import RunRequest
 from baselines.block_nerf.layout import (
     assign_images_to_blocks,
     block_radii,
@@ -265,8 +266,8 @@ def test_representation_round_trip_renders_the_same_view(tmp_path):
 # ---------------------------------------------------------------- profiles and ns-train
 @pytest.mark.parametrize(
     "overrides",
-    [profiles.BLOCK_NERF_QUICK, profiles.BLOCK_NERF_SMOKE, *profiles.BLOCK_NERF_SWEEP],
-    ids=["quick", "smoke", *[f"sweep{i}" for i in range(len(profiles.BLOCK_NERF_SWEEP))]],
+    [bench.QUICK, bench.SMOKE, *(c.overrides for c in bench.QUICK_SWEEP.candidates)],
+    ids=["quick", "smoke", *[f"sweep{i}" for i in range(len(bench.QUICK_SWEEP))]],
 )
 def test_profile_overrides_name_real_fields(overrides):
     from akdqff_bench.methods import apply_overrides, method_config
@@ -276,8 +277,8 @@ def test_profile_overrides_name_real_fields(overrides):
     for key, value in overrides.items():
         if key.startswith("pipeline.model."):
             assert getattr(model_config, key.split(".")[-1]) == value
-    assert len(profiles.BLOCK_NERF_SWEEP) == 3
-    grid = {(c["pipeline.model.num_blocks"], c["pipeline.model.base_mlp_layer_width"]) for c in profiles.BLOCK_NERF_SWEEP}
+    assert len(bench.QUICK_SWEEP) == 3
+    grid = {(c.overrides["pipeline.model.num_blocks"], c.overrides["pipeline.model.base_mlp_layer_width"]) for c in bench.QUICK_SWEEP.candidates}
     assert len(grid) == 3
 
 
@@ -296,7 +297,7 @@ def test_ns_train_block_nerf_runs_on_tiny_data(tmp_path):
         str(ns_train), "block-nerf", "--machine.device-type", "cpu", "--max-num-iterations", "6",
         "--output-dir", str(tmp_path / "out"), "--pipeline.datamanager.train-num-rays-per-batch", "64",
         "--steps-per-eval-batch", "3", "--steps-per-eval-image", "4", "--steps-per-save", "5",
-        *_cli_flags(profiles.BLOCK_NERF_SMOKE),
+        *_cli_flags(bench.SMOKE),
         "blender-data", "--data", str(data),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -308,17 +309,17 @@ def test_ns_train_block_nerf_runs_on_tiny_data(tmp_path):
     # the pipeline placed the blocks over the training cameras (not the default ring layout)
     assert state["_model.image_owners"].any(dim=1).all()
     centers = state["_model.block_centers"]
-    assert centers.shape[0] == profiles.BLOCK_NERF_SMOKE["pipeline.model.num_blocks"]
+    assert centers.shape[0] == bench.SMOKE["pipeline.model.num_blocks"]
     assert not torch.allclose(centers[:, 2], torch.full_like(centers[:, 2], 2.0))
 
 
 def test_the_appearance_diagnosis_reproduces_the_evaluation_and_renders_other_codes(tmp_path, tiny_data_root, no_lpips_weights):
-    """akdqff_bench.experiments.block_nerf_appearance on a trained smoke run: its 'mean' codes are
+    """baselines.block_nerf.diagnostics.appearance on a trained smoke run: its 'mean' codes are
     the evaluation's (the record's PSNR comes back), and the other codes are the training images'."""
-    from akdqff_bench.experiments.block_nerf_appearance import diagnose
+    from baselines.block_nerf.diagnostics.appearance import diagnose
     from akdqff_bench.runner import run_one
 
-    result = run_one("block-nerf", "synthetic-bed", "smoke", 0, tmp_path)
+    result = run_one(RunRequest("block-nerf", "synthetic-bed", "smoke", 0), tmp_path)
     assert result.record["status"] == "ok"
     summary = diagnose(tmp_path, "smoke", result.record["run_id"])
     assert summary["psnr_by_code"]["mean"] == pytest.approx(result.record["psnr"], abs=0.05)
@@ -333,19 +334,19 @@ def test_the_appearance_diagnosis_reproduces_the_evaluation_and_renders_other_co
 
 
 def test_the_block_diagnosis_reproduces_the_evaluation_and_renders_each_block_alone(tmp_path, tiny_data_root, no_lpips_weights):
-    """akdqff_bench.experiments.block_nerf_blocks on a trained smoke run: its 'evaluation' render is
+    """baselines.block_nerf.diagnostics.blocks on a trained smoke run: its 'evaluation' render is
     the record's, the blend weights it reports are the evaluation's, and 'block b' is block b alone
     (where the evaluation keeps one block, the two renders are the same image)."""
-    from akdqff_bench.experiments.block_nerf_blocks import _evaluation_choice, _render_with_block, main
+    from baselines.block_nerf.diagnostics.blocks import _evaluation_choice, _render_with_block, main
     from akdqff_bench.runner import render_view, run_one
 
-    result = run_one("block-nerf", "synthetic-bed", "smoke", 0, tmp_path)
+    result = run_one(RunRequest("block-nerf", "synthetic-bed", "smoke", 0), tmp_path)
     run = result.record["run_id"]
     assert main(["--run", run, "--profile", "smoke", "--results", str(tmp_path)]) == 0  # the command line writes both files
     diagnostics = tmp_path / "smoke" / "diagnostics"
     summary = json.loads((diagnostics / f"{run}-blocks.json").read_text())
     assert len(pd.read_csv(diagnostics / f"{run}-blocks.csv")) == result.record["num_test_views"]
-    blocks = profiles.BLOCK_NERF_SMOKE["pipeline.model.num_blocks"]
+    blocks = bench.SMOKE["pipeline.model.num_blocks"]
     assert summary["psnr"]["evaluation"] == pytest.approx(result.record["psnr"], abs=0.05)
     assert len(summary["views"]) == result.record["num_test_views"] and len(summary["training_images_per_block"]) == blocks
     for view in summary["views"]:

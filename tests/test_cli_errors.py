@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from akdqff_bench import cli
+from akdqff_bench import grid, sweeps
 
 
 def run_cli(capsys, *argv):
@@ -20,14 +21,19 @@ def run_cli(capsys, *argv):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (("run", "--method", "nerf-xl", "--profile", "smoke"), "unknown method 'nerf-xl'; registered methods: akdqff"),
+        (("run", "--method", "nerf-xl", "--profile", "smoke"), "unknown method(s) ['nerf-xl']; known methods: akdqff"),
         (("grid", "--methods", "nerf-xl", "--profile", "smoke", "--no-notebooks"), "unknown method(s) ['nerf-xl']"),
         (("run", "--method", "nerf", "--profile", "fast"), "unknown profile 'fast'"),
         (("grid", "--profile", "fast", "--no-notebooks"), "unknown profile 'fast'"),
         (("run", "--method", "nerf", "--scene", "bed-xl", "--profile", "smoke"), "unknown scene 'bed-xl'; known scenes:"),
         (("run", "--method", "nerf", "--scene", "blender:no/such/folder", "--profile", "smoke"), "scene folder does not exist"),
         (("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke"), "Tanks and Temples scene 'truck' is not there"),
-        (("sweep", "--method", "nerf-xl", "--profile", "smoke"), "no sweep candidates for 'nerf-xl'; methods with a sweep: akdqff"),
+        (("sweep", "--method", "nerf-xl", "--profile", "smoke"), "unknown method(s) ['nerf-xl']; known methods: akdqff"),
+        (("sweep", "--method", "tensorf", "--profile", "smoke"), "tensorf has no sweep 'quick' (its bench spec defines none)"),
+        (("sweep", "--method", "akdqff", "--sweep", "widths", "--profile", "smoke"), "akdqff has no sweep 'widths'; its sweeps: quick, lambda"),
+        (("grid", "--methods", "splatfacto", "--profile", "smoke", "--no-notebooks"), "splatfacto cannot run on cpu: its rasteriser is gsplat's CUDA kernel"),
+        (("run", "--method", "instant-ngp", "--profile", "smoke"), "instant-ngp cannot run on cpu"),
+        (("run", "--method", "nerf", "--seed", "-1", "--profile", "smoke"), "seed must be an integer in [0, 2^32), not -1"),
         (("sweep", "--method", "nerf", "--profile", "fast"), "unknown profile 'fast'"),
         (("run", "--method", "nerf", "--capacity", "width 999", "--profile", "smoke"),
          "unknown capacity 'width 999' for nerf in the smoke profile; known: 'default', 'width 16'"),
@@ -62,7 +68,7 @@ def test_a_bug_still_shows_its_traceback(monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "print_table", broken)
+    monkeypatch.setattr(grid, "print_table", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["table", "--profile", "smoke", "--results", str(tmp_path)])
 
@@ -76,7 +82,7 @@ def test_an_unwritable_results_folder_is_a_message_not_a_traceback(capsys, tmp_p
 
 def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_weights):
     scene = f"blender:{tiny_scene}"
-    out = cli.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene)
+    out = sweeps.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene)
     assert out.name.startswith("block-nerf-smoke-blender-tiny-") and out.suffix == ".csv"
     records = [json.loads(p.read_text()) for p in sorted(out.with_suffix("").glob("candidate*.json"))]
     # The third candidate (8 blocks) cannot place a block per camera of the 6-view scene: it is
@@ -90,11 +96,11 @@ def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_we
 
 def test_a_sweep_in_part_trains_only_the_candidates_asked_for(capsys, tmp_path, tiny_scene, no_lpips_weights):
     scene = f"blender:{tiny_scene}"
-    out = cli.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene, candidates=[1])
+    out = sweeps.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene, candidates=[1])
     assert [p.name for p in out.with_suffix("").glob("candidate*.json")] == ["candidate1.json"]
     table = pd.read_csv(out)
     assert dict(zip(table["candidate"], table["status"])) == {1: "ok", 0: "not run", 2: "not run"}
     assert table["candidate"].iloc[0] == 1  # ranked first: the only PSNR
     status, err = run_cli(capsys, "sweep", "--method", "block-nerf", "--profile", "smoke", "--scene", scene,
                           "--results", str(tmp_path / "results"), "--candidates", "3")
-    assert status == 2 and err.startswith("akdqff-bench: error: block-nerf's sweep has candidates 0-2; asked for [3]")
+    assert status == 2 and err.startswith("akdqff-bench: error: block-nerf's quick sweep has candidates 0-2; asked for [3]")

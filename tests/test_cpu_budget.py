@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
-from akdqff_bench.experiments import register, with_budget
+from akdqff_bench.experiments import with_budget
+from akdqff_bench.request import RunRequest
 from akdqff_bench.profiles import PROFILES, get_profile
 from akdqff_bench.runner import TrainingMonitor, run_one
 
@@ -74,7 +75,7 @@ def test_cpu_budget_stops_a_real_run(tmp_path, tiny_data_root, no_lpips_weights,
         self.trainer.callbacks.insert(1, TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], lambda step: time.sleep(0.05)))
 
     monkeypatch.setattr(TrainingMonitor, "attach", attach_with_a_pause)
-    record = run_one("nerf", "synthetic-bed", profile.name, 0, tmp_path).record
+    record = run_one(RunRequest("nerf", "synthetic-bed", profile.name, 0), tmp_path).record
     cpu = monitors[0].iteration_cpu_seconds
     assert record["status"] == "ok" and record["budget_clock"] == "cpu" and record["train_budget_seconds"] == budget
     assert record["iterations"] == len(cpu) and record["train_cpu_seconds"] == pytest.approx(sum(cpu))
@@ -86,13 +87,12 @@ def test_cpu_budget_stops_a_real_run(tmp_path, tiny_data_root, no_lpips_weights,
     assert record["cpu_s_per_iter"] > 0 and record["s_per_iter"] >= 0.05
 
 
-def test_register_makes_an_experiment_profile_known():
-    name = register(with_budget(get_profile("smoke"), "wall", 30))
-    try:
-        assert name == "smoke-wall30s" and get_profile(name).budget_clock == "wall" and get_profile(name).max_iterations is None
-        assert get_profile(name).train_budget_seconds == 30.0 and get_profile("smoke").max_iterations == 8
-    finally:
-        PROFILES.pop(name)
+def test_an_experiment_profile_keeps_its_methods_settings():
+    derived = with_budget(get_profile("smoke"), "wall", 30)
+    assert derived.name == "smoke-wall30s" and derived.budget_clock == "wall" and derived.max_iterations is None
+    assert derived.train_budget_seconds == 30.0 and get_profile("smoke").max_iterations == 8
+    assert derived.overrides_for("nerf") == get_profile("smoke").overrides_for("nerf") != {}
+    assert derived.name not in PROFILES
 
 
 def _policy_seen(code: str, **env) -> str:

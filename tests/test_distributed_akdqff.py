@@ -19,9 +19,9 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.scripts.train import _set_random_seed, launch
 
-from akdqff_bench.distributed import allow_cpu_processes
+from bench_base.distributed import allow_cpu_processes
 from akdqff_bench.methods import method_config
-from akdqff_bench.profiles import AKDQFF_SMOKE
+from akdqff_method.bench import SMOKE as AKDQFF_SMOKE
 from akdqff_bench.testing import make_tiny_blender_scene, multiprocess_training_config
 from akdqff_method.distributed import AKDQFFPipeline
 
@@ -203,7 +203,7 @@ def test_machine_config_lets_nerfstudio_start_cpu_processes(monkeypatch):
     processes keep nerfstudio's own."""
     import nerfstudio.scripts.train as train
 
-    from akdqff_bench.distributed import CPUCapableMachineConfig, cpu_capable_distributed_worker
+    from bench_base.distributed import CPUCapableMachineConfig, cpu_capable_distributed_worker
 
     def nerfstudio_worker(*args, **kwargs):  # stands for nerfstudio's own (an earlier test may have swapped it)
         raise AssertionError("not to be called")

@@ -12,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from nerfstudio.scripts.train import _set_random_seed, launch
 
-from akdqff_bench.distributed import CPUCapableMachineConfig, DataParallelPipeline, allow_cpu_processes
+from bench_base.distributed import CPUCapableMachineConfig, DataParallelPipeline, allow_cpu_processes
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.testing import make_tiny_blender_scene, multiprocess_training_config
 
@@ -36,7 +36,7 @@ def cpu_processes(monkeypatch):
 
 def build_config(method: str, scene: Path, output_dir: Path, num_processes: int):
     config = multiprocess_training_config(method, scene, output_dir, num_processes, ITERATIONS, 32, 64,
-                                          get_profile("smoke").method_overrides[method])
+                                          get_profile("smoke").overrides_for(method))
     config.save_config()  # as ns-train's main does: the run folder exists before the ranks start
     return config
 

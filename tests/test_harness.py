@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from akdqff_bench import cli
-from akdqff_bench.lpips import MissingLPIPS, build_lpips_or_missing
+from akdqff_bench import grid
+from akdqff_bench.request import RunRequest
+from bench_base.lpips import MissingLPIPS, build_lpips_or_missing
 from akdqff_bench.records import METRIC_COLUMNS, read_record, record_path
 from akdqff_bench.runner import run_one
 from akdqff_bench.profiles import curve_points, get_profile
@@ -22,7 +24,7 @@ def test_lpips_is_missing_without_weights(no_lpips_weights):
 
 
 def test_run_one_measures_the_stored_model(tmp_path, tiny_data_root, no_lpips_weights):
-    result = run_one("nerf", "synthetic-bed", "smoke", 0, tmp_path)
+    result = run_one(RunRequest("nerf", "synthetic-bed", "smoke", 0), tmp_path)
     record = result.record
     assert record["status"] == "ok"
     assert record["iterations"] == 8
@@ -43,20 +45,21 @@ def test_run_one_measures_the_stored_model(tmp_path, tiny_data_root, no_lpips_we
 
 
 def test_absent_tanks_and_temples_is_recorded_as_skipped(tmp_path, tiny_data_root):
-    result = run_one("nerf", "tanks-temples/truck", "smoke", 0, tmp_path)
+    result = run_one(RunRequest("nerf", "tanks-temples/truck", "smoke", 0), tmp_path)
     assert result.record["status"] == "skipped"
     assert "Tanks and Temples cannot be downloaded" in result.record["message"]
 
 
 def test_papermill_chain_on_the_smoke_profile(tmp_path, tiny_data_root, no_lpips_weights):
-    assert cli.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"], evidence="short") == 0
+    assert grid.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"], evidence="short") == 0
     profile_dir = tmp_path / "smoke"
     frame = pd.read_csv(profile_dir / "metrics.csv")
     assert list(frame.columns) == METRIC_COLUMNS
     assert dict(zip(frame["scene"], frame["status"])) == {"bed": "ok", "truck": "skipped"}
     run_nb = nbformat.read(profile_dir / "notebooks" / "nerf__synthetic-bed__seed0.ipynb", as_version=4)
-    assert run_nb.metadata["papermill"]["parameters"]["method"] == "nerf"
-    assert run_nb.metadata["papermill"]["parameters"]["evidence"] == "short"  # the grid's level reaches the notebook
+    request = RunRequest.from_json(run_nb.metadata["papermill"]["parameters"]["request"])  # the one request, whole
+    assert request.method == "nerf" and request.profile.name == "smoke" and request.seed == 0
+    assert request.evidence == "short"  # the grid's level reaches the notebook
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
                for cell in run_nb.cells for o in cell.get("outputs", []))
     html = (profile_dir / "compare.html").read_text()
@@ -75,7 +78,7 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
 
     # Trained at the short level: half the smoke profile's learning-curve points (the figures'
     # level is the notebook's choice, so both levels are drawn from this run below).
-    result = run_one("akdqff", "synthetic-bed", "smoke", 0, tmp_path, evidence="short")
+    result = run_one(RunRequest("akdqff", "synthetic-bed", "smoke", 0, evidence="short"), tmp_path)
     assert (result.record["evidence"], len(result.record["curve"])) == ("short", curve_points(get_profile("smoke"), "short"))
     assert curve_points(get_profile("smoke"), "short") < get_profile("smoke").curve_points
     figures = report.method_figures(result)
@@ -105,7 +108,7 @@ def test_akdqff_notebook_evidence_uses_the_raw_trained_features(tmp_path, tiny_d
     assert "short curve" in figures[0].axes[2].get_title()
 
     # The short level's density on fewer views, beside all of them, from the run's checkpoint.
-    from akdqff_bench.experiments import density_views
+    from akdqff_method.diagnostics import density_views
 
     assert density_views.main(["--run", result.record["run_id"], "--profile", "smoke", "--results", str(tmp_path), "--views", "all", "2"]) == 0
     rows = pd.read_csv(tmp_path / "smoke" / "diagnostics" / f"{result.record['run_id']}-density-views.csv")

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from akdqff_bench import cli
+from akdqff_bench import notebooks
 from akdqff_bench.records import write_record
 
 PAPER_LIKE = {
@@ -58,8 +59,8 @@ def exported(tmp_path_factory):
     (yours / "sweeps" / f"nerf-{PROFILE}.csv").write_text(
         "candidate,pipeline.model.width,psnr,ssim,iterations,s_per_iter,model_size_bytes\n0,16,20.123456,0.81234,8,0.61,2000000\n1,32,,,,,\n")
     notebook = yours / PROFILE / "compare.ipynb"
-    cli.execute_notebook(cli.COMPARE_NOTEBOOK, notebook, dict(profile=PROFILE, results_root=str(yours), reference_root=str(reference)))
-    html = cli.export_html(notebook).read_text(encoding="utf-8")
+    notebooks.execute_notebook(notebooks.COMPARE_NOTEBOOK, notebook, dict(profile=PROFILE, results_root=str(yours), reference_root=str(reference)))
+    html = notebooks.export_html(notebook).read_text(encoding="utf-8")
     # Figures are inlined as base64, whose letters may spell anything.
     text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=\s]+", "data:image", html)
     return text, tmp

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from akdqff_bench import lpips
+from bench_base import lpips
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from akdqff_bench import metrics
+from bench_base import metrics
 
 
 def test_psnr_of_a_known_error():

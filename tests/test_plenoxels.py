@@ -17,7 +17,8 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.optimizers import Optimizers
 
-from akdqff_bench import method_api, profiles
+from bench_base import representation as method_api
+from baselines.plenoxels import bench
 from akdqff_bench.testing import make_tiny_blender_scene
 from baselines.plenoxels.config import DelayedExponentialSchedulerConfig, delayed_exponential_factor, plenoxels_method
 from baselines.plenoxels.grid import SparseVoxelGrid, sh_basis, sh_to_rgb, total_variation
@@ -340,7 +341,7 @@ def _resolve(config, dotted: str):
 
 
 @pytest.mark.parametrize(
-    "overrides", [profiles.PLENOXELS_QUICK, profiles.PLENOXELS_SMOKE, *profiles.PLENOXELS_SWEEP]
+    "overrides", [bench.QUICK, bench.SMOKE, *(c.overrides for c in bench.QUICK_SWEEP.candidates)]
 )
 def test_profile_overrides_name_real_fields(overrides):
     config = plenoxels_method.config
@@ -349,7 +350,7 @@ def test_profile_overrides_name_real_fields(overrides):
     res = overrides.get("pipeline.model.resolutions", config.pipeline.model.resolutions)
     steps = overrides.get("pipeline.model.upsample_steps", config.pipeline.model.upsample_steps)
     assert len(steps) == len(res) - 1 and list(steps) == sorted(steps)
-    assert len(profiles.PLENOXELS_SWEEP) == 4
+    assert len(bench.QUICK_SWEEP) == 4
 
 
 @pytest.mark.slow

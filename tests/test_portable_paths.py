@@ -7,6 +7,8 @@ import nbformat
 import pytest
 
 from akdqff_bench import cli, records
+from akdqff_bench import notebooks, paths
+from akdqff_bench.request import RunRequest
 from akdqff_bench.runner import run_one
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 def test_portable_text_takes_the_repository_root_out(monkeypatch, tmp_path):
     root = tmp_path / "checkout"
-    monkeypatch.setattr(records, "REPO_ROOT", root)
+    monkeypatch.setattr(paths, "REPO_ROOT", root)
     text = f"{root}/data/x: missing; link file://{root}/.venv/a.py#3; cwd {root}; others {root}2/y and /tmp/z"
     assert records.portable_text(text) == f"data/x: missing; link .venv/a.py#3; cwd .; others {root}2/y and /tmp/z"
     assert records.portable_path(root / "results") == "results"
@@ -25,9 +27,9 @@ def test_skip_message_names_the_scene_folder_relative_to_the_repository(monkeypa
     # A checkout whose data/ holds no Tanks & Temples scene (as the committed quick results were made).
     checkout = tmp_path / "checkout"
     (checkout / "data").mkdir(parents=True)
-    monkeypatch.setattr(records, "REPO_ROOT", checkout)
+    monkeypatch.setattr(paths, "REPO_ROOT", checkout)
     monkeypatch.setenv("AKDQFF_BENCH_DATA", str(checkout / "data"))
-    record = run_one("nerf", "tanks-temples/truck", "smoke", 0, tmp_path / "results").record
+    record = run_one(RunRequest("nerf", "tanks-temples/truck", "smoke", 0), tmp_path / "results").record
     assert record["status"] == "skipped"
     assert "data/tanks-temples/truck" in record["message"] and str(checkout) not in record["message"]
 
@@ -45,7 +47,7 @@ def test_executed_notebook_names_no_absolute_repository_path(tmp_path):
     )]
     nbformat.write(source, tmp_path / "source.ipynb")
     target = tmp_path / "out" / "run.ipynb"
-    cli.execute_notebook(tmp_path / "source.ipynb", target, {"results_root": str(records.REPO_ROOT / "results")})
+    notebooks.execute_notebook(tmp_path / "source.ipynb", target, {"results_root": str(records.REPO_ROOT / "results")})
     executed = nbformat.read(target, as_version=4)
     assert executed.metadata["papermill"]["parameters"]["results_root"] == "results"
     outputs = "".join(o.get("text", "") for o in executed.cells[-1].outputs)

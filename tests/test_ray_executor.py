@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from akdqff_bench import cli, executors, runner
+from akdqff_bench import grid
+from akdqff_bench.methods import bench_spec
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.records import read_record, record_path, run_id
 
@@ -93,10 +95,10 @@ def _artifact_files(root: Path, run: str) -> dict:
 def test_ray_grid_writes_the_records_of_the_local_grid(tmp_path, tiny_data_root, no_lpips_weights, one_torch_thread, ray_cluster, capsys):
     local_root, ray_root = tmp_path / "local", tmp_path / "ray"
     started = time.perf_counter()
-    assert cli.run_grid("smoke", local_root, notebooks=False) == 0
+    assert grid.run_grid("smoke", local_root, notebooks=False) == 0
     local_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    assert cli.run_grid("smoke", ray_root, notebooks=False, executor="ray") == 0
+    assert grid.run_grid("smoke", ray_root, notebooks=False, executor="ray") == 0
     ray_seconds = time.perf_counter() - started
     output = capsys.readouterr().out
     with capsys.disabled():
@@ -125,7 +127,7 @@ def test_ray_grid_writes_the_records_of_the_local_grid(tmp_path, tiny_data_root,
 
     # Resume as locally: a second grid finds every run finished and leaves the records alone.
     written = {p: p.stat().st_mtime_ns for p in (ray_root / "smoke" / "runs").glob("*.json")}
-    assert cli.run_grid("smoke", ray_root, notebooks=False, executor="ray") == 0
+    assert grid.run_grid("smoke", ray_root, notebooks=False, executor="ray") == 0
     assert f"{len(SMOKE_METHODS)} already done, 0 to go" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in written} == written
 
@@ -140,13 +142,13 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
         3 of its 8 iterations, plenoxels dies on every attempt; each attempt leaves a line."""
         import os as worker_os
 
-        log = attempts / job.method
+        log = attempts / job.request.method
         with open(log, "a", encoding="utf-8") as f:
             f.write(f"{worker_os.getpid()}\n")
         attempt = len(log.read_text().splitlines())
-        if job.method == "plenoxels":
+        if job.request.method == "plenoxels":
             worker_os._exit(3)
-        if job.method == "nerf" and attempt == 1:
+        if job.request.method == "nerf" and attempt == 1:
             from akdqff_bench import runner as worker_runner
 
             end_iteration = worker_runner.TrainingMonitor.end_iteration
@@ -160,7 +162,7 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
 
     started = time.perf_counter()
     executor = executors.RayExecutor(retries=1, before_run=kill_workers)
-    assert cli.run_grid("smoke", tmp_path / "results", methods=["nerf", "plenoxels"], notebooks=False, executor=executor) == 1
+    assert grid.run_grid("smoke", tmp_path / "results", methods=["nerf", "plenoxels"], notebooks=False, executor=executor) == 1
     seconds = time.perf_counter() - started
     output = capsys.readouterr().out
 
@@ -183,7 +185,7 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
     assert ",ok," in statuses and ",failed," in statuses
     # A failed run is not finished: the next grid runs it again (here it dies again) and skips nerf.
     executor = executors.RayExecutor(retries=0, before_run=kill_workers)
-    assert cli.run_grid("smoke", tmp_path / "results", methods=["nerf", "plenoxels"], notebooks=False, executor=executor) == 1
+    assert grid.run_grid("smoke", tmp_path / "results", methods=["nerf", "plenoxels"], notebooks=False, executor=executor) == 1
     assert len((attempts / "nerf").read_text().split()) == 2 and len((attempts / "plenoxels").read_text().split()) == 3
 
 
@@ -192,7 +194,7 @@ def test_a_cluster_that_cannot_hold_a_run_is_refused_before_submitting(tmp_path,
     """The full profile's runs each reserve a GPU; this cluster has none: say so, submit nothing."""
     monkeypatch.setattr(executors, "run_on_worker", None)  # a task submitted would fail to be made
     with pytest.raises(executors.ExecutorError, match=r"no node of the Ray cluster can hold one run of the full profile on cuda.*'num_gpus': 1.*CPU 2"):
-        cli.run_grid("full", tmp_path / "results", methods=["nerf"], scenes=[f"blender:{tiny_scene}"], notebooks=False, executor="ray")
+        grid.run_grid("full", tmp_path / "results", methods=["nerf"], scenes=[f"blender:{tiny_scene}"], notebooks=False, executor="ray")
     assert not list((tmp_path / "results" / "full" / "runs").iterdir())
 
 
@@ -206,7 +208,7 @@ def test_an_unwritable_results_folder_stops_the_grid_before_training(tmp_path, m
     not_a_folder = tmp_path / "results-file"
     not_a_folder.write_text("a file where the results folder would go\n")  # root ignores permissions; a file stops it
     with pytest.raises(executors.ResultsNotWritable, match=r"cannot write results under .*results-file/sub/smoke/runs: Not a directory.*Nothing was run"):
-        cli.run_grid("smoke", not_a_folder / "sub", notebooks=False, executor=executor)
+        grid.run_grid("smoke", not_a_folder / "sub", notebooks=False, executor=executor)
 
 
 @needs_ray
@@ -221,13 +223,14 @@ def test_a_study_on_ray_carries_each_capacity_point(tmp_path, tiny_data_root, no
     jobs.mkdir()
 
     def note_the_job(job):  # on the worker: what it was asked to draw
-        (jobs / job.run_id).write_text(job.evidence, encoding="utf-8")
+        (jobs / job.run_id).write_text(job.request.evidence, encoding="utf-8")
 
     executor = executors.RayExecutor(before_run=note_the_job)
-    assert cli.run_grid("smoke", root, methods=["nerf"], notebooks=False, executor=executor, study=True, evidence="short") == 0
+    assert grid.run_grid("smoke", root, methods=["nerf"], notebooks=False, executor=executor, study=True, evidence="short") == 0
     output = capsys.readouterr().out
     assert {path.read_text() for path in jobs.iterdir()} == {"short"}  # every worker was asked for the grid's level
-    (label, overrides), = smoke.capacities["nerf"].items()
+    (point,) = bench_spec("nerf").capacity_points("smoke")
+    label, overrides = point.label, dict(point.overrides)
     name = run_id("nerf", "synthetic-bed", 0, label)
     record = read_record(record_path(root, "smoke", "nerf", "synthetic-bed", 0, label))
     assert record["status"] == "ok" and record["capacity"] == label and record["run_id"] == name and record["ray"]["hostname"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from akdqff_bench import cli, records
+from akdqff_bench import grid
 from akdqff_bench.records import METRIC_COLUMNS
 
 
@@ -78,9 +79,9 @@ def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
 def test_grid_resumes_and_force_reruns(tmp_path, monkeypatch, tiny_data_root):
     calls = []
 
-    def fake_run_one(method, scene, profile, seed, results_root, device_type=None, capacity=None, evidence="full"):
-        calls.append((method, scene))
-        records.write_record(records.record_path(results_root, profile, method, scene, seed), _record(method, scene))
+    def fake_run_one(request, results_root):
+        calls.append((request.method, request.scene))
+        records.write_record(request.record_path(results_root), _record(request.method, request.scene))
 
     import akdqff_bench.runner
 
@@ -88,22 +89,22 @@ def test_grid_resumes_and_force_reruns(tmp_path, monkeypatch, tiny_data_root):
     # A finished run, a failed one and an interrupted one (no record) before the grid starts.
     records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))
     records.write_record(records.record_path(tmp_path, "smoke", "akdqff", "synthetic-bed", 0), _record("akdqff", status="failed"))
-    cli.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
     assert calls == [("akdqff", "synthetic-bed"), ("plenoxels", "synthetic-bed")]
 
     calls.clear()
-    cli.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
     assert calls == []
 
-    cli.run_grid("smoke", tmp_path, methods=["nerf"], force=True, notebooks=False)
+    grid.run_grid("smoke", tmp_path, methods=["nerf"], force=True, notebooks=False)
     assert calls == [("nerf", "synthetic-bed")]
 
 
 def test_grid_refuses_an_unknown_method(tmp_path):
     from akdqff_bench.methods import UnknownMethod
 
-    with pytest.raises(UnknownMethod, match="unknown method.*'nerf-xl'.*registered methods: .*akdqff"):
-        cli.run_grid("smoke", tmp_path, methods=["nerf-xl"], notebooks=False)
+    with pytest.raises(UnknownMethod, match="unknown method.*'nerf-xl'.*known methods: .*akdqff"):
+        grid.run_grid("smoke", tmp_path, methods=["nerf-xl"], notebooks=False)
 
 
 def test_unknown_profile_is_refused():
@@ -111,3 +112,25 @@ def test_unknown_profile_is_refused():
 
     with pytest.raises(ValueError, match="unknown profile 'fast'.*quick"):
         get_profile("fast")
+
+
+def test_the_record_type_declares_every_field_the_csv_and_the_report_read():
+    from akdqff_bench import report
+    from akdqff_bench.records import METRIC_COLUMNS, RECORD_FIELDS, RunRecord
+
+    assert set(METRIC_COLUMNS) <= set(RECORD_FIELDS)
+    assert {key for key, _, _ in report.RUN_SUMMARY} <= set(RECORD_FIELDS)
+    # A record is built only from declared fields: a typo is an error, not a new key.
+    with pytest.raises(KeyError, match="no field 'psnrr'"):
+        RunRecord(method="nerf").update(psnrr=1.0)
+    written = RunRecord(method="nerf", psnr=20.0).as_dict()
+    assert list(written) == list(RECORD_FIELDS) and written["psnr"] == 20.0 and written["lpips"] is None
+
+
+def test_the_committed_metrics_csv_is_rebuilt_byte_for_byte_from_the_committed_records(tmp_path):
+    import shutil
+
+    shutil.copytree(records.REPO_ROOT / "results" / "quick" / "runs", tmp_path / "quick" / "runs", ignore=shutil.ignore_patterns("*.bin", "*.png"))
+    records.aggregate(tmp_path, "quick")
+    for name in ("metrics.csv", "metrics.json"):
+        assert (tmp_path / "quick" / name).read_bytes() == (records.REPO_ROOT / "results" / "quick" / name).read_bytes(), name

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from akdqff_bench import cli, report
-from akdqff_bench.profiles import (AKDQFF_QUICK, BLOCK_NERF_QUICK, CAPACITY_SCENE, DEFAULT_CAPACITY, METHODS, NERF_QUICK, NoStudy,
-                                   UnknownCapacity, get_profile)
+from akdqff_bench import cli, notebooks, report
+from akdqff_bench import grid
+from akdqff_bench.methods import bench_spec
+from akdqff_bench.profiles import DEFAULT_CAPACITY, NoStudy, UnknownCapacity, get_profile
+from akdqff_method.bench import QUICK as AKDQFF_QUICK
+from baselines.block_nerf.bench import QUICK as BLOCK_NERF_QUICK
+from baselines.nerf.bench import QUICK as NERF_QUICK
+
+METHODS = ("nerf", "akdqff", "plenoxels", "block-nerf")
+CAPACITY_SCENE = "synthetic-bed"
 from akdqff_bench.records import REPO_ROOT, read_record, record_path, run_id, write_record
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -31,8 +38,8 @@ def test_run_ids_with_a_capacity():
         "r/quick/runs/nerf__tanks-temples-truck__width-32__seed2.json")
     # Every capacity point of every profile gets a distinct, file-system-safe name.
     for profile in ("quick", "smoke"):
-        for method, points in get_profile(profile).capacities.items():
-            names = [run_id(method, CAPACITY_SCENE, 0, label) for label in points]
+        for method in METHODS:
+            names = [run_id(method, CAPACITY_SCENE, 0, label) for label in get_profile(profile).capacities(method)]
             assert len(set(names)) == len(names) and all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in names)
 
 
@@ -44,82 +51,99 @@ def test_records_of_the_default_capacity_keep_the_names_they_had_before_capaciti
             record_path(REPO_ROOT / "results", "quick", method, "synthetic-bed", 0)
 
 
+def _points(profile: str, method: str):
+    return {p.label: dict(p.overrides) for p in bench_spec(method).capacity_points(profile)}
+
+
 def test_quick_capacity_points_follow_the_quick_settings():
     quick = get_profile("quick")
     assert quick.study_seeds == (0, 1, 2) and quick.seeds == (0,)
-    assert {m: len(points) for m, points in quick.capacities.items()} == {m: 2 for m in METHODS}
-    # AKDQFF: λ at 10x and 1/10 of whatever AKDQFF_QUICK's λ is.
-    points = quick.capacities["akdqff"]
+    assert {m: len(quick.capacities(m)) for m in METHODS} == {m: 2 for m in METHODS}
+    # AKDQFF: λ at 10x and 1/10 of whatever its quick λ is.
+    points = _points("quick", "akdqff")
     assert sorted(p[LAMBDA] for p in points.values()) == pytest.approx([AKDQFF_QUICK[LAMBDA] / 10, AKDQFF_QUICK[LAMBDA] * 10])
     assert all(label.startswith("λ ") for label in points)
     # NeRF and Block-NeRF: half and twice the quick width, head scaled alike; samples and lr kept.
     for method, settings in (("nerf", NERF_QUICK), ("block-nerf", BLOCK_NERF_QUICK)):
         width, head = settings["pipeline.model.base_mlp_layer_width"], settings["pipeline.model.head_mlp_layer_width"]
-        assert list(quick.capacities[method]) == [f"width {width // 2}", f"width {width * 2}"]
-        wide = quick.overrides_for(method, "synthetic-bed", f"width {width * 2}")
+        assert list(quick.capacities(method)) == [f"width {width // 2}", f"width {width * 2}"]
+        wide = quick.overrides_for(method, "synthetic", f"width {width * 2}")
         assert wide["pipeline.model.base_mlp_layer_width"] == 2 * width and wide["pipeline.model.head_mlp_layer_width"] == 2 * head
         assert {k: v for k, v in wide.items() if "width" not in k} == {k: v for k, v in settings.items() if "width" not in k}
-    assert quick.capacities["plenoxels"] == {
+    assert _points("quick", "plenoxels") == {
         "grid 96": {"pipeline.model.resolutions": (48, 96), "pipeline.model.upsample_steps": (300,)},
         "grid 256": {"pipeline.model.resolutions": (64, 128, 256), "pipeline.model.upsample_steps": (300, 600)},
     }
-    assert quick.overrides_for("plenoxels", "synthetic-bed")["pipeline.model.resolutions"] == (64, 128)  # the default in between
+    assert quick.overrides_for("plenoxels", "synthetic")["pipeline.model.resolutions"] == (64, 128)  # the default in between
     with pytest.raises(UnknownCapacity, match=r"unknown capacity 'width 7' for nerf in the quick profile; known: 'default', 'width 32'"):
-        quick.overrides_for("nerf", "synthetic-bed", "width 7")
+        quick.overrides_for("nerf", "synthetic", "width 7")
 
 
-def test_a_scene_s_own_sweep_winner_applies_on_that_scene_only():
-    """Each method runs with the best candidate of its sweep on the scene: where the committed
-    sweep on ethiopian-head ranks another candidate first, that one's settings apply there, and
-    only there."""
+def test_the_real_capture_settings_are_the_ethiopian_head_sweep_winners():
+    """Each method's real-capture settings are the best candidate of its committed sweep on
+    ethiopian-head, its synthetic settings the best on synthetic-bed: the spec names the winner,
+    the CSV ranks it first."""
     import pandas as pd
 
-    from akdqff_bench.profiles import SWEEPS
-
     quick = get_profile("quick")
-    for method, settings in quick.scene_method_overrides["ethiopian-head"].items():
-        ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / f"{method}-quick-ethiopian-head.csv")
-        winner = SWEEPS[method][int(ranked["candidate"].iloc[0])]
-        on_scene, on_bed = quick.overrides_for(method, "ethiopian-head"), quick.overrides_for(method, "synthetic-bed")
-        assert all(on_scene[key] == winner[key] for key in settings)
-        assert any(on_bed[key] != on_scene[key] for key in settings)  # synthetic-bed keeps its own winner
-        assert {k: v for k, v in on_scene.items() if k not in settings} == {k: v for k, v in on_bed.items() if k not in settings}
-    assert quick.overrides_for("nerf", "ethiopian-head") == quick.overrides_for("nerf", "synthetic-bed")
+    for method in METHODS:
+        sweep = bench_spec(method).sweeps["quick"]
+        for scene, kind in (("synthetic-bed", "synthetic"), ("ethiopian-head", "real")):
+            ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / (f"{method}-quick.csv" if kind == "synthetic" else f"{method}-quick-{scene}.csv"))
+            winner = sweep.candidates[int(ranked["candidate"].iloc[0])].overrides
+            settings = quick.overrides_for(method, kind)
+            assert all(settings[key] == value for key, value in winner.items()), (method, kind)
+    assert quick.overrides_for("nerf", "real") == quick.overrides_for("nerf", "synthetic")
+
+
+def test_the_committed_study_ran_with_the_settings_the_specs_give_now():
+    """Every committed quick record's overrides are what its method's spec gives for its scene's
+    kind and capacity today: the settings moved into the method folders unchanged."""
+    from akdqff_bench.datasets import scene_kind
+    from akdqff_bench.records import load_records
+
+    records = [r for r in load_records(REPO_ROOT / "results", "quick") if r.get("status") == "ok"]
+    assert len(records) == 32  # the study's runs that trained (the Tanks and Temples ones were skipped)
+    quick = get_profile("quick")
+    for record in records:
+        scene = record["dataset"]
+        expected = quick.overrides_for(record["method"], scene_kind(scene), record.get("capacity"))
+        assert json.loads(json.dumps(expected)) == record["overrides"], record["run_id"]
 
 
 @pytest.mark.parametrize("profile_name", ["quick", "smoke"])
 def test_the_study_plan(profile_name):
     profile = get_profile(profile_name)
     methods, scenes = list(profile.methods), list(profile.scenes)
-    capacity_points = sum(len(points) for points in profile.capacities.values())
-    study = cli.plan_runs(profile, methods, scenes, study=True)
+    capacity_points = sum(len(profile.capacities(m)) for m in methods)
+    study = grid.plan_runs(profile, methods, scenes, study=True)
     assert len(study) == len(scenes) * len(methods) * len(profile.study_seeds) + capacity_points
     assert len(set(run.run_id for run in study)) == len(study)
     capacity_runs = [run for run in study if run.capacity]
     assert len(capacity_runs) == capacity_points and {(run.scene, run.seed) for run in capacity_runs} == {(CAPACITY_SCENE, 0)}
     # Without --study: the profile's seeds, no capacity points (the grid as it was).
-    assert cli.plan_runs(profile, methods, scenes) == [(m, s, 0, None) for s in scenes for m in methods]
+    assert [(r.method, r.scene, r.seed, r.capacity) for r in grid.plan_runs(profile, methods, scenes)] == [(m, s, 0, None) for s in scenes for m in methods]
     # Capacity points are synthetic-bed's: a study of other scenes has none.
-    assert not [run for run in cli.plan_runs(profile, methods, ["ethiopian-head"], study=True) if run.capacity]
+    assert not [run for run in grid.plan_runs(profile, methods, ["ethiopian-head"], study=True) if run.capacity]
 
 
 def test_a_profile_without_a_study_says_so():
     with pytest.raises(NoStudy, match="the full profile defines no study"):
-        cli.plan_runs(get_profile("full"), ["nerf"], ["synthetic-bed"], study=True)
+        grid.plan_runs(get_profile("full"), ["nerf"], ["synthetic-bed"], study=True)
 
 
 def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_root, no_lpips_weights, capsys):
     root = tmp_path / "results"
     methods = ["nerf", "plenoxels"]
-    assert cli.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
+    assert grid.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
     out = capsys.readouterr().out
     smoke = get_profile("smoke")
-    expected = len(methods) * len(smoke.study_seeds) + sum(len(smoke.capacities[m]) for m in methods)
+    expected = len(methods) * len(smoke.study_seeds) + sum(len(smoke.capacities(m)) for m in methods)
     assert f"smoke profile study: {expected} runs, 0 already done, {expected} to go" in out
     for method in methods:
         for seed in smoke.study_seeds:
             assert read_record(record_path(root, "smoke", method, "synthetic-bed", seed))["status"] == "ok"
-        for label, overrides in smoke.capacities[method].items():
+        for label, overrides in _points("smoke", method).items():
             record = read_record(record_path(root, "smoke", method, "synthetic-bed", 0, label))
             assert record["status"] == "ok" and record["capacity"] == label and record["capacity_overrides"] == json.loads(json.dumps(overrides))
             assert record["run_id"] == run_id(method, "synthetic-bed", 0, label)
@@ -132,7 +156,7 @@ def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_ro
 
     # Resume: nothing is run again, no record is rewritten.
     written = {p: p.stat().st_mtime_ns for p in (root / "smoke" / "runs").glob("*.json")}
-    assert cli.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
+    assert grid.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
     assert f"{expected} already done, 0 to go" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in written} == written
 
@@ -140,7 +164,7 @@ def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_ro
 def test_a_grid_prints_one_line_per_run_and_logs_the_rest(tmp_path, tiny_data_root, no_lpips_weights, capfd):
     """Captured at the file descriptors: what a run's libraries write there goes to its log too."""
     root = tmp_path / "results"
-    assert cli.run_grid("smoke", root, methods=["nerf", "plenoxels"], scenes=["synthetic-bed"], notebooks=False) == 0
+    assert grid.run_grid("smoke", root, methods=["nerf", "plenoxels"], scenes=["synthetic-bed"], notebooks=False) == 0
     out, err = capfd.readouterr()
     run_lines = [line for line in out.splitlines() if line.startswith("== [")]
     assert len(run_lines) == 2, out
@@ -159,15 +183,15 @@ def test_a_grid_prints_one_line_per_run_and_logs_the_rest(tmp_path, tiny_data_ro
 def test_a_failed_run_names_its_log(tmp_path, tiny_data_root, monkeypatch, capsys):
     from akdqff_bench import runner
 
-    def broken(method, scene, profile, seed, results_root, device_type=None, capacity=None, **kwargs):
+    def broken(request, results_root):
         print("the run's own last words")
-        write_record(record_path(results_root, profile, method, scene, seed, capacity),
-                     {"method": method, "dataset": "synthetic-bed", "scene": "bed", "profile": profile, "seed": seed,
+        write_record(request.record_path(results_root),
+                     {"method": request.method, "dataset": "synthetic-bed", "scene": "bed", "profile": request.profile.name, "seed": request.seed,
                       "status": "failed", "message": "RuntimeError: out of memory\nmore detail"})
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(runner, "run_one", broken)
-    assert cli.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed"], notebooks=False) == 1
+    assert grid.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed"], notebooks=False) == 1
     out = capsys.readouterr().out
     log = tmp_path / "smoke" / "logs" / "nerf__synthetic-bed__seed0.log"
     (line,) = [line for line in out.splitlines() if line.startswith("== [")]
@@ -196,8 +220,8 @@ def test_your_numbers_are_flagged_outside_the_reference_seed_range(tmp_path, mon
     assert not bool(ssim["outside_reference_spread"])  # the same SSIM on every seed: inside
 
     executed = {}
-    monkeypatch.setattr(cli, "execute_notebook", lambda source, target, parameters: executed.update(parameters))
-    monkeypatch.setattr(cli, "export_html", lambda notebook: notebook)
+    monkeypatch.setattr(notebooks, "execute_notebook", lambda source, target, parameters: executed.update(parameters))
+    monkeypatch.setattr(notebooks, "export_html", lambda notebook: notebook)
     assert cli.main(["compare", "--profile", "smoke", "--results", str(yours), "--reference", str(reference)]) == 0
     out = capsys.readouterr().out
     assert executed["reference_root"] == str(reference) and executed["results_root"] == str(yours)
@@ -227,8 +251,14 @@ def _executed_notebook(path: Path, seconds, evidence=None, evidence_seconds=None
     path.write_text(json.dumps({"cells": cells, "metadata": {"papermill": {"duration": seconds, "parameters": parameters}}}), encoding="utf-8")
 
 
+def Run(method, scene, seed, capacity=None):
+    from akdqff_bench.request import RunRequest
+
+    return RunRequest(method, scene, "quick", seed, capacity)
+
+
 def test_the_grid_estimate_uses_the_durations_measured_for_the_same_runs(tmp_path):
-    from akdqff_bench.executors import GridPlan, Run
+    from akdqff_bench.executors import GridPlan
 
     notebooks = tmp_path / "reference" / "quick" / "notebooks"
     _executed_notebook(notebooks / "akdqff__ethiopian-head__seed0.ipynb", 900.0)
@@ -237,12 +267,12 @@ def test_the_grid_estimate_uses_the_durations_measured_for_the_same_runs(tmp_pat
     _executed_notebook(notebooks / "nerf__synthetic-bed__width-32__seed0.ipynb", 250.0)
     todo = [Run("akdqff", "ethiopian-head", 2), Run("nerf", "synthetic-bed", 0), Run("nerf", "synthetic-bed", 1, "width 32"),
             Run("nerf", "tanks-temples/truck", 0)]
-    measured = cli.measured_run_seconds(todo, "quick", [tmp_path / "results", tmp_path / "reference", None])
+    measured = grid.measured_run_seconds(todo, "quick", [tmp_path / "results", tmp_path / "reference", None])
     # Any seed of the same method, scene and capacity counts; a capacity point is not its default.
     assert measured == {"akdqff__ethiopian-head__seed2": 920.0, "nerf__synthetic-bed__width-32__seed1": 250.0}
 
     trains = {"ethiopian-head": True, "synthetic-bed": True, "tanks-temples/truck": False}
-    plan = GridPlan("quick", tmp_path, todo, trains, None, True, first_estimate_seconds=310.0, estimates=measured)
+    plan = GridPlan("quick", tmp_path, todo, trains, True, first_estimate_seconds=310.0, estimates=measured)
     assert plan.expected_seconds(todo) == 920.0 + 310.0 + 250.0  # the absent scene ends at once
     # A machine that took twice the expected time for the first run: the rest is expected twice as long.
     assert plan.eta_seconds(todo[1:], [(todo[0], 1840.0)]) == pytest.approx(2 * (310.0 + 250.0))
@@ -253,7 +283,6 @@ def test_the_grid_estimate_counts_the_evidence_the_notebooks_drew(tmp_path):
     """A short-evidence grid: notebooks that drew the short evidence count as measured; a study
     notebook (full evidence, no parameter: from before it existed) counts with its evidence cell
     scaled by the work of each level and its learning curve's evaluations by its points."""
-    from akdqff_bench.executors import Run
     from akdqff_bench.profiles import get_profile
     from akdqff_method.analysis import EVIDENCE
 
@@ -269,7 +298,7 @@ def test_the_grid_estimate_counts_the_evidence_the_notebooks_drew(tmp_path):
                        curve_eval_seconds=[10.0] * points)
     todo = [Run("akdqff", "ethiopian-head", 0), Run("akdqff", "synthetic-bed", 0), Run("nerf", "ethiopian-head", 0),
             Run("plenoxels", "ethiopian-head", 0)]
-    short = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="short")
+    short = grid.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="short")
     ratio = EVIDENCE["short"].work() / EVIDENCE["full"].work()
     assert 0 < ratio < 1
     assert short == {"akdqff__ethiopian-head__seed0": pytest.approx(300.0 + 700.0 * ratio),  # no record: no curve to scale
@@ -277,5 +306,5 @@ def test_the_grid_estimate_counts_the_evidence_the_notebooks_drew(tmp_path):
                      # no evidence of its own; half its curve's evaluations (profiles.CURVE_STRIDE)
                      "nerf__ethiopian-head__seed0": pytest.approx(330.0 - 10.0 * points / 2),
                      "plenoxels__ethiopian-head__seed0": pytest.approx(400.0 - 10.0 * points / 2)}
-    full = cli.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="full")
+    full = grid.measured_run_seconds(todo, "quick", [tmp_path / "reference"], evidence="full")
     assert full["akdqff__ethiopian-head__seed0"] == 1000.0 and full["akdqff__synthetic-bed__seed0"] == 460.0

@@ -43,7 +43,7 @@ from akdqff_bench.datasets.validate import (
     validate_nerfstudio_scene,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from akdqff_bench.paths import REPO_ROOT  # noqa: E402
 TNT_TEST_EVERY = 8
 TNT_PROTOCOL = "3DGS (Kerbl et al. 2023): COLMAP poses, images sorted by name, every 8th image is a test view"
 SYNTHETIC_PROTOCOL = "NeRF-synthetic: transforms_test.json views, RGBA composited on white"
@@ -315,6 +315,16 @@ def scene_identity(name: str) -> Tuple[str, str]:
         return name, NAMED_SCENES[name]
     dataset, _, scene = name.partition("/")
     return dataset, scene or dataset
+
+
+def scene_kind(name: str) -> str:
+    """"synthetic" or "real" (bench_base.spec.SCENE_KINDS: which of a method's settings apply),
+    from the name alone: a Blender-layout scene is a rendering, every other layout holds photographs
+    (as each layout's SceneSettings.capture says)."""
+    layout, sep, _ = name.partition(":")
+    if sep and layout in LAYOUTS:
+        return "synthetic" if layout == "blender" else "real"
+    return "synthetic" if name == "synthetic-bed" else "real"
 
 
 def known_scene_names() -> list:

@@ -92,7 +92,7 @@ VARIANTS: Dict[str, Variant] = {
     "tiny": Variant("tiny", 16, 3, 1, 1, 4),
 }
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from akdqff_bench.paths import REPO_ROOT  # noqa: E402
 
 
 def default_out_dir(variant: str) -> Path:

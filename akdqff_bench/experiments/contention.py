@@ -8,7 +8,7 @@
 Run it on an otherwise quiet machine (the quiet runs must be quiet; the load is its own), with
 ``OMP_NUM_THREADS`` unset as the grid runs::
 
-    .venv/bin/python -m akdqff_bench.experiments.contention            # NeRF on synthetic-bed, quick: about 35 min
+    .venv/bin/python -m akdqff_bench.experiments.contention --method nerf  # NeRF on synthetic-bed, quick: about 35 min
 
 Torch's OpenMP threads spin while they wait for each other under OpenMP's default policy: beside a
 competing load that spinning is CPU time without progress, so it spends a CPU budget (quick NeRF:
@@ -16,7 +16,7 @@ competing load that spinning is CPU time without progress, so it spends a CPU bu
 therefore sets ``PASSIVE`` before torch loads (``akdqff_bench/__init__.py``); to measure another
 policy, start Python with it set explicitly (``ACTIVE`` spins always)::
 
-    OMP_WAIT_POLICY=ACTIVE .venv/bin/python -m akdqff_bench.experiments.contention --out results/quick/contention-active
+    OMP_WAIT_POLICY=ACTIVE .venv/bin/python -m akdqff_bench.experiments.contention --method nerf --out results/quick/contention-active
 
 The records and the CSV name the policy (``omp_wait_policy``).
 
@@ -39,9 +39,10 @@ from typing import Dict, List, Optional
 
 import pandas as pd
 
-from akdqff_bench.experiments import OtherLoad, register, with_budget
+from akdqff_bench.experiments import OtherLoad, with_budget
 from akdqff_bench.profiles import QUICK_CPU_PER_WALL, get_profile
-from akdqff_bench.records import REPO_ROOT, read_record, write_record
+from akdqff_bench.paths import REPO_ROOT
+from akdqff_bench.records import read_record, write_record
 
 BUSY_LOOP = "while True: pass"
 
@@ -65,6 +66,7 @@ class CompetingLoad:
 
 def run_condition(name: str, method: str, scene: str, profile: str, seed: int, load_processes: int, out_dir: Path,
                   scratch: Path, force: bool) -> Dict:
+    from akdqff_bench.request import RunRequest
     from akdqff_bench.runner import run_one
 
     record_file = out_dir / "runs" / f"{name}__seed{seed}.json"
@@ -72,7 +74,7 @@ def run_condition(name: str, method: str, scene: str, profile: str, seed: int, l
     if force or record is None or record.get("status") != "ok":
         print(f"== contention: {name}, seed {seed} ({load_processes} competing processes)", flush=True)
         with CompetingLoad(load_processes), OtherLoad() as others:
-            record = run_one(method, scene, profile, seed, scratch, record_file=record_file).record
+            record = run_one(RunRequest(method, scene, profile, seed, record_file=str(record_file)), scratch).record
         record.update(condition=name, load_processes=load_processes, other_cpu_per_wall=others.per_wall)
         write_record(record_file, record)
     return {
@@ -128,7 +130,7 @@ def summarize(table: pd.DataFrame) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", default="nerf")
+    parser.add_argument("--method", required=True, help="the method to measure (the committed measurement used nerf)")
     parser.add_argument("--scene", default="synthetic-bed")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quiet seeds; the loaded runs use the first")
@@ -145,8 +147,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not cpu_budget:
         parser.error(f"profile {args.profile!r} has no CPU budget: give --cpu-budget (and --wall-budget)")
     wall_budget = args.wall_budget or cpu_budget / QUICK_CPU_PER_WALL
-    cpu_profile = register(with_budget(base, "cpu", cpu_budget))
-    wall_profile = register(with_budget(base, "wall", wall_budget))
+    cpu_profile = with_budget(base, "cpu", cpu_budget)
+    wall_profile = with_budget(base, "wall", wall_budget)
     out_dir = args.out or REPO_ROOT / "results" / args.profile / "contention"
     first = args.seeds[0]
     plan = [("quiet-cpu", cpu_profile, seed, 0) for seed in args.seeds] + [

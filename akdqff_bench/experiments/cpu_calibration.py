@@ -26,35 +26,41 @@ from typing import List, Optional
 
 import pandas as pd
 
-from akdqff_bench.experiments import OtherLoad, register, with_budget
+from akdqff_bench.experiments import OtherLoad, with_budget
 from akdqff_bench.profiles import QUICK_WALL_SECONDS_QUIET, get_profile
-from akdqff_bench.records import REPO_ROOT, read_record, write_record
+from akdqff_bench.paths import REPO_ROOT
+from akdqff_bench.records import write_record
 
 
 def calibrate(methods: List[str], scene: str, base_profile: str, seconds: float, out_dir: Path, force: bool = False) -> pd.DataFrame:
     import torch
 
+    from akdqff_bench.request import RunRequest
     from akdqff_bench.runner import run_one
+    from akdqff_bench.sweeps import resume_each
 
-    profile = register(with_budget(get_profile(base_profile), "wall", seconds))
-    rows = []
+    profile = with_budget(get_profile(base_profile), "wall", seconds)
+
+    def train(request: RunRequest, root: Path) -> dict:
+        with OtherLoad() as others:
+            record = run_one(request, root).record
+        record["other_cpu_per_wall"] = others.per_wall  # over the whole run: should be near 0
+        write_record(request.record_path(root), record)
+        return record
+
     with tempfile.TemporaryDirectory(prefix="akdqff-calibration-") as scratch:  # checkpoints: not kept
-        for method in methods:
-            record_file = out_dir / f"{method}.json"
-            record = read_record(record_file)
-            if force or record is None or record.get("status") != "ok":
-                with OtherLoad() as others:
-                    record = run_one(method, scene, profile, 0, Path(scratch), record_file=record_file).record
-                record["other_cpu_per_wall"] = others.per_wall  # over the whole run: should be near 0
-                write_record(record_file, record)
-            rows.append({
-                "method": method, "scene": scene, "wall_budget_seconds": seconds, "iterations": record["iterations"],
-                "train_seconds": record["train_seconds"], "train_cpu_seconds": record["train_cpu_seconds"],
-                "cpu_per_wall": record["train_cpu_seconds"] / record["train_seconds"],
-                "s_per_iter": record["s_per_iter"], "cpu_s_per_iter": record["cpu_s_per_iter"],
-                "other_cpu_per_wall": record.get("other_cpu_per_wall"), "torch_threads": torch.get_num_threads(),
-                "cpu_count": os.cpu_count(), "omp_wait_policy": record.get("omp_wait_policy"), "device": record["device"],
-            })
+        requests = [RunRequest(method, scene, profile, 0, record_file=str(out_dir / f"{method}.json")) for method in methods]
+        records = resume_each(requests, Path(scratch), force, train=train, label="calibration")
+    rows = []
+    for method, record in zip(methods, records):
+        rows.append({
+            "method": method, "scene": scene, "wall_budget_seconds": seconds, "iterations": record["iterations"],
+            "train_seconds": record["train_seconds"], "train_cpu_seconds": record["train_cpu_seconds"],
+            "cpu_per_wall": record["train_cpu_seconds"] / record["train_seconds"],
+            "s_per_iter": record["s_per_iter"], "cpu_s_per_iter": record["cpu_s_per_iter"],
+            "other_cpu_per_wall": record.get("other_cpu_per_wall"), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "omp_wait_policy": record.get("omp_wait_policy"), "device": record["device"],
+        })
     return pd.DataFrame(rows)
 
 

@@ -14,7 +14,7 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from akdqff_bench.devices import default_machine
+from bench_base.devices import default_machine
 from baselines.block_nerf.model import BlockNeRFModelConfig
 from baselines.block_nerf.pipeline import BlockNeRFPipelineConfig
 

@@ -18,7 +18,7 @@ Structure, as in the paper:
   training images. (The paper instead aligns codes between neighbouring blocks by optimising them
   against each other's renders; on our constant-lighting scenes there is no appearance change to
   align, so we state this simplification. On the real ethiopian-head the choice of code moves the
-  quick runs' mean test PSNR by at most 0.2 dB: ``akdqff_bench.experiments.block_nerf_appearance``.)
+  quick runs' mean test PSNR by at most 0.2 dB: ``baselines.block_nerf.diagnostics.appearance``.)
 
 Left out: exposure conditioning (no exposure metadata in our data), pose refinement (poses are
 exact) and transient-object masks (static scenes).
@@ -43,8 +43,8 @@ from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRen
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 
-from akdqff_bench.lpips import build_lpips_or_missing
-from akdqff_bench.method_api import NON_REPRESENTATION_PREFIXES, representation_state_dict
+from bench_base.lpips import build_lpips_or_missing
+from bench_base.representation import NON_REPRESENTATION_PREFIXES, representation_state_dict
 from baselines.block_nerf.field import BlockNeRFField
 from baselines.block_nerf.layout import (
     assign_images_to_blocks,
@@ -306,7 +306,7 @@ class BlockNeRFModel(Model):
     def only_blocks(self, blocks: Tensor):
         """Within: every view renders with the blocks of the boolean mask ``blocks`` (blended by
         distance as usual) instead of those its camera picks; for diagnoses of one block at a time
-        (akdqff_bench.experiments.block_nerf_blocks). The evaluation never sets it."""
+        (baselines.block_nerf.diagnostics.blocks). The evaluation never sets it."""
         self._forced_blocks = blocks.to(device=self.device, dtype=torch.bool)
         try:
             yield self

@@ -14,7 +14,7 @@ from typing import Literal, Optional, Type
 
 from torch.cuda.amp.grad_scaler import GradScaler
 
-from akdqff_bench.distributed import DataParallelPipeline, DataParallelPipelineConfig
+from bench_base.distributed import DataParallelPipeline, DataParallelPipelineConfig
 
 
 @dataclass

@@ -9,8 +9,8 @@ from nerfstudio.engine.optimizers import RAdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from akdqff_bench.devices import default_machine
-from akdqff_bench.distributed import DataParallelPipelineConfig
+from bench_base.devices import default_machine
+from bench_base.distributed import DataParallelPipelineConfig
 from baselines.nerf.model import BenchNeRFModelConfig
 
 nerf_method = MethodSpecification(

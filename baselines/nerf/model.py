@@ -1,7 +1,7 @@
 """nerfstudio's vanilla NeRF, made offline-safe and with its network size exposed in the config.
 
 The model is nerfstudio's ``NeRFModel`` unchanged except for two things the benchmark needs:
-LPIPS is built only when its weights are on disk (see ``akdqff_bench.lpips``), and the MLP widths,
+LPIPS is built only when its weights are on disk (see ``bench_base.lpips``), and the MLP widths,
 depths and positional-encoding frequencies are config fields, so the quick profile can shrink the
 network and the record states exactly what ran. The defaults are the NeRF paper's.
 """
@@ -15,7 +15,7 @@ from nerfstudio.field_components.encodings import NeRFEncoding
 from nerfstudio.fields.vanilla_nerf_field import NeRFField
 from nerfstudio.models.vanilla_nerf import NeRFModel, VanillaModelConfig
 
-from akdqff_bench.lpips import offline_safe_lpips
+from bench_base.lpips import offline_safe_lpips
 
 
 @dataclass

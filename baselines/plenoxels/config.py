@@ -5,7 +5,7 @@ The defaults are the paper's synthetic-scene settings (svox2 ``opt/opt.py`` defa
 delayed log-linear decay to 5e-2 / 5e-6 over 250k steps (density's lr ramps up over the first 15k
 steps from 1% of its value), 5000 rays per batch, 128 -> 256 -> 512 with an upsample every
 38,400 iterations, 128,000 iterations in all. The ``quick`` profile shortens the schedule
-(``akdqff_bench/profiles.py``: PLENOXELS_QUICK).
+(its bench spec, ``baselines/plenoxels/bench.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from akdqff_bench.devices import default_machine
+from bench_base.devices import default_machine
 from baselines.plenoxels.model import PlenoxelsModelConfig
 
 

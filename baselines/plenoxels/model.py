@@ -31,8 +31,8 @@ from nerfstudio.utils import colormaps
 from torchmetrics.functional import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from akdqff_bench.distributed import world_size_of_this_run
-from akdqff_bench.lpips import build_lpips_or_missing
+from bench_base.distributed import world_size_of_this_run
+from bench_base.lpips import build_lpips_or_missing
 from baselines.plenoxels.grid import SparseVoxelGrid, total_variation
 from baselines.plenoxels.storage import export_grid, load_grid
 

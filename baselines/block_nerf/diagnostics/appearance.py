@@ -18,7 +18,7 @@ This loads a trained run from its nerfstudio checkpoint (the study keeps them un
 It records each view's PSNR and the mean colour of each render beside the ground truth's, and
 the spread of the codes. Nothing here changes the study's numbers; it is a diagnosis::
 
-    .venv/bin/python -m akdqff_bench.experiments.block_nerf_appearance --run block-nerf__ethiopian-head__seed2
+    .venv/bin/python -m baselines.block_nerf.diagnostics.appearance --run block-nerf__ethiopian-head__seed2
 
 writes ``results/quick/diagnostics/<run>-appearance.json`` and ``.csv`` (a few minutes on 2 cores).
 """
@@ -34,20 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from akdqff_bench import metrics
-from akdqff_bench.profiles import get_profile
-from akdqff_bench.records import REPO_ROOT, portable_path, read_record
-from akdqff_bench.runner import load_test_views, render_view
+from bench_base import metrics
+from bench_base.runs import checkpoint_config, run_record, scored_views
+from bench_base.views import load_test_views, render_view
 
 TRAINING_CODES_SHOWN = 6  # training images whose codes every test view is also rendered with
-
-
-def checkpoint_config(results: Path, profile: str, run: str) -> Path:
-    found = sorted((results / profile / "nerfstudio" / run).glob("**/config.yml"))
-    if not found:
-        raise SystemExit(f"no nerfstudio config under {portable_path(results / profile / 'nerfstudio' / run)}: "
-                         "the run's checkpoint is kept only on the machine that trained it")
-    return found[-1]
 
 
 def _with_codes(model, codes: Optional[torch.Tensor]) -> None:
@@ -66,7 +57,7 @@ def diagnose(results: Path, profile: str, run: str) -> Dict:
     config, pipeline, _, step = eval_setup(config_path, test_mode="test")
     model = pipeline.model
     model.eval()
-    views = load_test_views(config, get_profile(profile).max_test_views)  # the views the record scored
+    views = load_test_views(config, scored_views(results, profile, run))  # the views the record scored
     train_positions = pipeline.datamanager.train_dataset.cameras.camera_to_worlds[:, :3, 3].to(model.device)
     owners = model.image_owners
     embeddings = torch.stack([embedding.weight.detach() for embedding in model.appearance_embeddings])  # (blocks, images, dim)
@@ -94,7 +85,7 @@ def diagnose(results: Path, profile: str, run: str) -> Dict:
         rows.append(row)
         print(f"view {index}: " + ", ".join(f"{k[5:]} {v:.2f}" for k, v in row.items() if k.startswith("psnr ")), flush=True)
 
-    record = read_record(results / profile / "runs" / f"{run}.json") or {}
+    record = run_record(results, profile, run)
     norms = embeddings.norm(dim=-1)
     owned = owners.T  # (blocks, images)
     summary = {
@@ -118,7 +109,7 @@ def diagnostic_main(argv: Optional[List[str]], description: str, diagnose: Calla
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=default_run)
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
     summary = diagnose(args.results, args.profile, args.run)
     out = args.results / args.profile / "diagnostics"

@@ -7,7 +7,7 @@ a spread of ``EVIDENCE["short"].density_views``, because on ethiopian-head the 5
 4 min. This measures the same trained model both ways, and a few view counts between, so the
 short level's numbers can be read against the full ones::
 
-    .venv/bin/python -m akdqff_bench.experiments.density_views --run akdqff__ethiopian-head__seed0 --views all 16
+    .venv/bin/python -m akdqff_method.diagnostics.density_views --run akdqff__ethiopian-head__seed0 --views all 16
 
 writes ``results/quick/diagnostics/<run>-density-views.csv``. The model is the run's nerfstudio
 checkpoint (the trained model, as ``block_nerf_appearance`` loads it), not the stored file the
@@ -23,8 +23,7 @@ from typing import Dict, List, Optional
 
 import pandas as pd
 
-from akdqff_bench.experiments.block_nerf_appearance import checkpoint_config
-from akdqff_bench.records import REPO_ROOT
+from bench_base.runs import checkpoint_config
 from akdqff_method.analysis import kernel_density_vs_detail
 
 COLUMNS = ("pearson_r", "spearman_r", "shuffled_abs_r_95", "permutation_p_value", "num_measured_cells")
@@ -49,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="akdqff__ethiopian-head__seed0")
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--views", nargs="+", default=["all", "24", "16", "12", "8"],
                         help="counts of training views to measure on ('all': every one)")
     args = parser.parse_args(argv)

@@ -5,14 +5,14 @@ ends in torch's "Found no NVIDIA driver" traceback. Every method config of this 
 ``machine`` from :func:`default_machine` instead. The configs are built when their module is
 imported, so the choice is made then (a test reloads the module to check both answers).
 The config also lets ``--machine.num-devices N`` start N processes on the CPU
-(:mod:`akdqff_bench.distributed`).
+(:mod:`bench_base.distributed`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from akdqff_bench.distributed import CPUCapableMachineConfig
+from bench_base.distributed import CPUCapableMachineConfig
 
 
 def default_device_type() -> str:

@@ -6,7 +6,7 @@ nerfstudio 1.1.5 launches data-parallel training itself (``nerfstudio.scripts.tr
 - its worker (``_distributed_worker``) asserts that CUDA is available. :func:`allow_cpu_processes`
   swaps in :func:`cpu_capable_distributed_worker`, the same code with those assertions kept for
   CUDA only; :class:`CPUCapableMachineConfig` (every method's ``machine``, see
-  :func:`akdqff_bench.devices.default_machine`) does it when a CPU run asks for several processes.
+  :func:`bench_base.devices.default_machine`) does it when a CPU run asks for several processes.
 - ``VanillaPipeline`` wraps the model in ``DDP(device_ids=[local_rank])``, which torch refuses for
   a module on the CPU. :class:`DataParallelPipeline` wraps with ``device_ids=None`` there (the
   module's own device), and exactly as nerfstudio does on CUDA.

@@ -2,7 +2,7 @@
 
 Every method is an ordinary nerfstudio method (a ``TrainerConfig`` in a ``MethodSpecification``,
 registered under the ``nerfstudio.method_configs`` entry point). On top of that the harness uses
-three optional model hooks:
+four optional model hooks:
 
 ``export_representation(path)``
     Write the representation the evaluation renders from. Its size on disk is the
@@ -14,6 +14,12 @@ three optional model hooks:
 ``benchmark_scalars()``
     A flat ``{name: float}`` of values worth logging over training (kernel count, codebook size,
     voxel count, ...). Recorded with every point of the quality-against-time curve.
+``adaptation_history()``
+    Any JSON-able account of the decisions the method took while training (AKDQFF: every split,
+    prune and codebook resize), kept whole in the record's ``adaptation_history``.
+
+A method's bench spec (:mod:`bench_base.spec`) may also name an evidence module whose
+``notebook_figures(result, level)`` the run notebook draws after the metrics.
 
 Models without the first two get :func:`export_state_dict` / :func:`load_state_dict`: the model's
 ``state_dict`` in float32 minus the LPIPS network.
@@ -79,6 +85,11 @@ def load_representation(model: torch.nn.Module, path: Path) -> None:
 def benchmark_scalars(model: torch.nn.Module) -> Dict[str, float]:
     hook = getattr(model, "benchmark_scalars", None)
     return {k: float(v) for k, v in hook().items()} if hook is not None else {}
+
+
+def adaptation_history(model: torch.nn.Module):
+    hook = getattr(model, "adaptation_history", None)
+    return hook() if hook is not None else None
 
 
 def rendered_rgb(outputs: Dict[str, torch.Tensor]) -> torch.Tensor:

@@ -18,7 +18,7 @@ the camera's distance to each block's centre in units of that block's radius (ab
 the block, rendered from a region none of its training cameras stood in). A diagnosis; nothing
 here changes the study's numbers::
 
-    .venv/bin/python -m akdqff_bench.experiments.block_nerf_blocks --run block-nerf__ethiopian-head__seed1
+    .venv/bin/python -m baselines.block_nerf.diagnostics.blocks --run block-nerf__ethiopian-head__seed1
 
 writes ``results/quick/diagnostics/<run>-blocks.json`` and ``.csv`` (a few minutes on 2 cores).
 """
@@ -31,11 +31,11 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from akdqff_bench import metrics
-from akdqff_bench.experiments.block_nerf_appearance import checkpoint_config, diagnostic_main
-from akdqff_bench.profiles import get_profile
-from akdqff_bench.records import read_record
-from akdqff_bench.runner import load_test_views, render_view
+from bench_base import metrics
+from baselines.block_nerf.diagnostics.appearance import diagnostic_main
+from bench_base.runs import checkpoint_config
+from bench_base.runs import run_record, scored_views
+from bench_base.views import load_test_views, render_view
 
 
 def _render_with_block(model, cameras, index: int, block: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ def diagnose(results: Path, profile: str, run: str) -> Dict:
     config, pipeline, _, step = eval_setup(checkpoint_config(results, profile, run), test_mode="test")
     model = pipeline.model
     model.eval()
-    views = load_test_views(config, get_profile(profile).max_test_views)  # the views the record scored
+    views = load_test_views(config, scored_views(results, profile, run))  # the views the record scored
     blocks = int(model.config.num_blocks)
     rows: List[Dict] = []
     for index, target in enumerate(views.images):
@@ -80,7 +80,7 @@ def diagnose(results: Path, profile: str, run: str) -> Dict:
         rows.append(row)
         print(f"view {index}: " + ", ".join(f"{k[5:]} {v:.2f}" for k, v in row.items() if k.startswith("psnr ")) +
               f"; kept {row['kept']}, weights {row['blend_weights']}, distance/radius {row['distance_over_radius']}", flush=True)
-    record = read_record(results / profile / "runs" / f"{run}.json") or {}
+    record = run_record(results, profile, run)
     best_single = [max(r[f"psnr block {b}"] for b in range(blocks)) for r in rows]
     return {
         "run": run,

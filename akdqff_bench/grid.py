@@ -1,0 +1,216 @@
+"""The grid: which runs a profile holds, which of them are still to do, what they are expected to
+take, then the executor that runs them and the comparison built from every record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from akdqff_bench.methods import check_runnable
+from akdqff_bench.paths import REPO_ROOT
+from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
+from akdqff_bench.records import aggregate, is_finished, load_records, log_path, portable_path, read_record
+from akdqff_bench.request import BadRequest, RunRequest
+
+# Until a run of this session has finished, assume a run costs its training time plus this much
+# when estimating the grid's ETA: the notebook kernel's start, the curve's evaluations, the export
+# and the final evaluation, the notebook's figures (the committed quick notebooks' mean beyond training).
+RUN_OVERHEAD_SECONDS = 70.0
+
+
+class BadReference(ValueError):
+    """``--reference`` names no folder of run records."""
+
+
+def _scene_present(scene: str, variant: str) -> bool:
+    from akdqff_bench.datasets import DatasetError, resolve_scene
+
+    try:
+        resolve_scene(scene, variant)
+    except DatasetError:
+        return False
+    return True
+
+
+def plan_runs(profile: Profile, methods: List[str], scenes: List[str], study: bool = False, evidence: str = "full",
+              device_type: Optional[str] = None) -> List[RunRequest]:
+    """The grid's runs in order: every (scene, method) for each seed (the profile's seeds, or its
+    study seeds with ``study``), seed by seed so a study run in parts completes whole seeds first;
+    with ``study`` then each method's capacity points, on the profile's capacity scene and seed only."""
+    if study and not profile.study_seeds:
+        raise NoStudy(f"the {profile.name} profile defines no study (study seeds and capacity points); the quick profile does")
+    seeds = profile.study_seeds if study else profile.seeds
+    request = lambda method, scene, seed, capacity=None: RunRequest(method, scene, profile, seed, capacity, evidence, device_type)  # noqa: E731
+    runs = [request(method, scene, seed) for seed in seeds for scene in scenes for method in methods]
+    if study and profile.capacity_scene in scenes:
+        runs += [request(method, profile.capacity_scene, profile.capacity_seed, label) for method in methods for label in profile.capacities(method)]
+    return runs
+
+
+def expected_run_seconds(profile: Profile) -> Optional[float]:
+    """One run's wall time on a quiet 2-core machine: its training (the budget in wall seconds) plus
+    the evaluation and notebooks around it; None for a profile stopped by an iteration count."""
+    train = expected_train_wall_seconds(profile)
+    return None if train is None else train + RUN_OVERHEAD_SECONDS
+
+
+def measured_run_seconds(runs: List[RunRequest], profile_name: str, folders: Iterable[Optional[Path]], evidence: str = "full") -> Dict[str, float]:
+    """run_id -> the median wall time of the executed notebooks of the same method, scene and
+    capacity (any seed) in ``folders`` (papermill's duration), for the runs that have one. The grid's
+    estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
+    evidence figures take about 10 min more than on synthetic-bed. Notebooks that drew the same
+    ``evidence`` count first; failing those, one drawn at another level counts with its evidence
+    cell's time scaled to this level (report.evidence_cost_ratio). Either way its learning curve's
+    evaluations (its record's ``eval_seconds``) are scaled to this level's number of points: a
+    notebook from before the level set the curve's points says "short" with the full curve."""
+    import json
+    import statistics
+
+    from akdqff_bench.notebooks import is_evidence_cell
+    from akdqff_bench.report import evidence_cost_ratio
+
+    wanted_points = curve_points(get_profile(profile_name), evidence)
+    # run id without its seed -> [(evidence level, notebook seconds, seconds of its evidence cell,
+    #                              seconds of its curve's evaluations, the curve's points)]
+    measured: Dict[str, List[Tuple[str, float, float, float, int]]] = {}
+    for folder in dict.fromkeys(Path(f).resolve() for f in folders if f is not None):
+        for notebook in sorted((folder / profile_name / "notebooks").glob("*.ipynb")):
+            try:
+                content = json.loads(notebook.read_text(encoding="utf-8"))
+                seconds = content["metadata"]["papermill"]["duration"]
+                # Notebooks from before the parameter existed drew the full evidence.
+                level = content["metadata"]["papermill"].get("parameters", {}).get("evidence", "full")
+                parameters = content["metadata"]["papermill"].get("parameters", {})
+                if "request" in parameters:
+                    level = json.loads(parameters["request"]).get("evidence", "full")
+                evidence_seconds = sum(float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0)
+                                       for cell in content.get("cells", []) if is_evidence_cell(cell))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # a notebook still running or cut short has no duration
+            if isinstance(seconds, (int, float)) and seconds > 0 and level in EVIDENCE_LEVELS:
+                curve = (read_record(folder / profile_name / "runs" / f"{notebook.stem}.json") or {}).get("curve") or []
+                curve_seconds = sum(float(point.get("eval_seconds") or 0) for point in curve)
+                measured.setdefault(notebook.stem.rsplit("__seed", 1)[0], []).append(
+                    (level, float(seconds), evidence_seconds, curve_seconds, len(curve)))
+    estimates = {}
+    for run in runs:
+        samples = measured.get(run.run_id.rsplit("__seed", 1)[0], [])
+        samples = [sample for sample in samples if sample[0] == evidence] or samples
+        # evidence_cost_ratio is 1 between equal levels: a same-level cell stays as measured.
+        durations = [seconds - cell + cell * evidence_cost_ratio(run.method, level, evidence)
+                     - curve_seconds + curve_seconds * (wanted_points / points if points else 1.0)
+                     for level, seconds, cell, curve_seconds, points in samples]
+        if durations:
+            estimates[run.run_id] = statistics.median(durations)
+    return estimates
+
+
+def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
+    if reference_root is not None and not (Path(reference_root) / profile_name / "runs").is_dir():
+        raise BadReference(f"--reference {reference_root}: no run records of the {profile_name} profile there "
+                           f"(expected {Path(reference_root) / profile_name / 'runs'}/*.json)")
+
+
+def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
+             force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
+             address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None,
+             study: bool = False, reference_root: Optional[Path] = None, evidence: str = "full") -> int:
+    """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
+    the comparison. ``study``: the profile's study seeds and capacity points instead of its seeds.
+    ``executor``: "local" (one run after another here), "ray" (one Ray task per run on the cluster at
+    ``address``), or an executor object (akdqff_bench.executors). ``reference_root``: a results
+    folder whose records of this profile the comparison sets beside these. ``evidence``: how much
+    method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS)."""
+    from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, check_results_writable, make_executor, minutes
+
+    profile = get_profile(profile_name)
+    profile_name = profile.name
+    if evidence not in EVIDENCE_LEVELS:
+        raise BadRequest(f"evidence must be one of {EVIDENCE_LEVELS}, not {evidence!r}")
+    methods = methods or list(profile.methods)
+    check_runnable(methods, device_type or profile.device_type)  # before anything trains: one line, exit 2
+    check_reference(reference_root, profile_name)
+    scenes = scenes or list(profile.scenes)
+    grid = plan_runs(profile, methods, scenes, study, evidence, device_type)
+    if isinstance(executor, str):
+        executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
+    check_results_writable(results_root, profile_name)  # before any training, not after the first run
+    todo = [run for run in grid if force or not is_finished(run.record_path(results_root))]
+    # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
+    trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
+    per_run = expected_run_seconds(profile)
+    # Durations measured before: this folder's, the reference's and the committed study's notebooks.
+    measured = measured_run_seconds(todo, profile_name, [results_root, reference_root, REPO_ROOT / "results"], evidence) if per_run else {}
+    plan = GridPlan(profile_name, Path(results_root), todo, trains, notebooks,
+                    first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS, estimates=measured)
+    what = f"{profile_name} profile" + (" study" if study else "")
+    print(f"== {what}: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
+    training = plan.training_runs(todo)
+    absent = sorted({run.scene for run in todo if not trains[run.scene]})
+    if todo:
+        skips = f"; {len(todo) - training} end at once, their data not present ({', '.join(absent)})" if absent else ""
+        if per_run is None:
+            print(f"== {training} to train{skips}; their time is not known before one ends (the profile stops at an iteration count)", flush=True)
+        else:
+            train = expected_train_wall_seconds(profile)
+            timed = sum(1 for run in todo if trains[run.scene] and run.run_id in measured)
+            basis = []
+            if timed:
+                basis.append(f"{timed} as long as the same method on the same scene took before (its notebooks' durations)")
+            if training - timed:
+                basis.append(f"{training - timed} x {minutes(per_run)} ({train:.0f} s of training on a quiet 2-core machine "
+                             f"+ {RUN_OVERHEAD_SECONDS:.0f} s of evaluation and notebook)")
+            print(f"== expected time about {minutes(plan.expected_seconds(todo))}: {training} to train, {'; '.join(basis)}{skips}",
+                  flush=True)
+    print(f"== each run's own output: {portable_path(log_path(results_root, profile_name, '<run>'))}", flush=True)
+    failures = executor.run(plan)
+    write_comparison(profile_name, results_root, notebooks, reference_root)
+    return 1 if failures else 0
+
+
+def write_comparison(profile_name: str, results_root: Path, notebook: bool = True, reference_root: Optional[Path] = None) -> None:
+    """metrics.csv/json, the executed comparison notebook and its HTML, from the records alone; with
+    ``reference_root``, the comparison sets these records beside that folder's (the committed study)."""
+    from akdqff_bench.executors import output_to
+    from akdqff_bench.notebooks import COMPARE_NOTEBOOK, execute_notebook, export_html
+
+    check_reference(reference_root, profile_name)
+    csv_path = aggregate(results_root, profile_name)
+    print(f"== metrics: {csv_path}", flush=True)
+    if notebook:
+        compare = Path(results_root) / profile_name / "compare.ipynb"
+        parameters = dict(profile=profile_name, results_root=str(results_root), reference_root=str(reference_root or ""))
+        log = log_path(results_root, profile_name, "compare")
+        try:
+            with output_to(log):  # the notebook's own output; the console keeps the table
+                execute_notebook(COMPARE_NOTEBOOK, compare, parameters)
+        except Exception:
+            print(f"!! the comparison notebook failed; its output: {portable_path(log)}", flush=True)
+            raise
+        export_html(compare)
+    print_table(profile_name, results_root)
+    if reference_root is not None:
+        print_reproduction(profile_name, results_root, reference_root)
+
+
+def print_reproduction(profile_name: str, results_root: Path, reference_root: Path) -> None:
+    """One line: how many of your numbers lie outside the reference seeds' range (the page has the table)."""
+    from akdqff_bench.report import reproduction_comparison
+
+    table = reproduction_comparison(load_records(results_root, profile_name), load_records(reference_root, profile_name))
+    if table.empty:
+        print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): no (scene, method) measured in both.", flush=True)
+        return
+    judged = table[table["outside_reference_spread"].notna()]
+    outside = judged[judged["outside_reference_spread"].astype(bool)]
+    listed = ", ".join(f"{r.method} {r.quantity} on {r.scene}" for r in outside.itertuples()) or "none"
+    print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): {len(outside)} of {len(judged)} compared values outside the "
+          f"reference seeds' range ({listed}); {len(table) - len(judged)} not judged (1 reference seed). Details: compare.html.", flush=True)
+
+
+def print_table(profile_name: str, results_root: Path) -> None:
+    from akdqff_bench.report import format_table
+
+    print(f"\n{profile_name} profile, measured (mean ± std over seeds; Stored model = the model file the evaluation renders from; "
+          "Update = median s/iter after warm-up; Mean s/iter = training time / iterations):")
+    print(format_table(load_records(results_root, profile_name)), flush=True)

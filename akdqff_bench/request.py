@@ -1,0 +1,81 @@
+"""One run request: the single description of a run that travels from the CLI through either
+executor (and a Ray task) and the run notebook's parameters to the runner."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from akdqff_bench.profiles import EVIDENCE_LEVELS, Profile, get_profile
+from akdqff_bench.records import record_path, run_id
+from bench_base.spec import is_default_capacity
+
+MAX_SEED = 2**32  # numpy's and torch's seeds are 32-bit
+
+
+class BadRequest(ValueError):
+    """A run that cannot be asked for (a bad seed, evidence level or device)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run: a method on a scene in a profile (resolved once, held here with its budget),
+    with a seed and a capacity point (None: the method's profile settings), drawing ``evidence``,
+    on ``device_type`` (None: the profile's). Sweeps add ``extra_overrides`` on top of the profile's
+    settings and keep the record in ``record_file``, outside the profile's runs."""
+
+    method: str
+    scene: str
+    profile: Profile
+    seed: int = 0
+    capacity: Optional[str] = None
+    evidence: str = "full"
+    device_type: Optional[str] = None
+    extra_overrides: Mapping[str, Any] = field(default_factory=dict)
+    record_file: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profile", get_profile(self.profile))
+        if is_default_capacity(self.capacity):
+            object.__setattr__(self, "capacity", None)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < MAX_SEED:
+            raise BadRequest(f"seed must be an integer in [0, 2^32), not {self.seed!r}")
+        if self.evidence not in EVIDENCE_LEVELS:
+            raise BadRequest(f"evidence must be one of {EVIDENCE_LEVELS}, not {self.evidence!r}")
+        if self.device_type not in (None, "cpu", "cuda"):
+            raise BadRequest(f"device must be cpu or cuda, not {self.device_type!r}")
+
+    @property
+    def device(self) -> str:
+        return self.device_type or self.profile.device_type
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.method, self.scene, self.seed, self.capacity)
+
+    def record_path(self, results_root: Path) -> Path:
+        if self.record_file is not None:
+            return Path(self.record_file)
+        return record_path(results_root, self.profile.name, self.method, self.scene, self.seed, self.capacity)
+
+    def describe(self) -> str:
+        """``nerf on synthetic-bed (seed 0)``, ``nerf on synthetic-bed (width 128, seed 0)``."""
+        return f"{self.method} on {self.scene} ({f'{self.capacity}, ' if self.capacity else ''}seed {self.seed})"
+
+    def with_scene(self, scene: str) -> "RunRequest":
+        return replace(self, scene=scene)
+
+    def to_json(self) -> str:
+        """The request as one JSON string (the run notebook's ``request`` parameter)."""
+        values: Dict[str, Any] = {"method": self.method, "scene": self.scene, "profile": self.profile.to_dict(), "seed": self.seed,
+                                  "capacity": self.capacity, "evidence": self.evidence, "device_type": self.device_type,
+                                  "extra_overrides": dict(self.extra_overrides), "record_file": self.record_file}
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunRequest":
+        values = json.loads(text)
+        values["profile"] = Profile.from_dict(values["profile"])
+        return cls(**values)

@@ -1,0 +1,97 @@
+"""Sweeps: one loop that trains a list of runs, each once, keeping each run's record so that a
+sweep interrupted or run in parts resumes where it stopped. ``akdqff-bench sweep`` (a method's
+sweeps from its bench spec) and the experiments (``cpu_calibration``, ``contention``) all use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from akdqff_bench.profiles import get_profile
+from akdqff_bench.records import read_record, scene_file_id
+from akdqff_bench.request import RunRequest
+
+DEFAULT_SWEEP = "quick"
+# The metrics a sweep's table shows beside each candidate's settings.
+TABLE_METRICS = ("psnr", "ssim", "iterations", "s_per_iter", "model_size_bytes")
+
+
+class UnknownCandidate(ValueError):
+    """A sweep or candidate the method's bench spec does not have."""
+
+
+def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool = False, wanted: Optional[Iterable[int]] = None,
+                train: Optional[Callable[[RunRequest, Path], Dict[str, Any]]] = None, label: str = "sweep") -> List[Dict[str, Any]]:
+    """Each request's record: the one it left before when that one is ``ok`` (unless ``force``),
+    else trained now (``train``: the runner's run_one by default). Requests whose index is not in
+    ``wanted`` are not trained: their earlier record or ``{"status": "not run"}``. A failed run is
+    recorded as failed and the others still run."""
+    from akdqff_bench import runner
+
+    train = train or (lambda request, root: runner.run_one(request, root).record)
+    wanted = set(range(len(requests))) if wanted is None else set(wanted)
+    records = []
+    for index, request in enumerate(requests):
+        record_file = request.record_path(results_root)
+        record = read_record(record_file)
+        if index not in wanted:
+            record = record or {"status": "not run"}
+        elif force or record is None or record.get("status") != "ok":
+            print(f"== {label} [{index + 1}/{len(requests)}]: {request.describe()} {dict(request.extra_overrides) or ''}", flush=True)
+            try:
+                record = train(request, Path(results_root))
+            except Exception as error:  # recorded as failed by the runner; the other runs still run
+                print(f"!! {label} run {index} failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+                record = read_record(record_file) or {"status": "failed"}
+        records.append(record)
+    return records
+
+
+def sweep_name(method: str, profile_name: str, scene: str, sweep: str = DEFAULT_SWEEP) -> str:
+    """``nerf-quick`` (the method's main sweep on synthetic-bed), ``nerf-quick-ethiopian-head``,
+    ``akdqff-quick-lambda``: the CSV's and the records folder's name under results/sweeps/."""
+    return (f"{method}-{profile_name}" + ("" if sweep == DEFAULT_SWEEP else f"-{sweep}")
+            + ("" if scene == "synthetic-bed" else f"-{scene_file_id(scene)}"))
+
+
+def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False, scene: str = "synthetic-bed",
+              candidates: Optional[Iterable[int]] = None, sweep: str = DEFAULT_SWEEP) -> Path:
+    """Train every candidate of the method's ``sweep`` (its bench spec's; or only the numbers in
+    ``candidates``: a sweep in parts) in the profile's budget on ``scene``, seed 0; rank them by
+    test PSNR into ``results/sweeps/<name>.csv``. A candidate neither trained now nor before is
+    listed as "not run"."""
+    import pandas as pd
+
+    from akdqff_bench.methods import bench_spec, check_runnable
+
+    profile = get_profile(profile_name)  # an unknown profile is named before anything trains
+    check_runnable([method], profile.device_type)
+    spec = bench_spec(method)
+    if sweep not in spec.sweeps:
+        raise UnknownCandidate(f"{method} has no sweep {sweep!r}" + (f"; its sweeps: {', '.join(spec.sweeps)}" if spec.sweeps else
+                               " (its bench spec defines none)"))
+    chosen = spec.sweeps[sweep].candidates
+    wanted = set(range(len(chosen)) if candidates is None else candidates)
+    if not wanted or not wanted <= set(range(len(chosen))):
+        raise UnknownCandidate(f"{method}'s {sweep} sweep has candidates 0-{len(chosen) - 1}; asked for {sorted(wanted)}")
+    name = sweep_name(method, profile.name, scene, sweep)
+    sweep_dir = Path(results_root) / "sweeps" / name
+    requests = [RunRequest(method, scene, profile, 0, extra_overrides=dict(candidate.overrides),
+                           record_file=str(sweep_dir / f"candidate{index}.json")) for index, candidate in enumerate(chosen)]
+    records = resume_each(requests, results_root, force, wanted, label=f"sweep {method}")
+    rows = []
+    for index, (candidate, record) in enumerate(zip(chosen, records)):
+        settings = {k.removeprefix("pipeline.model."): str(v) for k, v in candidate.overrides.items()}
+        rows.append({"candidate": index, "name": candidate.name, **settings, "status": record.get("status"),
+                     **{k: record.get(k) for k in TABLE_METRICS}})
+    table = pd.DataFrame(rows).sort_values("psnr", ascending=False, na_position="last")
+    if table["psnr"].isna().all():
+        raise RuntimeError(f"every {method} sweep candidate failed; see the records in {sweep_dir}")
+    out = Path(results_root) / "sweeps" / f"{name}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False), flush=True)
+    best = table.iloc[0]
+    print(f"== best candidate for {method}: {best['candidate']} ({best['name']}) -> {out}", flush=True)
+    return out
+

@@ -1,0 +1,1 @@
+"""Bench specs of nerfstudio's own methods that the suite declares (their code is nerfstudio's)."""

@@ -1,0 +1,96 @@
+"""Methods the harness has never heard of: a plugin installed through entry points alone, with a
+bench spec of its own; nerfstudio's own methods by name; a method the device cannot run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_PLUGIN = REPO / "tests" / "fixtures" / "tiny_plugin"
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _bench(*args, env=None, cwd=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "akdqff_bench.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=cwd or REPO)
+
+
+@pytest.mark.slow
+def test_a_plugin_with_its_own_bench_spec_runs_through_the_grid_and_the_comparison(tmp_path, tiny_data_root):
+    """Installed by its entry points only (a dist-info folder on the path, as pip leaves one); no
+    edit of the harness: the grid trains it with its spec's settings and capacity point, the
+    comparison and its HTML page name it by its spec's label."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TINY_PLUGIN), os.environ.get("PYTHONPATH", "")]),
+           "AKDQFF_BENCH_DATA": str(tiny_data_root), "AKDQFF_BENCH_NO_DOWNLOAD": "1"}
+    results = tmp_path / "results"
+    done = _bench("grid", "--profile", "smoke", "--methods", "tiny-method", "--study", "--results", str(results), env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = results / "smoke" / "runs"
+    default = json.loads((runs / "tiny-method__synthetic-bed__seed0.json").read_text())
+    assert default["status"] == "ok" and default["overrides"] == {"pipeline.model.hidden": 16} and default["method_at_defaults"] is False
+    point = json.loads((runs / "tiny-method__synthetic-bed__hidden-4__seed0.json").read_text())
+    assert point["status"] == "ok" and point["overrides"] == {"pipeline.model.hidden": 4}
+    html = (results / "smoke" / "compare.html").read_text(encoding="utf-8")
+    assert "TinyMethod" in html and "hidden 4" in html
+    assert (results / "smoke" / "notebooks" / "tiny-method__synthetic-bed__seed0.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_nerfstudio_s_own_methods_run_by_name_at_their_defaults(tmp_path, tiny_data_root, no_lpips_weights):
+    """tensorf, pure torch, with no bench spec: the profile's budget, data and rays; its own defaults
+    otherwise, offline (its LPIPS is built only where the weights are), and the tables say so."""
+    from akdqff_bench import grid, report
+    from akdqff_bench.records import load_records
+
+    assert grid.run_grid("smoke", tmp_path, methods=["tensorf"], notebooks=False) == 0
+    (record,) = load_records(tmp_path, "smoke")
+    assert record["status"] == "ok" and record["method_at_defaults"] is True and record["overrides"] == {}
+    assert record["iterations"] == 8 and record["rays_per_batch"] == 64 and record["model_size_bytes"] > 0
+    assert "tensorf" in report.at_defaults_note([record])
+
+
+def test_a_method_the_device_cannot_run_is_refused_in_one_line(tmp_path):
+    done = _bench("grid", "--profile", "smoke", "--methods", "splatfacto", "--results", str(tmp_path), timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "akdqff-bench: error: splatfacto cannot run on cpu: its rasteriser is gsplat's CUDA kernel, which has no CPU path "
+        "(it runs on cuda); nothing was run"]
+    assert not (tmp_path / "smoke" / "runs").exists() or not list((tmp_path / "smoke" / "runs").iterdir())
+
+
+def test_the_cli_prints_nothing_the_user_cannot_act_on(tmp_path):
+    done = _bench("table", "--profile", "smoke", "--results", str(tmp_path), timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_the_comparison_rebuilt_from_the_committed_records_gives_the_same_tables():
+    """Every table of results/quick/compare.html, as it was before the methods moved into their
+    folders (tests/fixtures/committed_comparison.json, written from the same records then)."""
+    import pandas as pd
+
+    from akdqff_bench import report
+    from akdqff_bench.records import load_records
+
+    before = json.loads((REPO / "tests" / "fixtures" / "committed_comparison.json").read_text(encoding="utf-8"))
+    records = load_records(REPO / "results", "quick")
+    now = {"summary": report.study_summary(records, "quick"), "verdict": report.claims_verdict(records).astype(str).values.tolist(),
+           "paper": report.paper_table().astype(str).values.tolist(), "settings": report.settings_frame(records).astype(str).values.tolist(),
+           "reproduction": report.reproduction_comparison(records, records).astype(str).values.tolist(),
+           "format_table": report.format_table(records)}
+    for scene, (frame, bold) in report.results_frames(records).items():
+        now[f"results/{scene}"] = frame.astype(str).values.tolist()
+        now[f"results/{scene}/columns"] = list(frame.columns)
+        now[f"results/{scene}/bold"] = bold.values.tolist()
+    for path in sorted((REPO / "results" / "sweeps").glob("*-quick*.csv")):
+        shown = report.styled_sweep(pd.read_csv(path), path.stem).data
+        now[f"sweep/{path.stem}"] = shown.astype(str).values.tolist()
+    assert set(now) == set(before)
+    for key in before:  # as JSON text: a missing number (NaN) equals itself there
+        assert json.dumps(now[key], ensure_ascii=False) == json.dumps(before[key], ensure_ascii=False), key
