@@ -78,11 +78,10 @@ def measured_run_seconds(runs: List[RunRequest], profile_name: str, folders: Ite
             try:
                 content = json.loads(notebook.read_text(encoding="utf-8"))
                 seconds = content["metadata"]["papermill"]["duration"]
-                # Notebooks from before the parameter existed drew the full evidence.
-                level = content["metadata"]["papermill"].get("parameters", {}).get("evidence", "full")
+                # The level is in the run request (earlier notebooks had it as a parameter of its own;
+                # those from before it existed drew the full evidence).
                 parameters = content["metadata"]["papermill"].get("parameters", {})
-                if "request" in parameters:
-                    level = json.loads(parameters["request"]).get("evidence", "full")
+                level = json.loads(parameters["request"]).get("evidence", "full") if "request" in parameters else parameters.get("evidence", "full")
                 evidence_seconds = sum(float(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0)
                                        for cell in content.get("cells", []) if is_evidence_cell(cell))
             except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -49,7 +49,7 @@ def train_rank(local_rank: int, world_size: int, config, global_rank: int = 0) -
     from nerfstudio.scripts.train import _set_random_seed
 
     from bench_base import metrics
-    from akdqff_bench.runner import load_test_views, render_view
+    from bench_base.views import load_test_views, render_view
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     _set_random_seed(config.machine.seed + global_rank)
@@ -93,8 +93,9 @@ def run_configuration(args, processes: int, work_dir: Path) -> dict:
 
     from akdqff_bench.datasets import resolve_scene
     from akdqff_bench.profiles import get_profile
+    from akdqff_bench.request import RunRequest
     from akdqff_bench.runner import build_config
-    from akdqff_method.distributed import allow_cpu_processes
+    from bench_base.distributed import allow_cpu_processes
 
     if args.rays % processes:
         raise SystemExit(f"--rays {args.rays} does not split evenly over {processes} processes")
@@ -102,7 +103,7 @@ def run_configuration(args, processes: int, work_dir: Path) -> dict:
     scene = resolve_scene(args.scene, profile.synthetic_bed_variant)
     scene.validate()
     output_dir = work_dir / f"processes{processes}"
-    config = build_config("akdqff", scene, profile, args.seed, output_dir, "cpu")
+    config = build_config(RunRequest("akdqff", args.scene, profile, args.seed, device_type="cpu"), scene, output_dir)
     config.max_num_iterations = args.iterations
     config.pipeline.datamanager.train_num_rays_per_batch = args.rays // processes
     config.machine.num_devices = processes

@@ -9,7 +9,6 @@ from PIL import Image
 from akdqff_bench.datasets import (
     DatasetError,
     DatasetMissing,
-    ThreeDGSColmapDataParserConfig,
     resolve_scene,
 )
 from akdqff_bench.datasets.fixtures import make_llff_scene

@@ -8,7 +8,6 @@ import nbformat
 import pandas as pd
 import pytest
 
-from akdqff_bench import cli
 from akdqff_bench import grid
 from akdqff_bench.request import RunRequest
 from bench_base.lpips import MissingLPIPS, build_lpips_or_missing

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from akdqff_bench import cli
 from akdqff_bench import notebooks
 from akdqff_bench.records import write_record
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from akdqff_bench import cli, records
+from akdqff_bench import records
 from akdqff_bench import notebooks, paths
 from akdqff_bench.request import RunRequest
 from akdqff_bench.runner import run_one

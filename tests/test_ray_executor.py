@@ -8,7 +8,6 @@
 """
 
 import json
-import os
 import socket
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from akdqff_bench import cli, executors, runner
+from akdqff_bench import executors, runner
 from akdqff_bench import grid
 from akdqff_bench.methods import bench_spec
 from akdqff_bench.profiles import get_profile

@@ -6,7 +6,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from akdqff_bench import cli, records
+from akdqff_bench import records
 from akdqff_bench import grid
 from akdqff_bench.records import METRIC_COLUMNS
 
