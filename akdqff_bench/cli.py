@@ -18,6 +18,7 @@ from pathlib import Path
 import warnings
 from typing import List, Optional
 
+from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, get_profile
 from akdqff_bench.records import aggregate, read_record
@@ -29,13 +30,28 @@ def _user_error(error: Exception) -> bool:
     from akdqff_bench.datasets.synthetic_bed import AssetUnavailableError
     from akdqff_bench.executors import ExecutorError
     from akdqff_bench.grid import BadReference
+    from akdqff_bench.lock import ResultsBusy
     from akdqff_bench.methods import MethodCannotRun, UnknownMethod
     from akdqff_bench.profiles import UnknownCapacity, UnknownProfile
     from akdqff_bench.request import BadRequest
     from akdqff_bench.sweeps import UnknownCandidate
 
     return isinstance(error, (UnknownMethod, MethodCannotRun, UnknownProfile, UnknownCapacity, UnknownCandidate, NoStudy, BadReference,
-                              BadRequest, DatasetError, AssetUnavailableError, ExecutorError))
+                              BadRequest, ResultsBusy, DatasetError, AssetUnavailableError, ExecutorError))
+
+
+def _count(least: int):
+    """An argparse type: an integer of at least ``least`` (argparse answers anything else in one line, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is less than {least}")
+        return value
+
+    return parse
 
 
 def quiet_library_warnings() -> None:
@@ -66,6 +82,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--profile", default="quick")
         p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+        if name in ("grid", "run", "sweep", "compare"):
+            p.add_argument("--wait", action="store_true",
+                           help="when another akdqff-bench process is using the same results (profile or sweep), wait for it "
+                                "instead of refusing")
         if name in ("grid", "run", "sweep"):
             p.add_argument("--force", action="store_true", help="rerun finished runs instead of skipping them")
             p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="override the profile's device")
@@ -75,6 +95,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
                   "blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH")
     grid.add_argument("--scenes", nargs="+", help=scene_help + "; default: the profile's scenes")
     grid.add_argument("--no-notebooks", action="store_true", help="run in-process without papermill")
+    grid.add_argument("--keep-stale", action="store_true",
+                      help="keep finished runs whose record ran with other settings than the plan's (default: run them again)")
     grid.add_argument("--study", action="store_true",
                       help="the profile's study: its study seeds for every (scene, method), plus each method's capacity points "
                            "(synthetic-bed, seed 0); resumes like the grid, so it can be run in parts")
@@ -90,9 +112,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
                       help="local: one run after another here (default); ray: one Ray task per run on a cluster (the 'cluster' extra)")
     grid.add_argument("--address", help="with --executor ray: the cluster, 'auto' (the one started here with `ray start`) or HOST:PORT; "
                                         "default: that one if it runs, else a new local one")
-    grid.add_argument("--retries", type=int, default=None,
+    grid.add_argument("--retries", type=_count(0), default=None,
                       help="with --executor ray: times a run whose worker or node died is run again before it is recorded as failed (default 2)")
-    grid.add_argument("--cpus-per-run", type=int, default=None,
+    grid.add_argument("--cpus-per-run", type=_count(1), default=None,
                       help="with --executor ray: CPUs a CPU run reserves and trains with (default: 2 for a time-budgeted profile, as the "
                            "quick results were measured; else 1)")
     sub.choices["compare"].add_argument("--reference", type=Path, default=None,
@@ -107,7 +129,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     sweep.add_argument("--method", required=True)
     sweep.add_argument("--scene", default="synthetic-bed", help="a named scene or LAYOUT:PATH (blender, colmap, nerfstudio, llff)")
     sweep.add_argument("--sweep", default="quick", help="which of the method's sweeps (its bench spec's; default: quick)")
-    sweep.add_argument("--candidates", type=int, nargs="+", default=None,
+    sweep.add_argument("--candidates", type=_count(0), nargs="+", default=None,
                        help="train only these candidate numbers (0-based, as in the CSV); the others keep their records or are "
                             "listed as not run. Default: all")
     data = sub.add_parser("data")
@@ -121,23 +143,28 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from akdqff_bench.grid import run_grid
 
         return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks,
-                        args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference, args.evidence)
+                        args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference, args.evidence,
+                        args.wait, args.keep_stale)
     if args.command == "run":
+        from akdqff_bench.datasets import checked_scene_name
+        from akdqff_bench.grid import check_device
         from akdqff_bench.methods import check_runnable
         from akdqff_bench.request import RunRequest
         from akdqff_bench.runner import run_one
 
-        request = RunRequest(args.method, args.scene, get_profile(args.profile), args.seed, args.capacity, device_type=args.device)
+        request = RunRequest(args.method, checked_scene_name(args.scene), get_profile(args.profile), args.seed, args.capacity,
+                             device_type=args.device)
         check_runnable([request.method], request.device)
+        check_device(request.device)
         request.profile.capacity_overrides(request.method, request.capacity)  # an unknown label: its message, exit 2
-        # Only a run that trained counts as done here: a skipped one (data absent) looks again.
-        previous = read_record(request.record_path(args.results)) or {}
-        if not args.force and previous.get("status") == "ok":
-            print("already finished (use --force to rerun)")
-            return 0
-
-        result = run_one(request, args.results)
-        aggregate(args.results, args.profile)
+        with holding(profile_lock(args.results, request.profile.name), wait=args.wait):
+            # Only a run that trained counts as done here: a skipped one (data absent) looks again.
+            previous = read_record(request.record_path(args.results)) or {}
+            if not args.force and previous.get("status") == "ok":
+                print("already finished (use --force to rerun)")
+                return 0
+            result = run_one(request, args.results)
+            aggregate(args.results, args.profile)
         if result.record["status"] == "skipped":  # the scene's data is not there: say where it goes
             print(f"akdqff-bench: error: {result.record['message']}", file=sys.stderr)
             return 2
@@ -145,7 +172,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if args.command == "sweep":
         from akdqff_bench.sweeps import run_sweep
 
-        run_sweep(args.method, args.profile, args.results, args.force, args.scene, args.candidates, args.sweep)
+        run_sweep(args.method, args.profile, args.results, args.force, args.scene, args.candidates, args.sweep, args.wait)
         return 0
     if args.command == "table":
         from akdqff_bench.grid import print_table
@@ -155,7 +182,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if args.command == "compare":
         from akdqff_bench.grid import write_comparison
 
-        write_comparison(args.profile, args.results, reference_root=args.reference)
+        with holding(profile_lock(args.results, get_profile(args.profile).name), wait=args.wait):
+            write_comparison(args.profile, args.results, reference_root=args.reference)
         return 0
     if args.command == "data":
         from akdqff_bench.datasets import synthetic_bed

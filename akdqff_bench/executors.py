@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.records import git_commit, log_path, portable_path, read_record, write_record
 from akdqff_bench.request import RunRequest
+from bench_base.files import write_atomically
 
 
 # Ray retries a run whose worker process or node died this many times before recording it as failed.
@@ -138,7 +139,8 @@ def outcome(record: Optional[Dict[str, Any]]) -> str:
         return "failed (it wrote no record)"
     status = record.get("status")
     if status == "ok":
-        return f"ok, PSNR {record['psnr']:.2f} dB" if record.get("psnr") is not None else "ok"
+        text = f"ok, PSNR {record['psnr']:.2f} dB" if record.get("psnr") is not None else "ok"
+        return text + (f", DIVERGED (its curve ends {record.get('curve_drop_db', 0):.1f} dB below its best)" if record.get("diverged") else "")
     if status == "skipped":
         return "skipped (data not present)"
     return str(status)
@@ -349,14 +351,6 @@ def _relative_inside(relative: str, profile_name: str) -> PurePosixPath:
     return path
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-        f.write(data)
-        tmp = f.name
-    os.replace(tmp, path)
-
-
 def failed_record(request: RunRequest, message: str) -> Dict[str, Any]:
     """The record of a run that left none of its own (its worker died on every attempt)."""
     from akdqff_bench.datasets import scene_identity
@@ -375,7 +369,7 @@ def store_run(results_root: Path, job: WorkerJob, payload: Dict[str, Any]) -> Di
     files = payload["files"]
     for relative, data in files.items():
         if relative != record_name:
-            write_bytes_atomically(Path(results_root) / _relative_inside(relative, job.profile_name), data)
+            write_atomically(Path(results_root) / _relative_inside(relative, job.profile_name), data)
     if record_name in files:
         record = json.loads(files[record_name])
     else:  # the run ended before run_one wrote anything (e.g. the notebook's kernel died)

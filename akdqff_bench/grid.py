@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from akdqff_bench.datasets import checked_scene_name
+from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.methods import check_runnable
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
-from akdqff_bench.records import aggregate, is_finished, load_records, log_path, portable_path, read_record
+from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record
 from akdqff_bench.request import BadRequest, RunRequest
 
 # Until a run of this session has finished, assume a run costs its training time plus this much
@@ -104,6 +106,15 @@ def measured_run_seconds(runs: List[RunRequest], profile_name: str, folders: Ite
     return estimates
 
 
+def check_device(device_type: str) -> None:
+    """A CUDA run where torch sees no CUDA device would fail in every run: say so once, before any."""
+    import torch
+
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise BadRequest("cuda was asked for, but torch sees no CUDA device on this machine (torch.cuda.is_available() is False); "
+                         "nothing was run. Use --device cpu, or a profile for the CPU")
+
+
 def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
     if reference_root is not None and not (Path(reference_root) / profile_name / "runs").is_dir():
         raise BadReference(f"--reference {reference_root}: no run records of the {profile_name} profile there "
@@ -113,14 +124,16 @@ def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
 def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
              force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
              address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None,
-             study: bool = False, reference_root: Optional[Path] = None, evidence: str = "full") -> int:
+             study: bool = False, reference_root: Optional[Path] = None, evidence: str = "full", wait: bool = False,
+             keep_stale: bool = False) -> int:
     """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
     the comparison. ``study``: the profile's study seeds and capacity points instead of its seeds.
     ``executor``: "local" (one run after another here), "ray" (one Ray task per run on the cluster at
     ``address``), or an executor object (akdqff_bench.executors). ``reference_root``: a results
     folder whose records of this profile the comparison sets beside these. ``evidence``: how much
-    method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS)."""
-    from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, check_results_writable, make_executor, minutes
+    method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS). Another process
+    on the same results folder and profile makes it refuse (``wait``: wait for it)."""
+    from akdqff_bench.executors import DEFAULT_RETRIES, check_results_writable, make_executor
 
     profile = get_profile(profile_name)
     profile_name = profile.name
@@ -129,14 +142,66 @@ def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = No
     methods = methods or list(profile.methods)
     check_runnable(methods, device_type or profile.device_type)  # before anything trains: one line, exit 2
     check_reference(reference_root, profile_name)
-    scenes = scenes or list(profile.scenes)
+    scenes = [checked_scene_name(scene) for scene in scenes or profile.scenes]
     grid = plan_runs(profile, methods, scenes, study, evidence, device_type)
+    if getattr(executor, "name", executor) != "ray":  # on a cluster the nodes have the GPUs, not necessarily the driver
+        check_device(device_type or profile.device_type)
     if isinstance(executor, str):
         executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
     check_results_writable(results_root, profile_name)  # before any training, not after the first run
-    todo = [run for run in grid if force or not is_finished(run.record_path(results_root))]
+    with holding(profile_lock(results_root, profile_name), wait=wait):
+        return _run_locked(profile, results_root, grid, scenes, force, notebooks, executor, study, reference_root, evidence, keep_stale)
+
+
+def stale_because(request: RunRequest, record: dict) -> str:
+    """What differs between a finished record and what ``request`` would run now ('' when nothing
+    does): the overrides of the method's defaults, rays per batch, budget and its clock, iteration cap."""
+    import json
+
+    from akdqff_bench.runner import request_overrides
+
+    if record.get("status") != "ok":
+        return ""
+    profile = request.profile
+    now = {"overrides": json.loads(json.dumps(request_overrides(request), default=str)), "rays_per_batch": profile.rays_per_batch,
+           "train_budget_seconds": profile.train_budget_seconds, "max_iterations": profile.max_iterations,
+           "budget_clock": profile.budget_clock if profile.train_budget_seconds else None}
+    changed = []
+    for key, value in now.items():
+        if key in record and record.get(key) != value:
+            if key == "overrides":
+                before = record.get(key) or {}
+                keys = sorted(k for k in set(before) | set(value) if before.get(k) != value.get(k))
+                changed.append("settings " + ", ".join(f"{k}: {before.get(k)!r} -> {value.get(k)!r}" for k in keys[:3])
+                               + (f" and {len(keys) - 3} more" if len(keys) > 3 else ""))
+            else:
+                changed.append(f"{key}: {record.get(key)!r} -> {value!r}")
+    return "; ".join(changed)
+
+
+def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], scenes: List[str], force: bool, notebooks: bool,
+                executor, study: bool, reference_root: Optional[Path], evidence: str, keep_stale: bool = False) -> int:
+    from akdqff_bench.executors import GridPlan, minutes
+
+    profile_name = profile.name
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
+    todo, stale = [], []
+    for run in grid:
+        record = read_record(run.record_path(results_root))
+        if force or record is None or record.get("status") not in FINISHED_STATUSES:
+            todo.append(run)
+        elif record.get("status") == "skipped" and trains[run.scene]:
+            todo.append(run)  # skipped for want of data that is there now
+        else:
+            changed = stale_because(run, record)
+            if changed:
+                stale.append((run, changed))
+                if not keep_stale:
+                    todo.append(run)
+    for run, changed in stale:
+        print(f"== {run.run_id}: its record ran with other settings ({changed}); "
+              + ("kept, as --keep-stale asks" if keep_stale else "run again (--keep-stale keeps it)"), flush=True)
     per_run = expected_run_seconds(profile)
     # Durations measured before: this folder's, the reference's and the committed study's notebooks.
     measured = measured_run_seconds(todo, profile_name, [results_root, reference_root, REPO_ROOT / "results"], evidence) if per_run else {}

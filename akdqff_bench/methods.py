@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from importlib.metadata import entry_points
 from typing import Any, Dict, List
 
@@ -101,8 +102,15 @@ def methods_of_grid(profile: str) -> List[str]:
     return [spec.method for spec in sorted(specs, key=lambda s: (s.rank, s.method)) if profile in spec.grids]
 
 
+# What a method's name may be: it names files and folders under the results folder.
+METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
 def check_runnable(names: List[str], device_type: str) -> None:
     """Every name a known method that can run on ``device_type``; else one line that says why."""
+    bad = [name for name in names if not METHOD_NAME.fullmatch(name)]
+    if bad:
+        raise UnknownMethod(f"method name(s) {bad} are not names (letters, digits, '_', '.', '+', '-'; the first a letter or digit)")
     unknown = [name for name in names if not is_known(name)]
     if unknown:
         raise UnknownMethod(f"unknown method(s) {unknown}; known methods: {', '.join(registered_method_names())}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 from akdqff_bench.paths import NOTEBOOKS, REPO_ROOT, portable_path, portable_text
+from bench_base.files import atomic_path, write_atomically
 
 RUN_NOTEBOOK = NOTEBOOKS / "run_single.ipynb"
 COMPARE_NOTEBOOK = NOTEBOOKS / "compare.ipynb"
@@ -31,20 +33,25 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
     parameters = {key: portable_path(Path(value)) if key in ("results_root", "reference_root") and value else value
                   for key, value in parameters.items()}
     target.parent.mkdir(parents=True, exist_ok=True)
+    # papermill rewrites its output after every cell: it writes beside the target, which appears
+    # whole when the kernel is done (a killed run leaves no half-executed notebook under the name).
+    running = target.with_name(f".{target.stem}.running.ipynb")
     try:
         papermill.execute_notebook(
-            str(source), str(target), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
+            str(source), str(running), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
         )
     finally:  # a failed run's notebook is written too, traceback included
         logger.removeHandler(handler)
-        if target.exists():
-            make_notebook_portable(target)
+        if running.exists():
+            make_notebook_portable(running, target)
+            running.unlink()
 
 
-def make_notebook_portable(path: Path) -> None:
-    """Rewrite the executed notebook with the repository's absolute location taken out of its text:
-    papermill's metadata (input/output path) and what libraries print (warnings and log lines name
-    their source files, nerfstudio prints its output folder). Images are left alone."""
+def make_notebook_portable(path: Path, target: Optional[Path] = None) -> None:
+    """Write the executed notebook at ``path`` to ``target`` (default: over itself), atomically, with
+    the repository's absolute location taken out of its text: papermill's metadata (input/output
+    path) and what libraries print (warnings and log lines name their source files, nerfstudio
+    prints its output folder). Images are left alone."""
     import nbformat
 
     def portable(node):
@@ -56,8 +63,12 @@ def make_notebook_portable(path: Path) -> None:
             return {key: value if key.startswith("image/") else portable(value) for key, value in node.items()}
         return node
 
+    target = Path(target or path)
     notebook = nbformat.read(path, as_version=4)
-    nbformat.write(nbformat.from_dict(portable(notebook)), path)
+    if "papermill" in notebook.metadata:
+        notebook.metadata["papermill"]["output_path"] = str(target)
+    with atomic_path(target) as tmp:
+        nbformat.write(nbformat.from_dict(portable(notebook)), tmp)
 
 
 def export_html(notebook: Path) -> Path:
@@ -73,7 +84,7 @@ def export_html(notebook: Path) -> Path:
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": "AKDQFF benchmark: results"}})
     html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    write_atomically(html, body)
     print(f"== comparison: {notebook} and {html}", flush=True)
     return html
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import re
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from dataclasses import dataclass, field, fields
@@ -23,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import pandas as pd
 
 from akdqff_bench.paths import REPO_ROOT, portable_path, portable_text  # noqa: F401 (re-exported)
+from bench_base.files import write_atomically
 from bench_base.spec import DEFAULT_CAPACITY, capacity_slug, is_default_capacity
 
 FINISHED_STATUSES = ("ok", "skipped")
@@ -97,6 +96,10 @@ class RunRecord:
     render_fps: Optional[float] = _field(19)
     num_test_views: Optional[int] = _field(20)
     per_image: Optional[List[Dict[str, Any]]] = _field()
+    # The learning curve's last point below its best (dB), and whether that is more than
+    # runner.DIVERGENCE_DB: a run that got worse as it trained is shown as diverged, not a plain ok.
+    curve_drop_db: Optional[float] = _field()
+    diverged: Optional[bool] = _field()
     ray: Optional[Dict[str, Any]] = _field()  # where a Ray task ran it
 
     def update(self, **values: Any) -> "RunRecord":
@@ -201,16 +204,11 @@ def _clean(value: Any) -> Any:
 
 
 def write_record(path: Path, record) -> None:
-    """Write a RunRecord (or a record's dict) atomically: a crash mid-write never leaves a half
-    record that looks finished."""
+    """Write a RunRecord (or a record's dict) atomically (bench_base.files): a crash mid-write never
+    leaves a half record that looks finished."""
     if isinstance(record, RunRecord):
         record = record.as_dict()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        json.dump(_clean(record), f, indent=2, default=str)
-        tmp = f.name
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(_clean(record), indent=2, default=str))
 
 
 def read_record(path: Path) -> Optional[Dict[str, Any]]:
@@ -257,7 +255,6 @@ def aggregate(results_root: Path, profile: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = records_frame(records).sort_values(["dataset", "scene", "method", "capacity", "seed"], kind="stable")
     csv_path = out_dir / "metrics.csv"
-    frame.to_csv(csv_path, index=False)
-    with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
-        json.dump(_clean(frame.to_dict(orient="records")), f, indent=2, default=str)
+    write_atomically(csv_path, frame.to_csv(index=False))
+    write_atomically(out_dir / "metrics.json", json.dumps(_clean(frame.to_dict(orient="records")), indent=2, default=str))
     return csv_path

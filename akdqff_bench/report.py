@@ -29,6 +29,7 @@ from akdqff_bench.methods import bench_spec, spec_names
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS
 from akdqff_bench.records import load_records, runs_dir
+from bench_base.files import atomic_path
 from bench_base.spec import DEFAULT_CAPACITY
 
 MISSING = "—"
@@ -302,6 +303,10 @@ def results_frames(records: List[Dict[str, Any]]) -> Dict[str, Tuple[pd.DataFram
             row["Seeds"] = str(len(runs)) if len(attempted) == len(runs) else f"{len(runs)} of {len(attempted)}"
             stats = {q: spread(runs, q) for q in quantities}
             row.update({QUANTITIES[q].label: format_spread(stats[q], QUANTITIES[q].kind) for q in quantities})
+            diverged = [r for r in runs if r.get("diverged")]
+            if diverged:
+                row["Note"] = (f"diverged on {len(diverged)} of {len(runs)} seed(s): the learning curve ends "
+                               f"{max(r.get('curve_drop_db') or 0 for r in diverged):.1f} dB below its best point")
             rows.append(row)
             means.append({QUANTITIES[q].label: stats[q].mean for q in quantities})
         measured_methods = {m for (s, m, _) in groups if s == scene}
@@ -836,7 +841,8 @@ def save_figures(results_root: Path, profile: str) -> List[Path]:
     paths = []
     for name, draw in FIGURES.items():
         fig = draw(records)
-        fig.savefig(out / f"{name}.png", dpi=120)
+        with atomic_path(out / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
         plt.close(fig)
         paths.append(out / f"{name}.png")
     return paths
@@ -936,6 +942,7 @@ RUN_SUMMARY = (("status", "Status", None), ("message", "Message", None), ("devic
                ("train_seconds", "Training time (s)", "rate"), ("s_per_iter", "Update (s/iter, median)", "seconds"),
                ("other_load_cores", "Other programs' load during training (cores)", "rate"),
                ("psnr", "PSNR (dB)", "psnr"), ("ssim", "SSIM", "ssim"), ("lpips", "LPIPS", "lpips"),
+               ("curve_drop_db", "Learning curve's end below its best (dB)", "rate"), ("diverged", "Diverged", None),
                ("model_size_bytes", "Stored model", "bytes"), ("peak_memory_bytes", "Peak memory", "bytes"),
                ("peak_memory_kind", "Peak memory measured as", None), ("render_fps", "Render (img/s)", "rate"),
                ("num_test_views", "Test views", "count"), ("commit", "Code (git commit)", None))

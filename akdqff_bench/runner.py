@@ -266,8 +266,40 @@ def offline_safe_setup(config):
     return offline_safe_lpips(*([module] if module is not None else []))
 
 
-def run_one(request: RunRequest, results_root: Path = Path("results"), log: Callable[[str], None] = print) -> RunResult:
+class RunFailed(RuntimeError):
+    """A run that trained but whose result cannot stand (non-finite metrics, no test view)."""
+
+
+# A learning curve that ends this far below its best point marks the run as diverged.
+DIVERGENCE_DB = 1.0
+
+
+def pending_path(record_path: Path) -> Path:
+    """Where a run's record waits until everything the run promises is there (``complete_run``)."""
+    return Path(record_path).with_name(Path(record_path).name + ".pending")
+
+
+def complete_run(result: "RunResult") -> None:
+    """The run's record becomes its record: called by the run notebook after its last cell of
+    evidence, so that a run killed before then has no record and is run again."""
+    pending = pending_path(result.record_path)
+    if pending.exists():
+        os.replace(pending, result.record_path)
+
+
+def curve_drop(curve: List[Dict[str, float]]) -> Optional[float]:
+    """How far the learning curve's last point lies below its best (dB; None without a curve)."""
+    values = [point["psnr"] for point in curve or [] if point.get("psnr") is not None and np.isfinite(point["psnr"])]
+    return float(max(values) - values[-1]) if values else None
+
+
+def run_one(request: RunRequest, results_root: Path = Path("results"), log: Callable[[str], None] = print,
+            complete: bool = True) -> RunResult:
     """Train, export, reload, evaluate; write the record and return it (with the live pipelines).
+
+    With ``complete`` False (the run notebook) an ``ok`` record waits beside its place
+    (``pending_path``) until the caller's ``complete_run``: a record says ``ok`` only when all the
+    run promises exists. Whatever the run had recorded before is removed when it starts training.
 
     The request's capacity point's overrides go on top of the method's and into the record; a
     sweep's ``extra_overrides`` and ``record_file`` keep its runs outside the profile's (so they never
@@ -314,6 +346,9 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
 
     label = f"{method} | {scene} | {prof.name}" + ("" if capacity == DEFAULT_CAPACITY else f" | {capacity}")
     try:
+        # The files about to be overwritten are no longer what an earlier record describes.
+        path.unlink(missing_ok=True)
+        pending_path(path).unlink(missing_ok=True)
         seed_everything(seed)
         config = build_config(request, spec, Path(results_root) / prof.name / "nerfstudio" / name)
         views = load_test_views(config, prof.max_test_views)
@@ -348,7 +383,14 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         method_api.load_representation(eval_pipeline.model, model_path)
         eval_pipeline.eval()
         evaluation = evaluate_views(eval_pipeline.model, views, artifacts / "renders")
+        if not evaluation["num_test_views"]:
+            raise RunFailed("the scene's test split has no view: nothing was measured")
+        bad = [p["index"] for p in evaluation["per_image"] if not (np.isfinite(p["psnr"]) and np.isfinite(p["ssim"]))]
+        if bad:
+            raise RunFailed(f"non-finite PSNR or SSIM on {len(bad)} of {len(evaluation['per_image'])} test views (first: view {bad[0]}): "
+                            "the stored model renders NaN or infinite colours")
         peak_bytes, peak_kind = peak_memory(device_type)
+        drop = curve_drop(monitor.curve)
         record.update(
             status="ok",
             message="",
@@ -368,9 +410,13 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
             curve=monitor.curve,
             final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
             adaptation_history=method_api.adaptation_history(trainer.pipeline.model),
+            curve_drop_db=drop,
+            diverged=drop is not None and drop > DIVERGENCE_DB,
             **evaluation,
         )
-        write_record(path, record)
+        if record.diverged:
+            log(f"[{label}] diverged: its learning curve ends {drop:.2f} dB below its best point (more than {DIVERGENCE_DB:g} dB)")
+        write_record(path if complete else pending_path(path), record)
         log(
             f"[{label}] done: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
             f"{record['s_per_iter']:.4f} s/iter, {model_size / 1e6:.3f} MB"

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+from akdqff_bench.lock import holding, sweep_lock
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.records import read_record, scene_file_id
 from akdqff_bench.request import RunRequest
+from bench_base.files import write_atomically
 
 DEFAULT_SWEEP = "quick"
 # The metrics a sweep's table shows beside each candidate's settings.
@@ -55,13 +57,11 @@ def sweep_name(method: str, profile_name: str, scene: str, sweep: str = DEFAULT_
 
 
 def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = False, scene: str = "synthetic-bed",
-              candidates: Optional[Iterable[int]] = None, sweep: str = DEFAULT_SWEEP) -> Path:
+              candidates: Optional[Iterable[int]] = None, sweep: str = DEFAULT_SWEEP, wait: bool = False) -> Path:
     """Train every candidate of the method's ``sweep`` (its bench spec's; or only the numbers in
     ``candidates``: a sweep in parts) in the profile's budget on ``scene``, seed 0; rank them by
     test PSNR into ``results/sweeps/<name>.csv``. A candidate neither trained now nor before is
     listed as "not run"."""
-    import pandas as pd
-
     from akdqff_bench.methods import bench_spec, check_runnable
 
     profile = get_profile(profile_name)  # an unknown profile is named before anything trains
@@ -75,6 +75,14 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
     if not wanted or not wanted <= set(range(len(chosen))):
         raise UnknownCandidate(f"{method}'s {sweep} sweep has candidates 0-{len(chosen) - 1}; asked for {sorted(wanted)}")
     name = sweep_name(method, profile.name, scene, sweep)
+    with holding(sweep_lock(results_root, name), wait=wait):
+        return _sweep_locked(method, spec, sweep, profile, results_root, force, scene, wanted, name)
+
+
+def _sweep_locked(method, spec, sweep: str, profile, results_root: Path, force: bool, scene: str, wanted, name: str) -> Path:
+    import pandas as pd
+
+    chosen = spec.sweeps[sweep].candidates
     sweep_dir = Path(results_root) / "sweeps" / name
     requests = [RunRequest(method, scene, profile, 0, extra_overrides=dict(candidate.overrides),
                            record_file=str(sweep_dir / f"candidate{index}.json")) for index, candidate in enumerate(chosen)]
@@ -88,8 +96,7 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
     if table["psnr"].isna().all():
         raise RuntimeError(f"every {method} sweep candidate failed; see the records in {sweep_dir}")
     out = Path(results_root) / "sweeps" / f"{name}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    write_atomically(out, table.to_csv(index=False))
     print(table.to_string(index=False), flush=True)
     best = table.iloc[0]
     print(f"== best candidate for {method}: {best['candidate']} ({best['name']}) -> {out}", flush=True)

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from bench_base import metrics
+from bench_base.files import write_atomically
 from bench_base.views import render_view
 from akdqff_method.quantization import kmeans
 from akdqff_method.spatial_index import cell_coordinates, linear_cell_index
@@ -437,8 +438,7 @@ def notebook_figures(result, evidence: str = "full") -> List:
                             "stored_model": stored_point},
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "akdqff_evidence.json", "w", encoding="utf-8") as f:
-        json.dump(numbers, f, indent=2)
+    write_atomically(run_dir / "akdqff_evidence.json", json.dumps(numbers, indent=2))
     for stale in (run_dir / "rate_distortion").glob("*.akd"):
         stale.unlink()  # the sized files are only needed while measuring
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))

@@ -104,3 +104,32 @@ def test_a_sweep_in_part_trains_only_the_candidates_asked_for(capsys, tmp_path, 
     status, err = run_cli(capsys, "sweep", "--method", "block-nerf", "--profile", "smoke", "--scene", scene,
                           "--results", str(tmp_path / "results"), "--candidates", "3")
     assert status == 2 and err.startswith("akdqff-bench: error: block-nerf's quick sweep has candidates 0-2; asked for [3]")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("grid", "--scenes", "synthetic-bedd"), "unknown scene 'synthetic-bedd'; known scenes:"),
+        (("grid", "--methods", "../escape"), "method name(s) ['../escape'] are not names"),
+        (("grid", "--device", "cuda"), "cuda was asked for, but torch sees no CUDA device on this machine"),
+        (("run", "--method", "nerf", "--device", "cuda"), "cuda was asked for, but torch sees no CUDA device on this machine"),
+        (("run", "--method", "nerf", "--seed", "4294967296"), "seed must be an integer in [0, 2^32), not 4294967296"),
+    ],
+)
+def test_bad_input_is_refused_before_any_record(argv, message, capsys, tmp_path, tiny_data_root):
+    import torch
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    status, err = run_cli(capsys, *argv, "--profile", "smoke", *(["--no-notebooks"] if argv[0] == "grid" else []),
+                          "--results", str(tmp_path / "results"))
+    assert status == 2 and err.startswith("akdqff-bench: error: ") and message in err
+    assert not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_an_llff_scene_of_one_image_is_a_message(capsys, tmp_path):
+    from akdqff_bench.datasets.fixtures import make_llff_scene
+
+    scene = make_llff_scene(tmp_path / "one", count=1)
+    status, err = run_cli(capsys, "run", "--method", "nerf", "--profile", "smoke", "--scene", f"llff:{scene}", "--results", str(tmp_path / "r"))
+    assert status == 2 and "holds the pose of 1 image; a scene needs at least two" in err

@@ -209,6 +209,9 @@ def llff_settings(path: Path, variant: str) -> SceneSettings:
             raise _downscale_missing(path, finest.name, factor, f"images_{base * factor}")
         chosen = fitting[0]
     camera_to_world, hwf, bounds = read_poses_bounds(path / POSES_BOUNDS)
+    if len(camera_to_world) < 2:
+        raise DatasetError(f"{path / POSES_BOUNDS}: holds the pose of {len(camera_to_world)} image; a scene needs at least two "
+                           "(every 8th image is a test view, the others are trained on)")
     defaults = LLFFDataParserConfig()
     geometry = normalise_llff(camera_to_world, hwf, bounds, defaults.orientation_method, defaults.center_method,
                               defaults.near_factor, defaults.far_factor, defaults.box_margin)
@@ -325,6 +328,22 @@ def scene_kind(name: str) -> str:
     if sep and layout in LAYOUTS:
         return "synthetic" if layout == "blender" else "real"
     return "synthetic" if name == "synthetic-bed" else "real"
+
+
+def checked_scene_name(name: str) -> str:
+    """``name`` as every later step takes it, or DatasetError before anything runs: a named scene
+    (whose data may still be absent: that run is recorded as skipped), or ``layout:PATH`` with the
+    PATH resolved once, against the caller's working directory."""
+    layout, sep, rest = name.partition(":")
+    if sep:
+        if layout not in LAYOUTS:
+            raise DatasetError(f"unknown layout {layout!r} in {name!r}; give one of {', '.join(f'{l}:PATH' for l in LAYOUTS)}")
+        if not rest:
+            raise DatasetError(f"{name!r}: give a folder after '{layout}:', e.g. {layout}:data/my-scene")
+        return f"{layout}:{Path(rest).expanduser().resolve()}"
+    if name in NAMED_SCENES or (name.startswith("tanks-temples/") and name.count("/") == 1 and name.split("/")[1]):
+        return name
+    raise DatasetError(f"unknown scene {name!r}; known scenes: {', '.join(known_scene_names())}")
 
 
 def known_scene_names() -> list:

@@ -104,7 +104,10 @@ def normalise_llff(
     poses[:, :3, :] = torch.from_numpy(camera_to_world).float()
     oriented, transform = camera_utils.auto_orient_and_center_poses(poses, method=orientation_method, center_method=center_method)
     oriented = oriented.double().numpy()
-    scale = 1.0 / float(np.abs(oriented[:, :3, 3]).max())
+    extent = float(np.abs(oriented[:, :3, 3]).max())
+    if extent <= 0:
+        raise DatasetError("poses_bounds.npy: every camera stands at the same point; the scene cannot be scaled")
+    scale = 1.0 / extent
     oriented[:, :3, 3] *= scale
     scaled_bounds = bounds * scale
     # Each frustum's corner and centre rays at its own near and far depth (depth along the axis).
