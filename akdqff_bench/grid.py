@@ -56,7 +56,7 @@ def expected_run_seconds(profile: Profile) -> Optional[float]:
     return None if train is None else train + RUN_OVERHEAD_SECONDS
 
 
-def measured_run_seconds(runs: List[RunRequest], profile_name: str, folders: Iterable[Optional[Path]], evidence: str = "full") -> Dict[str, float]:
+def measured_run_seconds(runs: List[RunRequest], profile, folders: Iterable[Optional[Path]], evidence: str = "full") -> Dict[str, float]:
     """run_id -> the median wall time of the executed notebooks of the same method, scene and
     capacity (any seed) in ``folders`` (papermill's duration), for the runs that have one. The grid's
     estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
@@ -71,7 +71,9 @@ def measured_run_seconds(runs: List[RunRequest], profile_name: str, folders: Ite
     from akdqff_bench.notebooks import is_evidence_cell
     from akdqff_bench.report import evidence_cost_ratio
 
-    wanted_points = curve_points(get_profile(profile_name), evidence)
+    profile = get_profile(profile)  # a Profile, or a name of PROFILES
+    profile_name = profile.name
+    wanted_points = curve_points(profile, evidence)
     # run id without its seed -> [(evidence level, notebook seconds, seconds of its evidence cell,
     #                              seconds of its curve's evaluations, the curve's points)]
     measured: Dict[str, List[Tuple[str, float, float, float, int]]] = {}
@@ -204,7 +206,7 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
               + ("kept, as --keep-stale asks" if keep_stale else "run again (--keep-stale keeps it)"), flush=True)
     per_run = expected_run_seconds(profile)
     # Durations measured before: this folder's, the reference's and the committed study's notebooks.
-    measured = measured_run_seconds(todo, profile_name, [results_root, reference_root, REPO_ROOT / "results"], evidence) if per_run else {}
+    measured = measured_run_seconds(todo, profile, [results_root, reference_root, REPO_ROOT / "results"], evidence) if per_run else {}
     plan = GridPlan(profile_name, Path(results_root), todo, trains, notebooks,
                     first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS, estimates=measured)
     what = f"{profile_name} profile" + (" study" if study else "")

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from akdqff_bench.methods import bench_spec, methods_of_grid
 from bench_base.spec import DEFAULT_CAPACITY, UnknownCapacity, capacity_slug, is_default_capacity  # noqa: F401 (re-exported)
 
 TANKS_AND_TEMPLES_SCENES = ("tanks-temples/truck", "tanks-temples/train")
@@ -82,26 +83,18 @@ class Profile:
     @property
     def methods(self) -> Tuple[str, ...]:
         """The methods of this profile's default grid: those whose bench spec names it."""
-        from akdqff_bench.methods import methods_of_grid
-
         return tuple(methods_of_grid(self.settings_name))
 
     def capacities(self, method: str) -> Tuple[str, ...]:
         """The labels of ``method``'s further capacity points in this profile, smallest model first."""
-        from akdqff_bench.methods import bench_spec
-
         return tuple(point.label for point in bench_spec(method).capacity_points(self.settings_name))
 
     def capacity_overrides(self, method: str, capacity: Optional[str]) -> Dict[str, Any]:
         """The overrides of ``method``'s capacity point on top of its profile settings ({} for the default)."""
-        from akdqff_bench.methods import bench_spec
-
         return bench_spec(method).capacity_overrides(self.settings_name, capacity)
 
     def overrides_for(self, method: str, scene_kind: str = "synthetic", capacity: Optional[str] = None) -> Dict[str, Any]:
         """``method``'s settings in this profile on a scene of ``scene_kind`` (bench_base.spec.SCENE_KINDS)."""
-        from akdqff_bench.methods import bench_spec
-
         return bench_spec(method).overrides(self.settings_name, scene_kind, capacity)
 
     def to_dict(self) -> Dict[str, Any]:
