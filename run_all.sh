@@ -3,7 +3,8 @@
 #
 #   ./run_all.sh                 quick profile (CPU, 8 runs; its measured time: results/quick/README.md): your records in
 #                                results/local/quick/ (git-ignored), compare.html there sets them beside the committed study in
-#                                results/quick/; each method's own evidence drawn short (--evidence short)
+#                                results/quick/, each run trained for its reference seeds' median iterations (--reproduce);
+#                                each method's own evidence drawn short (--evidence short)
 #   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's
 #                                capacity points, a few hours on 2 cores) into results/quick/; resumes, so run it in parts
 #   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
@@ -51,6 +52,8 @@ ensure_env() {
     "$VENV/bin/pip" install --quiet $torch_pins
     # The `data` extra (Blender, ~1.4 GB) waits for ensure_data: only needed to make data.
     "$VENV/bin/pip" install --quiet -e ".[test]"
+    # LPIPS's AlexNet weights: fetched here, once, never by a run (offline this says so within seconds).
+    "$VENV/bin/python" -m bench_base.lpips || true
     echo "$wanted" > "$STAMP"
 }
 
@@ -120,7 +123,10 @@ case "$command" in
                 grid_args+=(--evidence short)
             fi
             if compgen -G "results/$profile/runs/*.json" > /dev/null; then
-                grid_args+=(--reference results)
+                # Beside the committed study, and as a reproduction of it: each run trains for the
+                # iterations its reference seeds made (their median), so on any CPU the quality
+                # numbers are comparable and only the timings differ.
+                grid_args+=(--reference results --reproduce)
             fi
         fi
         variant=$("$VENV/bin/python" -c "from akdqff_bench.profiles import get_profile; print(get_profile('$profile').synthetic_bed_variant)")

@@ -107,7 +107,11 @@ def _main(argv: Optional[List[str]] = None) -> int:
                            "by default). Training and the final metrics are the same")
     grid.add_argument("--reference", type=Path, default=None,
                       help="a results folder (e.g. results) whose records of this profile the comparison sets beside yours, "
-                           "with the difference, flagged when outside the reference's seed range")
+                           "with the difference, flagged when outside the reference's 95%% prediction interval")
+    grid.add_argument("--reproduce", action="store_true",
+                      help="with --reference: each run trains for the median iterations of its reference seeds (same method, scene "
+                           "and settings) instead of the profile's time budget, so its quality is comparable on any machine and only "
+                           "its timings differ (what ./run_all.sh does when the committed study is there)")
     grid.add_argument("--executor", choices=["local", "ray"], default="local",
                       help="local: one run after another here (default); ray: one Ray task per run on a cluster (the 'cluster' extra)")
     grid.add_argument("--address", help="with --executor ray: the cluster, 'auto' (the one started here with `ray start`) or HOST:PORT; "
@@ -144,7 +148,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
 
         return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks,
                         args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference, args.evidence,
-                        args.wait, args.keep_stale)
+                        args.wait, args.keep_stale, reproduce=args.reproduce)
     if args.command == "run":
         from akdqff_bench.datasets import checked_scene_name
         from akdqff_bench.grid import check_device

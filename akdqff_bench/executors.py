@@ -436,7 +436,9 @@ class RayExecutor:
         ray = require_ray()
         profile = plan.runs[0].profile
         device_type = plan.runs[0].device
-        cpus = self.cpus_per_run or (BUDGETED_RUN_CPUS if profile.train_budget_seconds else ITERATION_RUN_CPUS)
+        # A reproduction of budgeted reference runs trains as they did, on as many CPUs.
+        budgeted = profile.train_budget_seconds or plan.runs[0].iterations_from_reference
+        cpus = self.cpus_per_run or (BUDGETED_RUN_CPUS if budgeted else ITERATION_RUN_CPUS)
         resources = task_resources(device_type, cpus)
         started_ray = self._connect()
         try:

@@ -3,6 +3,7 @@ take, then the executor that runs them and the comparison built from every recor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -11,7 +12,7 @@ from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.methods import check_runnable
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
-from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record
+from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, write_record
 from akdqff_bench.request import BadRequest, RunRequest
 
 # Until a run of this session has finished, assume a run costs its training time plus this much
@@ -123,18 +124,44 @@ def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
                            f"(expected {Path(reference_root) / profile_name / 'runs'}/*.json)")
 
 
+def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple[List[RunRequest], List[str]]:
+    """Each run as a reproduction of its reference runs (same method, scene, capacity and settings,
+    any seed, finished ``ok``): trained for their median iteration count instead of the profile's
+    time budget. A run with no such reference keeps the budget; the second list says which and why."""
+    from akdqff_bench.records import run_id
+    from akdqff_bench.runner import request_overrides
+
+    if not runs:
+        return runs, []
+    reference = [r for r in load_records(reference_root, runs[0].profile.name) if r.get("status") == "ok" and r.get("iterations")]
+    reproduced, kept = [], []
+    for run in runs:
+        same_run = [r for r in reference if r.get("method") == run.method and r.get("run_id") == run_id(run.method, run.scene, r.get("seed"), run.capacity)]
+        settings = json.loads(json.dumps(request_overrides(run), default=str))
+        same = sorted((r for r in same_run if r.get("overrides") == settings and r.get("rays_per_batch") == run.profile.rays_per_batch),
+                      key=lambda r: r["seed"])
+        if same:
+            reproduced.append(run.reproducing([r["seed"] for r in same], [r["iterations"] for r in same], portable_path(Path(reference_root))))
+        else:
+            reproduced.append(run)
+            kept.append(f"{run.run_id} ({'its reference runs had other settings' if same_run else 'no reference run'})")
+    return reproduced, kept
+
+
 def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
              force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
              address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None,
              study: bool = False, reference_root: Optional[Path] = None, evidence: str = "full", wait: bool = False,
-             keep_stale: bool = False) -> int:
+             keep_stale: bool = False, reproduce: bool = False) -> int:
     """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
     the comparison. ``study``: the profile's study seeds and capacity points instead of its seeds.
     ``executor``: "local" (one run after another here), "ray" (one Ray task per run on the cluster at
     ``address``), or an executor object (akdqff_bench.executors). ``reference_root``: a results
     folder whose records of this profile the comparison sets beside these. ``evidence``: how much
     method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS). Another process
-    on the same results folder and profile makes it refuse (``wait``: wait for it)."""
+    on the same results folder and profile makes it refuse (``wait``: wait for it). ``reproduce``:
+    each run trains for the median iterations of its reference runs (``reproducing_reference``), so
+    that on any machine it does the reference's work and only its timings differ."""
     from akdqff_bench.executors import DEFAULT_RETRIES, check_results_writable, make_executor
 
     profile = get_profile(profile_name)
@@ -144,22 +171,48 @@ def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = No
     methods = methods or list(profile.methods)
     check_runnable(methods, device_type or profile.device_type)  # before anything trains: one line, exit 2
     check_reference(reference_root, profile_name)
+    if reproduce and reference_root is None:
+        raise BadReference("--reproduce trains each run for its reference runs' iterations: it needs --reference FOLDER")
     scenes = [checked_scene_name(scene) for scene in scenes or profile.scenes]
     grid = plan_runs(profile, methods, scenes, study, evidence, device_type)
+    kept_budget = None
+    if reproduce:
+        grid, kept_budget = reproducing_reference(grid, reference_root)
     if getattr(executor, "name", executor) != "ray":  # on a cluster the nodes have the GPUs, not necessarily the driver
         check_device(device_type or profile.device_type)
     if isinstance(executor, str):
         executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
     check_results_writable(results_root, profile_name)  # before any training, not after the first run
     with holding(profile_lock(results_root, profile_name), wait=wait):
+        if kept_budget is not None:
+            print(f"== reproducing {portable_path(Path(reference_root))}: {len(grid) - len(kept_budget)} of {len(grid)} runs train for the "
+                  "median iterations of their reference seeds instead of the profile's time budget"
+                  + (f"; at the budget: {', '.join(kept_budget)}" if kept_budget else ""), flush=True)
         return _run_locked(profile, results_root, grid, scenes, force, notebooks, executor, study, reference_root, evidence, keep_stale)
 
 
-def stale_because(request: RunRequest, record: dict) -> str:
-    """What differs between a finished record and what ``request`` would run now ('' when nothing
-    does): the overrides of the method's defaults, rays per batch, budget and its clock, iteration cap."""
-    import json
+def data_hashes(variant: str):
+    """scene -> the sha256 of its data now (``SceneSpec.fingerprint``; None when it cannot be read),
+    each scene read once."""
+    from akdqff_bench.datasets import resolve_scene
 
+    known: Dict[str, Optional[str]] = {}
+
+    def of(scene: str) -> Optional[str]:
+        if scene not in known:
+            try:
+                known[scene] = resolve_scene(scene, variant).fingerprint()["sha256"]
+            except Exception:  # absent or broken data: the run's own validation says why when it runs
+                known[scene] = None
+        return known[scene]
+
+    return of
+
+
+def stale_because(request: RunRequest, record: dict, data_hash=None) -> str:
+    """What differs between a finished record and what ``request`` would run now ('' when nothing
+    does): the overrides of the method's defaults, rays per batch, budget and its clock, iteration
+    cap, and (``data_hash``: scene -> sha256, for a record that has one) the scene's data."""
     from akdqff_bench.runner import request_overrides
 
     if record.get("status") != "ok":
@@ -178,6 +231,11 @@ def stale_because(request: RunRequest, record: dict) -> str:
                                + (f" and {len(keys) - 3} more" if len(keys) > 3 else ""))
             else:
                 changed.append(f"{key}: {record.get(key)!r} -> {value!r}")
+    recorded = (record.get("data_fingerprint") or {}).get("sha256")
+    if recorded and data_hash is not None:
+        now_hash = data_hash(request.scene)
+        if now_hash is not None and now_hash != recorded:
+            changed.append("the scene's data: its images, poses or split differ from those the record was measured on")
     return "; ".join(changed)
 
 
@@ -189,6 +247,7 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     todo, stale = [], []
+    data_hash = data_hashes(profile.synthetic_bed_variant)
     for run in grid:
         record = read_record(run.record_path(results_root))
         if force or record is None or record.get("status") not in FINISHED_STATUSES:
@@ -196,11 +255,15 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
         elif record.get("status") == "skipped" and trains[run.scene]:
             todo.append(run)  # skipped for want of data that is there now
         else:
-            changed = stale_because(run, record)
+            changed = stale_because(run, record, data_hash)
             if changed:
                 stale.append((run, changed))
                 if not keep_stale:
                     todo.append(run)
+                elif record.get("kept_stale") != changed:  # labelled, so that every table says so
+                    write_record(run.record_path(results_root), {**record, "kept_stale": changed})
+            elif record.get("kept_stale"):  # the plan runs it as it ran again
+                write_record(run.record_path(results_root), {key: value for key, value in record.items() if key != "kept_stale"})
     for run, changed in stale:
         print(f"== {run.run_id}: its record ran with other settings ({changed}); "
               + ("kept, as --keep-stale asks" if keep_stale else "run again (--keep-stale keeps it)"), flush=True)
@@ -260,18 +323,20 @@ def write_comparison(profile_name: str, results_root: Path, notebook: bool = Tru
 
 
 def print_reproduction(profile_name: str, results_root: Path, reference_root: Path) -> None:
-    """One line: how many of your numbers lie outside the reference seeds' range (the page has the table)."""
-    from akdqff_bench.report import reproduction_comparison
+    """One line: how many of your numbers lie outside the reference's prediction interval (the page has the table)."""
+    from akdqff_bench.report import PREDICTION_LEVEL, reproduction_comparison, reproduction_counts
 
     table = reproduction_comparison(load_records(results_root, profile_name), load_records(reference_root, profile_name))
     if table.empty:
         print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): no (scene, method) measured in both.", flush=True)
         return
-    judged = table[table["outside_reference_spread"].notna()]
-    outside = judged[judged["outside_reference_spread"].astype(bool)]
+    judged, outside = reproduction_counts(table)
     listed = ", ".join(f"{r.method} {r.quantity} on {r.scene}" for r in outside.itertuples()) or "none"
+    reasons = table.loc[table["outside_prediction_interval"].isna(), "not_judged_because"].value_counts()
+    unjudged = "; ".join(f"{count} not judged ({why})" for why, count in reasons.items())
     print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): {len(outside)} of {len(judged)} compared values outside the "
-          f"reference seeds' range ({listed}); {len(table) - len(judged)} not judged (1 reference seed). Details: compare.html.", flush=True)
+          f"reference's {PREDICTION_LEVEL:.0%} prediction interval ({listed})" + (f"; {unjudged}" if unjudged else "")
+          + ". Details: compare.html.", flush=True)
 
 
 def print_table(profile_name: str, results_root: Path) -> None:

@@ -61,11 +61,17 @@ class RunRecord:
     # is CPU time without progress, so a CPU budget depends on it; PASSIVE waits sleep.
     omp_wait_policy: Optional[str] = _field()
     max_iterations: Optional[int] = _field()
+    # A reproduction (grid --reproduce): max_iterations is the median of these reference runs'
+    # iterations ({"reference": folder, "seeds": [...], "iterations": [...]}), not the profile's budget.
+    iterations_from_reference: Optional[Dict[str, Any]] = _field()
     evidence: Optional[str] = _field()
     curve_points: Optional[int] = _field()
     lpips_available: Optional[bool] = _field()
     data_path: Optional[str] = _field()
     eval_protocol: Optional[str] = _field()
+    # The data the run read (SceneSpec.fingerprint): the split actually used and a sha256 of its
+    # images and poses; a grid reruns a finished record whose data has changed since.
+    data_fingerprint: Optional[Dict[str, Any]] = _field()
     # What the scene's layout decided, and what of it went into this method's config.
     scene_settings: Optional[Dict[str, Any]] = _field()
     scene_kind: Optional[str] = _field()
@@ -80,6 +86,8 @@ class RunRecord:
     # Mean cores other programs kept busy during training: how quiet the timings were.
     other_load_cores: Optional[float] = _field(11)
     machine_cores: Optional[int] = _field()
+    # The machine's speed on one fixed workload, timed just before training (akdqff_bench.speed_probe).
+    speed_probe: Optional[Dict[str, Any]] = _field()
     s_per_iter: Optional[float] = _field(12)
     cpu_s_per_iter: Optional[float] = _field()
     model_size_bytes: Optional[int] = _field(16)
@@ -100,6 +108,9 @@ class RunRecord:
     # runner.DIVERGENCE_DB: a run that got worse as it trained is shown as diverged, not a plain ok.
     curve_drop_db: Optional[float] = _field()
     diverged: Optional[bool] = _field()
+    # Set by a grid that kept this finished record although the plan would now run it otherwise
+    # (--keep-stale): what differs. The tables name it; a grid whose plan matches again clears it.
+    kept_stale: Optional[str] = _field()
     ray: Optional[Dict[str, Any]] = _field()  # where a Ray task ran it
 
     def update(self, **values: Any) -> "RunRecord":

@@ -4,9 +4,10 @@ executor (and a Ray task) and the run notebook's parameters to the runner."""
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from akdqff_bench.profiles import EVIDENCE_LEVELS, Profile, get_profile
 from akdqff_bench.records import record_path, run_id
@@ -35,6 +36,9 @@ class RunRequest:
     device_type: Optional[str] = None
     extra_overrides: Mapping[str, Any] = field(default_factory=dict)
     record_file: Optional[str] = None
+    # A reproduction of reference runs (``reproducing``): the profile then stops at their median
+    # iteration count, and this says which runs gave it (the record keeps it).
+    iterations_from_reference: Optional[Mapping[str, Any]] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "profile", get_profile(self.profile))
@@ -67,11 +71,23 @@ class RunRequest:
     def with_scene(self, scene: str) -> "RunRequest":
         return replace(self, scene=scene)
 
+    def reproducing(self, seeds: Sequence[int], iterations: Sequence[int], reference: str) -> "RunRequest":
+        """This run trained for the median of ``iterations`` (the reference runs' of ``seeds`` in
+        ``reference``) instead of its profile's budget: on another machine it then does the same
+        work as the runs it is compared with, and only its timings differ."""
+        if not iterations:
+            raise BadRequest("a reproduction needs the iterations of at least one reference run")
+        median = int(round(statistics.median(iterations)))
+        profile = replace(self.profile, train_budget_seconds=None, max_iterations=median, budget_clock="wall")
+        source = {"reference": reference, "seeds": list(seeds), "iterations": list(iterations), "median": median}
+        return replace(self, profile=profile, iterations_from_reference=source)
+
     def to_json(self) -> str:
         """The request as one JSON string (the run notebook's ``request`` parameter)."""
         values: Dict[str, Any] = {"method": self.method, "scene": self.scene, "profile": self.profile.to_dict(), "seed": self.seed,
                                   "capacity": self.capacity, "evidence": self.evidence, "device_type": self.device_type,
-                                  "extra_overrides": dict(self.extra_overrides), "record_file": self.record_file}
+                                  "extra_overrides": dict(self.extra_overrides), "record_file": self.record_file,
+                                  "iterations_from_reference": dict(self.iterations_from_reference or {}) or None}
         return json.dumps(values)
 
     @classmethod

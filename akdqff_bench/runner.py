@@ -33,6 +33,7 @@ from bench_base.spec import DEFAULT_CAPACITY
 from akdqff_bench.load import OtherLoad
 from akdqff_bench.records import RunRecord, git_commit, package_versions, portable_path, portable_text, write_record
 from akdqff_bench.request import RunRequest
+from akdqff_bench.speed_probe import measure_speed
 from bench_base.lpips import LPIPS_NET, build_lpips_or_missing, lpips_available, lpips_score, offline_safe_lpips
 from bench_base.views import TestViews, load_test_views, render_view  # noqa: F401 (re-exported)
 
@@ -323,6 +324,7 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         train_budget_seconds=prof.train_budget_seconds, budget_clock=prof.budget_clock if prof.train_budget_seconds else None,
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), max_iterations=prof.max_iterations, evidence=request.evidence,
         curve_points=planned_curve_points, lpips_available=lpips_available(), scene_kind=scene_kind(scene),
+        iterations_from_reference=dict(request.iterations_from_reference) if request.iterations_from_reference else None,
     )
     try:
         spec = resolve_scene(scene, prof.synthetic_bed_variant)
@@ -352,6 +354,7 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         seed_everything(seed)
         config = build_config(request, spec, Path(results_root) / prof.name / "nerfstudio" / name)
         views = load_test_views(config, prof.max_test_views)
+        record.update(data_fingerprint=spec.fingerprint())  # the split used, and a hash of what it read
         curve_views = views.first(prof.curve_views)
 
         config.save_config()  # config.yml beside the checkpoint, so ns-eval / ns-render work on the run
@@ -364,6 +367,11 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         )
         monitor.attach()
         budget = f"{prof.train_budget_seconds:.0f} {prof.budget_clock.upper()}-s budget" if prof.train_budget_seconds else f"{prof.max_iterations} iterations"
+        reproduced = request.iterations_from_reference
+        if reproduced:
+            budget += f", the median of the reference's seeds {', '.join(map(str, reproduced['seeds']))}"
+        # The machine's speed, measured in this process as it is about to train (outside the budget).
+        record.update(speed_probe=measure_speed(device_type))
         log(f"[{label}] training ({budget})")
         load = OtherLoad.start()
         trainer.train()

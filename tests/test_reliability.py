@@ -155,3 +155,73 @@ def test_a_curve_that_falls_marks_the_run_diverged_in_its_record_and_the_tables(
 
     assert "DIVERGED (its curve ends 6.1 dB below its best)" in outcome(rows[0])
     assert math.isclose(runner.DIVERGENCE_DB, 1.0)
+
+
+def test_a_record_kept_with_other_settings_is_labelled_in_the_record_and_the_tables(tmp_path, monkeypatch, tiny_data_root):
+    monkeypatch.setattr(runner, "run_one", lambda request, root: pytest.fail("a kept run ran"))
+    plenoxels = RunRequest("plenoxels", "synthetic-bed", "smoke", 0)
+    changed = _ok_record(plenoxels, ssim=0.5, capacity="default")
+    changed["overrides"]["pipeline.model.weight_window"] = 99
+    records.write_record(plenoxels.record_path(tmp_path), changed)
+    grid.run_grid("smoke", tmp_path, methods=["plenoxels"], notebooks=False, keep_stale=True)
+    kept = records.read_record(plenoxels.record_path(tmp_path))
+    assert kept["kept_stale"] == "settings pipeline.model.weight_window: 99 -> 2"
+    (frame, _), = report.results_frames([kept]).values()
+    assert frame.loc[0, "Note"] == "kept with other settings than the plan's on 1 of 1 seed(s) (--keep-stale): settings pipeline.model.weight_window: 99 -> 2"
+    # Once the plan runs it as it ran (here: the record brought in line), the label goes.
+    kept["overrides"]["pipeline.model.weight_window"] = 2
+    records.write_record(plenoxels.record_path(tmp_path), kept)
+    grid.run_grid("smoke", tmp_path, methods=["plenoxels"], notebooks=False, keep_stale=True)
+    assert "kept_stale" not in records.read_record(plenoxels.record_path(tmp_path))
+
+
+def test_a_record_whose_data_changed_since_is_run_again(tmp_path, monkeypatch, tiny_data_root):
+    import numpy as np
+    from PIL import Image
+
+    from akdqff_bench.datasets import resolve_scene
+
+    calls = []
+    monkeypatch.setattr(runner, "run_one", lambda request, root: calls.append(request.scene))
+    nerf = RunRequest("nerf", "synthetic-bed", "smoke", 0)
+    scene = resolve_scene("synthetic-bed", "quick")
+    fingerprint = scene.fingerprint()
+    assert fingerprint["split"]["test"] == ["test/r_0.png", "test/r_1.png"] and len(fingerprint["split"]["train"]) == 6
+    assert scene.fingerprint() == fingerprint  # the same data, the same hash
+    records.write_record(nerf.record_path(tmp_path), _ok_record(nerf, data_fingerprint=fingerprint))
+    grid.run_grid("smoke", tmp_path, methods=["nerf"], notebooks=False)
+    assert calls == []
+    image = tiny_data_root / "synthetic-bed" / "quick" / "test" / "r_1.png"
+    pixels = np.asarray(Image.open(image)).copy()
+    pixels[0, 0, :3] = 255 - pixels[0, 0, :3]
+    Image.fromarray(pixels).save(image)
+    grid.run_grid("smoke", tmp_path, methods=["nerf"], notebooks=False)
+    assert calls == ["synthetic-bed"]
+
+
+def test_a_transforms_file_list_that_changes_the_split_changes_the_fingerprint(tiny_data_root):
+    from akdqff_bench.datasets import resolve_scene
+
+    before = resolve_scene("synthetic-bed", "quick").fingerprint()
+    transforms = tiny_data_root / "synthetic-bed" / "quick" / "transforms_train.json"
+    data = json.loads(transforms.read_text())
+    data["frames"] = data["frames"][:-1]
+    transforms.write_text(json.dumps(data))
+    after = resolve_scene("synthetic-bed", "quick").fingerprint()
+    assert len(after["split"]["train"]) == len(before["split"]["train"]) - 1 and after["sha256"] != before["sha256"]
+
+
+def test_rgba_ground_truth_is_composited_on_the_models_background_not_stripped_of_alpha():
+    import torch
+
+    from bench_base.views import composited_ground_truth, evaluation_background
+
+    image = torch.tensor([[[0.2, 0.4, 0.6, 1.0], [0.9, 0.9, 0.9, 0.0], [1.0, 0.0, 0.0, 0.5]]])
+    black = composited_ground_truth(image, evaluation_background(type("M", (), {"background_color": "black"})()))
+    assert torch.allclose(black, torch.tensor([[[0.2, 0.4, 0.6], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]]))
+    white = composited_ground_truth(image, evaluation_background(type("M", (), {"background_color": "white"})()))
+    assert torch.allclose(white[0, 1], torch.ones(3)) and torch.allclose(white[0, 2], torch.tensor([1.0, 0.5, 0.5]))
+    # nerfstudio evaluates a "random" background on black; a model that names none, too.
+    assert torch.equal(evaluation_background(type("M", (), {"background_color": "random"})()), torch.zeros(3))
+    assert torch.equal(evaluation_background(object()), torch.zeros(3))
+    assert torch.equal(composited_ground_truth(image[..., :3], torch.ones(3)), image[..., :3])  # RGB stays as it is

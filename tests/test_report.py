@@ -175,27 +175,27 @@ def test_capacity_points_are_their_own_groups_and_stay_out_of_the_verdict():
     assert list(frame.loc[frame["Method"] == "AKDQFF", "Capacity"]) == ["default", "K 256"]
 
 
-def test_reproduction_flags_values_outside_the_reference_seed_range():
+def test_reproduction_flags_values_outside_the_reference_prediction_interval():
     reference = [_record("nerf", seed=s, psnr=p, model_size_bytes=100_000) for s, p in enumerate((24.0, 25.0, 26.0))]
-    reference += [_record("akdqff", psnr=27.0)]  # one reference seed: no range
+    reference += [_record("akdqff", psnr=27.0)]  # one reference seed: no spread
     reference += [_record("plenoxels", psnr=30.0, seed=s) for s in (0, 1)]
-    yours = [_record("nerf", psnr=26.5, model_size_bytes=100_000), _record("akdqff", psnr=20.0), _record("block-nerf")]
+    yours = [_record("nerf", psnr=31.0, model_size_bytes=100_000), _record("akdqff", psnr=20.0), _record("block-nerf")]
     table = report.reproduction_comparison(yours, reference).set_index(["method", "quantity"])
     psnr = table.loc[("nerf", "psnr")]
-    assert psnr["yours"] == 26.5 and psnr["reference_mean"] == 25.0 and psnr["reference_std"] == 1.0 and psnr["reference_n"] == 3
-    assert psnr["difference"] == 1.5 and psnr["outside_reference_spread"] is True
-    assert table.loc[("nerf", "model_size_bytes")]["outside_reference_spread"] is False
-    assert table.loc[("akdqff", "psnr")]["outside_reference_spread"] is None
+    assert psnr["yours"] == 31.0 and psnr["reference_mean"] == 25.0 and psnr["reference_std"] == 1.0 and psnr["reference_n"] == 3
+    assert psnr["difference"] == 6.0 and psnr["outside_prediction_interval"] is True
+    assert table.loc[("nerf", "model_size_bytes")]["outside_prediction_interval"] is False
+    assert table.loc[("akdqff", "psnr")]["outside_prediction_interval"] is None
     assert "block-nerf" not in table.index.get_level_values("method")  # not in the reference
     assert "plenoxels" not in table.index.get_level_values("method")  # not in yours
     html = report.styled_reproduction(report.reproduction_comparison(yours, reference)).to_html()
-    assert "26.50 (n=1)" in html and "25.00 ± 1.00 (n=3)" in html and "+1.50" in html and "no spread (1 seed)" in html
+    assert "31.00 (n=1)" in html and "25.00 ± 1.00 (n=3)" in html and "+6.00" in html and "not judged (1 reference seed: no spread)" in html
 
 
 def test_reproduction_on_the_same_records_flags_nothing():
     records = _study()
     table = report.reproduction_comparison(records, records)
-    assert len(table) == 4 * 4 and not table["outside_reference_spread"].any() and (table["difference"].abs() < 1e-12).all()
+    assert len(table) == 4 * 4 and not table["outside_prediction_interval"].any() and (table["difference"].abs() < 1e-12).all()
 
 
 def test_pareto_front():

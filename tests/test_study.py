@@ -205,19 +205,19 @@ def _reference_record(method, seed, psnr):
             "model_size_bytes": 1000, "s_per_iter": 0.1}
 
 
-def test_your_numbers_are_flagged_outside_the_reference_seed_range(tmp_path, monkeypatch, capsys):
-    """A fake reference of 3 seeds (24, 25, 26 dB) and your run at 27 dB: flagged; the page gets the
-    reference folder (the notebook is not executed here)."""
+def test_your_numbers_are_flagged_outside_the_reference_prediction_interval(tmp_path, monkeypatch, capsys):
+    """A fake reference of 3 seeds (24, 25, 26 dB; 95% prediction interval 20.0-30.0) and your run
+    at 31 dB: flagged; the page gets the reference folder (the notebook is not executed here)."""
     reference, yours = tmp_path / "reference", tmp_path / "yours"
     for seed, psnr in enumerate((24.0, 25.0, 26.0)):
         write_record(record_path(reference, "smoke", "nerf", "synthetic-bed", seed), _reference_record("nerf", seed, psnr))
-    write_record(record_path(yours, "smoke", "nerf", "synthetic-bed", 0), _reference_record("nerf", 0, 27.0))
+    write_record(record_path(yours, "smoke", "nerf", "synthetic-bed", 0), _reference_record("nerf", 0, 31.0))
 
     table = report.reproduction_comparison([read_record(record_path(yours, "smoke", "nerf", "synthetic-bed", 0))],
                                            [read_record(p) for p in sorted((reference / "smoke" / "runs").glob("*.json"))])
     psnr, ssim = table.set_index("quantity").loc["psnr"], table.set_index("quantity").loc["ssim"]
-    assert psnr["reference_mean"] == 25.0 and psnr["difference"] == 2.0 and bool(psnr["outside_reference_spread"])
-    assert not bool(ssim["outside_reference_spread"])  # the same SSIM on every seed: inside
+    assert psnr["reference_mean"] == 25.0 and psnr["difference"] == 6.0 and bool(psnr["outside_prediction_interval"])
+    assert not bool(ssim["outside_prediction_interval"])  # the same SSIM on every seed: inside
 
     executed = {}
     monkeypatch.setattr(notebooks, "execute_notebook", lambda source, target, parameters: executed.update(parameters))
@@ -225,7 +225,7 @@ def test_your_numbers_are_flagged_outside_the_reference_seed_range(tmp_path, mon
     assert cli.main(["compare", "--profile", "smoke", "--results", str(yours), "--reference", str(reference)]) == 0
     out = capsys.readouterr().out
     assert executed["reference_root"] == str(reference) and executed["results_root"] == str(yours)
-    assert "1 of 4 compared values outside the reference seeds' range (nerf psnr on synthetic-bed)" in out
+    assert "1 of 4 compared values outside the reference's 95% prediction interval (nerf psnr on synthetic-bed). Details" in out
 
 
 def test_a_missing_reference_is_a_message_before_anything_runs(tmp_path, tiny_data_root, monkeypatch, capsys):

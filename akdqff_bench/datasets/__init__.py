@@ -307,6 +307,29 @@ class SceneSpec:
         """A file-name-safe id of the scene (records.run_id builds the same one from the name)."""
         return scene_file_id(self.name)
 
+    def fingerprint(self) -> Dict[str, Any]:
+        """What a run of this scene reads, as its dataparser gives it: the split actually used (the
+        file names of the train and test views, relative to the scene) and one sha256 over every
+        one of those images' bytes and the cameras' poses, so a record can tell whether the data it
+        was measured on is still the data (a changed transforms.json file list changes the split
+        and the hash)."""
+        import hashlib
+
+        digest, split = hashlib.sha256(), {}
+        parser = self.dataparser_config().setup()
+        for name in ("train", "test"):
+            outputs = parser.get_dataparser_outputs(split=name)
+            files = []
+            for image in outputs.image_filenames:
+                image = Path(image)
+                relative = image.relative_to(self.path).as_posix() if image.is_relative_to(self.path) else image.as_posix()
+                files.append(relative)
+                digest.update(f"{name}\0{relative}\0".encode("utf-8", "surrogateescape"))
+                digest.update(image.read_bytes())
+            digest.update(np.round(outputs.cameras.camera_to_worlds.numpy().astype(np.float64), 6).tobytes())
+            split[name] = files
+        return {"sha256": digest.hexdigest(), "split": split}
+
 
 def scene_identity(name: str) -> Tuple[str, str]:
     """(dataset, scene) of a scene name, without touching the disk (records name absent scenes too):
