@@ -124,10 +124,11 @@ def check_reference(reference_root: Optional[Path], profile_name: str) -> None:
                            f"(expected {Path(reference_root) / profile_name / 'runs'}/*.json)")
 
 
-def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple[List[RunRequest], List[str]]:
+def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple[List[RunRequest], List[Tuple[RunRequest, str]]]:
     """Each run as a reproduction of its reference runs (same method, scene, capacity and settings,
     any seed, finished ``ok``): trained for their median iteration count instead of the profile's
-    time budget. A run with no such reference keeps the budget; the second list says which and why."""
+    time budget. A run with no such reference keeps the budget; the second list gives each such
+    run with why."""
     from akdqff_bench.records import run_id
     from akdqff_bench.runner import request_overrides
 
@@ -144,7 +145,7 @@ def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple
             reproduced.append(run.reproducing([r["seed"] for r in same], [r["iterations"] for r in same], portable_path(Path(reference_root))))
         else:
             reproduced.append(run)
-            kept.append(f"{run.run_id} ({'its reference runs had other settings' if same_run else 'no reference run'})")
+            kept.append((run, f"{run.run_id} ({'its reference runs had other settings' if same_run else 'no reference run'})"))
     return reproduced, kept
 
 
@@ -185,9 +186,13 @@ def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = No
     check_results_writable(results_root, profile_name)  # before any training, not after the first run
     with holding(profile_lock(results_root, profile_name), wait=wait):
         if kept_budget is not None:
+            present = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
+            listed = [why for run, why in kept_budget if present[run.scene]]
+            absent = len(kept_budget) - len(listed)
             print(f"== reproducing {portable_path(Path(reference_root))}: {len(grid) - len(kept_budget)} of {len(grid)} runs train for the "
                   "median iterations of their reference seeds instead of the profile's time budget"
-                  + (f"; at the budget: {', '.join(kept_budget)}" if kept_budget else ""), flush=True)
+                  + (f"; at the budget: {', '.join(listed)}" if listed else "")
+                  + (f"; {absent} without a reference run whose data is not here either" if absent else ""), flush=True)
         return _run_locked(profile, results_root, grid, scenes, force, notebooks, executor, study, reference_root, evidence, keep_stale)
 
 

@@ -4,6 +4,9 @@ sweeps from its bench spec) and the experiments (``cpu_calibration``, ``contenti
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -29,6 +32,7 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
     ``wanted`` are not trained: their earlier record or ``{"status": "not run"}``. A failed run is
     recorded as failed and the others still run."""
     from akdqff_bench import runner
+    from akdqff_bench.grid import stale_because
 
     train = train or (lambda request, root: runner.run_one(request, root).record)
     wanted = set(range(len(requests))) if wanted is None else set(wanted)
@@ -36,6 +40,11 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
     for index, request in enumerate(requests):
         record_file = request.record_path(results_root)
         record = read_record(record_file)
+        # A record made with other settings is not this request's, whatever its file is called.
+        changed = stale_because(request, record) if record is not None else ""
+        if changed and not force:
+            print(f"== {label} [{index + 1}/{len(requests)}]: its record ran with other settings ({changed}): run again", flush=True)
+            record = None
         if index not in wanted:
             record = record or {"status": "not run"}
         elif force or record is None or record.get("status") != "ok":
@@ -47,6 +56,38 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
                 record = read_record(record_file) or {"status": "failed"}
         records.append(record)
     return records
+
+
+def settings_key(request: RunRequest) -> str:
+    """12 hex digits of a sha256 of every setting the request trains with (its overrides of the
+    method's defaults, rays per batch, budget, clock and iteration cap): a sweep's records are
+    named by it, so a candidate keeps its record wherever the list puts it."""
+    from akdqff_bench.runner import request_overrides
+
+    profile = request.profile
+    settings = {"overrides": request_overrides(request), "rays_per_batch": profile.rays_per_batch, "budget": profile.train_budget_seconds,
+                "clock": profile.budget_clock, "max_iterations": profile.max_iterations}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
+
+
+def candidate_record(sweep_dir: Path, index: int, request: RunRequest) -> Path:
+    """Where a sweep candidate's record is: ``candidate-<settings_key>.json``; a record of the same
+    settings under the name sweeps gave before (``candidate<index>.json``) is kept where it is."""
+    earlier = Path(sweep_dir) / f"candidate{index}.json"
+    record = read_record(earlier)
+    if record is not None:
+        from akdqff_bench.grid import stale_because
+
+        if not stale_because(replace(request, record_file=str(earlier)), record):
+            return earlier
+    return Path(sweep_dir) / f"candidate-{settings_key(request)}.json"
+
+
+def sweep_requests(method: str, candidates, profile, scene: str, sweep_dir: Path) -> List[RunRequest]:
+    """One request per candidate (seed 0, the candidate's overrides on top of the profile's
+    settings), each with its record under ``sweep_dir`` (``candidate_record``)."""
+    requests = [RunRequest(method, scene, profile, 0, extra_overrides=dict(candidate.overrides)) for candidate in candidates]
+    return [replace(request, record_file=str(candidate_record(sweep_dir, index, request))) for index, request in enumerate(requests)]
 
 
 def sweep_name(method: str, profile_name: str, scene: str, sweep: str = DEFAULT_SWEEP) -> str:
@@ -84,8 +125,7 @@ def _sweep_locked(method, spec, sweep: str, profile, results_root: Path, force: 
 
     chosen = spec.sweeps[sweep].candidates
     sweep_dir = Path(results_root) / "sweeps" / name
-    requests = [RunRequest(method, scene, profile, 0, extra_overrides=dict(candidate.overrides),
-                           record_file=str(sweep_dir / f"candidate{index}.json")) for index, candidate in enumerate(chosen)]
+    requests = sweep_requests(method, chosen, profile, scene, sweep_dir)
     records = resume_each(requests, results_root, force, wanted, label=f"sweep {method}")
     rows = []
     for index, (candidate, record) in enumerate(zip(chosen, records)):

@@ -25,7 +25,8 @@ Models without the first two get :func:`export_state_dict` / :func:`load_state_d
 ``state_dict`` in float32 minus the LPIPS network.
 
 Rendered colour comes from ``get_outputs_for_camera``: the first of :data:`RGB_OUTPUT_KEYS` that
-the outputs contain. Methods render on a white background, as the ground truth is composited.
+the outputs contain. RGBA ground truth is composited on the model's own background colour
+(``bench_base.views.composited_ground_truth``), as training composites it for the loss.
 """
 
 from __future__ import annotations
@@ -54,8 +55,27 @@ def export_state_dict(model: torch.nn.Module, path: Path) -> None:
     torch.save(representation_state_dict(model), path)
 
 
+def take_stored_shapes(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Give ``model``'s parameters and buffers the shapes ``state`` stores, where they differ: a
+    model that grows while it trains (TensoRF upsamples its planes and lines) is built at its
+    initial size, and the stored one is the grown one."""
+    own = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for key, stored in state.items():
+        current = own.get(key)
+        if current is None or current.shape == stored.shape:
+            continue
+        module_name, _, name = key.rpartition(".")
+        module = model.get_submodule(module_name)
+        grown = torch.empty(stored.shape, dtype=current.dtype, device=current.device)
+        if name in module._parameters:
+            setattr(module, name, torch.nn.Parameter(grown, requires_grad=current.requires_grad))
+        else:
+            module._buffers[name] = grown
+
+
 def load_state_dict(model: torch.nn.Module, path: Path) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
+    take_stored_shapes(model, state)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(NON_REPRESENTATION_PREFIXES)]
     if missing or unexpected:

@@ -197,8 +197,11 @@ def test_lambda_study_writes_k_size_and_psnr_per_lambda(tiny_data_root, tmp_path
     table = pd.read_csv(out).set_index("candidate")
     assert set(table.loc[[0, len(lambdas) - 1], "status"]) == {"ok"} and table["status"].value_counts()["not run"] == len(lambdas) - 2
     assert (table.loc[[0, len(lambdas) - 1], "model_size_bytes"] > 0).all()
-    kernels = [read_record(tmp_path / "results" / "sweeps" / "akdqff-smoke-lambda" / f"candidate{i}.json")["final_scalars"]["kernels"]
-               for i in (0, len(lambdas) - 1)]
+    from akdqff_bench.profiles import get_profile
+    from akdqff_bench.sweeps import sweep_requests
+
+    requests = sweep_requests("akdqff", LAMBDA_SWEEP.candidates, get_profile("smoke"), "synthetic-bed", out.with_suffix(""))
+    kernels = [read_record(requests[i].record_file)["final_scalars"]["kernels"] for i in (0, len(lambdas) - 1)]
     # the smoke run allocates every 2 steps: the large λ ends with fewer kernels
     assert lambdas[0] < lambdas[-1] and kernels[0] > kernels[1]
 

@@ -7,8 +7,12 @@ import json
 import pandas as pd
 import pytest
 
+from pathlib import Path
+
 from akdqff_bench import cli
 from akdqff_bench import grid, sweeps
+from akdqff_bench.methods import bench_spec
+from akdqff_bench.profiles import get_profile
 
 
 def run_cli(capsys, *argv):
@@ -84,7 +88,9 @@ def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_we
     scene = f"blender:{tiny_scene}"
     out = sweeps.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene)
     assert out.name.startswith("block-nerf-smoke-blender-tiny-") and out.suffix == ".csv"
-    records = [json.loads(p.read_text()) for p in sorted(out.with_suffix("").glob("candidate*.json"))]
+    requests = sweeps.sweep_requests("block-nerf", bench_spec("block-nerf").sweeps["quick"].candidates, get_profile("smoke"), scene,
+                                     out.with_suffix(""))
+    records = [json.loads(Path(r.record_file).read_text()) for r in requests]
     # The third candidate (8 blocks) cannot place a block per camera of the 6-view scene: it is
     # recorded as failed and the sweep still ranks the other two.
     assert [r["status"] for r in records] == ["ok", "ok", "failed"]
@@ -97,7 +103,9 @@ def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_we
 def test_a_sweep_in_part_trains_only_the_candidates_asked_for(capsys, tmp_path, tiny_scene, no_lpips_weights):
     scene = f"blender:{tiny_scene}"
     out = sweeps.run_sweep("block-nerf", "smoke", tmp_path / "results", scene=scene, candidates=[1])
-    assert [p.name for p in out.with_suffix("").glob("candidate*.json")] == ["candidate1.json"]
+    requests = sweeps.sweep_requests("block-nerf", bench_spec("block-nerf").sweeps["quick"].candidates, get_profile("smoke"), scene,
+                                     out.with_suffix(""))
+    assert [p.name for p in out.with_suffix("").glob("candidate*.json")] == [f"candidate-{sweeps.settings_key(requests[1])}.json"]
     table = pd.read_csv(out)
     assert dict(zip(table["candidate"], table["status"])) == {1: "ok", 0: "not run", 2: "not run"}
     assert table["candidate"].iloc[0] == 1  # ranked first: the only PSNR
@@ -114,6 +122,8 @@ def test_a_sweep_in_part_trains_only_the_candidates_asked_for(capsys, tmp_path, 
         (("grid", "--device", "cuda"), "cuda was asked for, but torch sees no CUDA device on this machine"),
         (("run", "--method", "nerf", "--device", "cuda"), "cuda was asked for, but torch sees no CUDA device on this machine"),
         (("run", "--method", "nerf", "--seed", "4294967296"), "seed must be an integer in [0, 2^32), not 4294967296"),
+        # A path as a Linux shell passes bytes that are not UTF-8 (Python holds them as surrogate escapes).
+        (("grid", "--scenes", "llff:/data/sc\udcffne"), "the scene name b'llff:/data/sc\\xffne' is not valid UTF-8; rename it"),
     ],
 )
 def test_bad_input_is_refused_before_any_record(argv, message, capsys, tmp_path, tiny_data_root):
@@ -133,3 +143,58 @@ def test_an_llff_scene_of_one_image_is_a_message(capsys, tmp_path):
     scene = make_llff_scene(tmp_path / "one", count=1)
     status, err = run_cli(capsys, "run", "--method", "nerf", "--profile", "smoke", "--scene", f"llff:{scene}", "--results", str(tmp_path / "r"))
     assert status == 2 and "holds the pose of 1 image; a scene needs at least two" in err
+
+
+def test_an_image_whose_name_is_not_utf8_is_named_before_training(tmp_path):
+    import os
+
+    from akdqff_bench.datasets import DatasetError, resolve_scene
+    from akdqff_bench.datasets.fixtures import make_llff_scene
+
+    scene = make_llff_scene(tmp_path / "scene", count=3)
+    first = sorted((scene / "images").iterdir())[0]
+    os.rename(os.fsencode(first), os.fsencode(first.parent) + b"/IMG_\xff.png")
+    with pytest.raises(DatasetError, match=r"the image file name b'images/IMG_\\xff.png' is not valid UTF-8"):
+        resolve_scene(f"llff:{scene}", "full").fingerprint()
+
+
+def test_sweep_records_are_keyed_by_their_settings_not_their_place_in_the_list(tmp_path, capsys):
+    from bench_base.spec import Candidate
+
+    from akdqff_bench import records
+
+    profile, sweep_dir = get_profile("smoke"), tmp_path / "sweeps" / "nerf-smoke"
+    narrow, wide = Candidate("narrow", {"pipeline.model.hidden_dim": 16}), Candidate("wide", {"pipeline.model.hidden_dim": 64})
+    trained = []
+
+    def train(request, root):
+        trained.append(dict(request.extra_overrides))
+        record = {"status": "ok", "overrides": json.loads(json.dumps(runner_overrides(request))), "rays_per_batch": profile.rays_per_batch,
+                  "train_budget_seconds": None, "max_iterations": profile.max_iterations, "budget_clock": None, "psnr": 1.0}
+        records.write_record(Path(request.record_file), record)
+        return record
+
+    first = sweeps.sweep_requests("nerf", [narrow, wide], profile, "synthetic-bed", sweep_dir)
+    sweeps.resume_each(first, tmp_path, train=train)
+    assert len(trained) == 2
+    # The list reordered: each candidate finds its own record, nothing trains again.
+    swapped = sweeps.sweep_requests("nerf", [wide, narrow], profile, "synthetic-bed", sweep_dir)
+    assert [r.record_file for r in swapped] == [first[1].record_file, first[0].record_file]
+    sweeps.resume_each(swapped, tmp_path, train=train)
+    assert len(trained) == 2
+    # A record under the name sweeps gave before (candidate<index>.json) stays where it is when its
+    # settings are the candidate's; one made with other settings is not taken for it.
+    legacy = sweep_dir / "candidate0.json"
+    Path(first[0].record_file).rename(legacy)
+    assert sweeps.sweep_requests("nerf", [narrow], profile, "synthetic-bed", sweep_dir)[0].record_file == str(legacy)
+    (again,) = sweeps.sweep_requests("nerf", [wide], profile, "synthetic-bed", sweep_dir)
+    assert again.record_file == first[1].record_file
+    records.write_record(Path(again.record_file), {**records.read_record(Path(again.record_file)), "overrides": {"pipeline.model.hidden_dim": 16}})
+    sweeps.resume_each([again], tmp_path, train=train)
+    assert trained[-1] == {"pipeline.model.hidden_dim": 64} and "ran with other settings" in capsys.readouterr().out
+
+
+def runner_overrides(request):
+    from akdqff_bench.runner import request_overrides
+
+    return request_overrides(request)

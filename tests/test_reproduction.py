@@ -38,7 +38,8 @@ def test_a_reproduction_trains_for_the_median_iterations_of_its_reference_runs_w
     assert nerf_run.iterations_from_reference == {"reference": str(tmp_path), "seeds": [0, 1, 2], "iterations": [812, 790, 845], "median": 812}
     assert nerf_run.record_path(tmp_path) == nerf.record_path(tmp_path)  # the same run, only its stopping rule differs
     assert plenoxels_run == plenoxels and block_run == block  # they keep the profile's CPU budget, and say why
-    assert kept == ["plenoxels__synthetic-bed__seed0 (its reference runs had other settings)", "block-nerf__synthetic-bed__seed0 (no reference run)"]
+    assert [why for _, why in kept] == ["plenoxels__synthetic-bed__seed0 (its reference runs had other settings)",
+                                        "block-nerf__synthetic-bed__seed0 (no reference run)"]
     assert RunRequest.from_json(nerf_run.to_json()) == nerf_run  # as the notebook and a Ray task get it
     # A record of the budgeted run is stale against the reproduction: it did other work.
     budgeted = {**_reference(nerf, 0, 812), "train_budget_seconds": nerf.profile.train_budget_seconds, "max_iterations": None, "budget_clock": "cpu"}

@@ -323,7 +323,7 @@ class SceneSpec:
             for image in outputs.image_filenames:
                 image = Path(image)
                 relative = image.relative_to(self.path).as_posix() if image.is_relative_to(self.path) else image.as_posix()
-                files.append(relative)
+                files.append(check_utf8(relative, f"{self.name}: the image file name"))
                 digest.update(f"{name}\0{relative}\0".encode("utf-8", "surrogateescape"))
                 digest.update(image.read_bytes())
             digest.update(np.round(outputs.cameras.camera_to_worlds.numpy().astype(np.float64), 6).tobytes())
@@ -353,10 +353,22 @@ def scene_kind(name: str) -> str:
     return "synthetic" if name == "synthetic-bed" else "real"
 
 
+def check_utf8(text: str, what: str) -> str:
+    """``text``, or DatasetError when it is not valid UTF-8 (a name from the file system or the
+    command line that Python holds with surrogate escapes): records, notebooks and pages are UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+        raise DatasetError(f"{what} {raw!r} is not valid UTF-8; rename it (records, notebooks and pages are written in UTF-8)") from None
+    return text
+
+
 def checked_scene_name(name: str) -> str:
     """``name`` as every later step takes it, or DatasetError before anything runs: a named scene
     (whose data may still be absent: that run is recorded as skipped), or ``layout:PATH`` with the
     PATH resolved once, against the caller's working directory."""
+    check_utf8(name, "the scene name")
     layout, sep, rest = name.partition(":")
     if sep:
         if layout not in LAYOUTS:
