@@ -29,10 +29,9 @@ ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 # torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url; the hash prefix is the one in the file name.
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS}"
 ALEXNET_HASH_PREFIX = "7be5be79"
-# The whole file's sha256 (and size), as several independent public records of it give it; it
-# begins with the prefix above. A file that differs is never used.
+# The whole file's sha256 (244,408,911 bytes), as several independent public records of it give it;
+# it begins with the prefix above. A file that differs is never used.
 ALEXNET_SHA256 = "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"
-ALEXNET_BYTES = 244_408_911
 LPIPS_NET = "alex"
 # The server must answer within this (DNS included): an offline machine costs at most this, once.
 PROBE_TIMEOUT_SECONDS = 5.0
