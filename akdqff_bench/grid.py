@@ -130,7 +130,6 @@ def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple
     time budget. A run with no such reference keeps the budget; the second list gives each such
     run with why."""
     from akdqff_bench.records import run_id
-    from akdqff_bench.runner import request_overrides
 
     if not runs:
         return runs, []
@@ -138,8 +137,8 @@ def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple
     reproduced, kept = [], []
     for run in runs:
         same_run = [r for r in reference if r.get("method") == run.method and r.get("run_id") == run_id(run.method, run.scene, r.get("seed"), run.capacity)]
-        settings = json.loads(json.dumps(request_overrides(run), default=str))
-        same = sorted((r for r in same_run if r.get("overrides") == settings and r.get("rays_per_batch") == run.profile.rays_per_batch),
+        planned = planned_settings(run)
+        same = sorted((r for r in same_run if all(r.get(key) == planned[key] for key in ("overrides", "rays_per_batch"))),
                       key=lambda r: r["seed"])
         if same:
             reproduced.append(run.reproducing([r["seed"] for r in same], [r["iterations"] for r in same], portable_path(Path(reference_root))))
@@ -185,15 +184,8 @@ def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = No
         executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
     check_results_writable(results_root, profile_name)  # before any training, not after the first run
     with holding(profile_lock(results_root, profile_name), wait=wait):
-        if kept_budget is not None:
-            present = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
-            listed = [why for run, why in kept_budget if present[run.scene]]
-            absent = len(kept_budget) - len(listed)
-            print(f"== reproducing {portable_path(Path(reference_root))}: {len(grid) - len(kept_budget)} of {len(grid)} runs train for the "
-                  "median iterations of their reference seeds instead of the profile's time budget"
-                  + (f"; at the budget: {', '.join(listed)}" if listed else "")
-                  + (f"; {absent} without a reference run whose data is not here either" if absent else ""), flush=True)
-        return _run_locked(profile, results_root, grid, scenes, force, notebooks, executor, study, reference_root, evidence, keep_stale)
+        return _run_locked(profile, results_root, grid, scenes, force, notebooks, executor, study, reference_root, evidence, keep_stale,
+                           kept_budget)
 
 
 def data_hashes(variant: str):
@@ -214,18 +206,24 @@ def data_hashes(variant: str):
     return of
 
 
-def stale_because(request: RunRequest, record: dict, data_hash=None) -> str:
-    """What differs between a finished record and what ``request`` would run now ('' when nothing
-    does): the overrides of the method's defaults, rays per batch, budget and its clock, iteration
-    cap, and (``data_hash``: scene -> sha256, for a record that has one) the scene's data."""
+def planned_settings(request: RunRequest) -> Dict[str, object]:
+    """Every setting ``request`` trains with, under its record's field names and as its JSON holds
+    them: the overrides of the method's defaults, rays per batch, budget and its clock, iteration cap."""
     from akdqff_bench.runner import request_overrides
 
+    profile = request.profile
+    return {"overrides": json.loads(json.dumps(request_overrides(request), default=str)), "rays_per_batch": profile.rays_per_batch,
+            "train_budget_seconds": profile.train_budget_seconds, "max_iterations": profile.max_iterations,
+            "budget_clock": profile.budget_clock if profile.train_budget_seconds else None}
+
+
+def stale_because(request: RunRequest, record: dict, data_hash=None) -> str:
+    """What differs between a finished record and what ``request`` would run now ('' when nothing
+    does): its ``planned_settings``, and (``data_hash``: scene -> sha256, for a record that has
+    one) the scene's data."""
     if record.get("status") != "ok":
         return ""
-    profile = request.profile
-    now = {"overrides": json.loads(json.dumps(request_overrides(request), default=str)), "rays_per_batch": profile.rays_per_batch,
-           "train_budget_seconds": profile.train_budget_seconds, "max_iterations": profile.max_iterations,
-           "budget_clock": profile.budget_clock if profile.train_budget_seconds else None}
+    now = planned_settings(request)
     changed = []
     for key, value in now.items():
         if key in record and record.get(key) != value:
@@ -245,12 +243,20 @@ def stale_because(request: RunRequest, record: dict, data_hash=None) -> str:
 
 
 def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], scenes: List[str], force: bool, notebooks: bool,
-                executor, study: bool, reference_root: Optional[Path], evidence: str, keep_stale: bool = False) -> int:
+                executor, study: bool, reference_root: Optional[Path], evidence: str, keep_stale: bool = False,
+                kept_budget: Optional[List[Tuple[RunRequest, str]]] = None) -> int:
     from akdqff_bench.executors import GridPlan, minutes
 
     profile_name = profile.name
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
+    if kept_budget is not None:  # a reproduction (reproducing_reference)
+        listed = [why for run, why in kept_budget if trains[run.scene]]
+        absent = len(kept_budget) - len(listed)
+        print(f"== reproducing {portable_path(Path(reference_root))}: {len(grid) - len(kept_budget)} of {len(grid)} runs train for the "
+              "median iterations of their reference seeds instead of the profile's time budget"
+              + (f"; at the budget: {', '.join(listed)}" if listed else "")
+              + (f"; {absent} without a reference run whose data is not here either" if absent else ""), flush=True)
     todo, stale = [], []
     data_hash = data_hashes(profile.synthetic_bed_variant)
     for run in grid:

@@ -59,15 +59,11 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
 
 
 def settings_key(request: RunRequest) -> str:
-    """12 hex digits of a sha256 of every setting the request trains with (its overrides of the
-    method's defaults, rays per batch, budget, clock and iteration cap): a sweep's records are
-    named by it, so a candidate keeps its record wherever the list puts it."""
-    from akdqff_bench.runner import request_overrides
+    """12 hex digits of a sha256 of every setting the request trains with (grid.planned_settings):
+    a sweep's records are named by it, so a candidate keeps its record wherever the list puts it."""
+    from akdqff_bench.grid import planned_settings
 
-    profile = request.profile
-    settings = {"overrides": request_overrides(request), "rays_per_batch": profile.rays_per_batch, "budget": profile.train_budget_seconds,
-                "clock": profile.budget_clock, "max_iterations": profile.max_iterations}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(planned_settings(request), sort_keys=True).encode("utf-8")).hexdigest()[:12]
 
 
 def candidate_record(sweep_dir: Path, index: int, request: RunRequest) -> Path:
