@@ -1034,13 +1034,25 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
     # to it (a wall-clock budget that became a CPU one), and the page must say what was run.
     commits = sorted({str(r.get("commit", ""))[:7] + ("+dirty" if str(r.get("commit", "")).endswith("+dirty") else "")
                       for r in ok if r.get("commit")})
-    budgets = sorted({(r.get("train_budget_seconds"), _clock_unit(r)) for r in records if r.get("train_budget_seconds")})
-    iterations = sorted({r.get("max_iterations") for r in records if r.get("max_iterations")})
+    # The stopping rule of the runs that ran (a skipped run kept the profile's, whatever the others did).
+    ran = ok or records
+    reproduced = [r for r in ran if r.get("iterations_from_reference")]
+    own_rule = [r for r in ran if not r.get("iterations_from_reference")]
+    budgets = sorted({(r.get("train_budget_seconds"), _clock_unit(r)) for r in own_rule if r.get("train_budget_seconds")})
+    iterations = sorted({r.get("max_iterations") for r in own_rule if r.get("max_iterations")})
     rays = sorted({r.get("rays_per_batch") for r in records if r.get("rays_per_batch")})
     devices = sorted({r.get("device") for r in ok if r.get("device")})
     seeds = sorted({r.get("seed") for r in ok if r.get("seed") is not None})
-    stop = (f"{', '.join(f'{b:g} {unit}' for b, unit in budgets)} of training per run" if budgets else
-            f"{', '.join(str(i) for i in iterations)} iterations per run" if iterations else "the profile's stopping rule")
+    rules = []
+    if reproduced:
+        counts = [r["max_iterations"] for r in reproduced]
+        rules.append(f"the median iteration count of its reference seeds for {len(reproduced)} of {len(ran)} runs "
+                     f"(a reproduction: {min(counts):,}–{max(counts):,} iterations)")
+    if budgets:
+        rules.append(f"{', '.join(f'{b:g} {unit}' for b, unit in budgets)} of training per run")
+    elif iterations:
+        rules.append(f"{', '.join(str(i) for i in iterations)} iterations per run")
+    stop = "; ".join(rules) or "the profile's stopping rule"
     text = (f"**Profile `{profile_name}`**, measured at commit {', '.join(commits) or MISSING}. {len(ok)} measured runs of {len(records)} recorded; "
             f"stopping rule: {stop}; {', '.join(str(r) for r in rays) or MISSING} rays per batch; seeds {', '.join(str(s) for s in seeds) or MISSING}; "
             f"device: {', '.join(devices) or MISSING}.")

@@ -135,3 +135,13 @@ def test_a_one_seed_page_shows_the_reference_studys_verdict_with_your_values_bes
     assert "the reference study's" in html and "Yours" in html
     # With seeds enough of its own, a page judges by them, reference or not.
     assert "Reference study" not in report.styled_verdict(reference, yours).to_html()
+
+
+def test_the_page_says_a_reproduction_stopped_at_its_references_iterations_not_at_the_budget():
+    reproduced = [_record(m, iterations_from_reference={"seeds": [0, 1, 2]}, max_iterations=n, train_budget_seconds=None, rays_per_batch=1024)
+                  for m, n in (("nerf", 925), ("akdqff", 5343))]
+    skipped = {"status": "skipped", "method": "nerf", "dataset": "tanks-temples", "scene": "truck", "train_budget_seconds": 353,
+               "budget_clock": "cpu", "rays_per_batch": 1024}
+    summary = report.study_summary(reproduced + [skipped], "quick")
+    assert "stopping rule: the median iteration count of its reference seeds for 2 of 2 runs (a reproduction: 925–5,343 iterations);" in summary
+    assert "CPU-s" not in summary  # the skipped run's budget is not what the others ran with
