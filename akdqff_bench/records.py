@@ -104,6 +104,9 @@ class RunRecord:
     render_fps: Optional[float] = _field(19)
     num_test_views: Optional[int] = _field(20)
     per_image: Optional[List[Dict[str, Any]]] = _field()
+    # Max colour difference between the first test view rendered by the trained model and by the one
+    # reloaded from the stored file (float noise when the file holds all rendering needs).
+    reload_max_abs_difference: Optional[float] = _field()
     # The learning curve's last point below its best (dB), and whether that is more than
     # runner.DIVERGENCE_DB: a run that got worse as it trained is shown as diverged, not a plain ok.
     curve_drop_db: Optional[float] = _field()

@@ -267,6 +267,14 @@ def offline_safe_setup(config):
     return offline_safe_lpips(*([module] if module is not None else []))
 
 
+def reload_render_difference(trained, reloaded, views: TestViews) -> Optional[float]:
+    """Max |trained - reloaded| over the first test view's pixels (None without a test view)."""
+    if not len(views):
+        return None
+    trained.eval()
+    return float((render_view(trained, views.cameras, 0) - render_view(reloaded, views.cameras, 0)).abs().max())
+
+
 class RunFailed(RuntimeError):
     """A run that trained but whose result cannot stand (non-finite metrics, no test view)."""
 
@@ -397,7 +405,8 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         if bad:
             raise RunFailed(f"non-finite PSNR or SSIM on {len(bad)} of {len(evaluation['per_image'])} test views (first: view {bad[0]}): "
                             "the stored model renders NaN or infinite colours")
-        peak_bytes, peak_kind = peak_memory(device_type)
+        peak_bytes, peak_kind = peak_memory(device_type)  # before the trained model renders below
+        reload_difference = reload_render_difference(trainer.pipeline.model, eval_pipeline.model, views)
         drop = curve_drop(monitor.curve)
         record.update(
             status="ok",
@@ -418,6 +427,7 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
             curve=monitor.curve,
             final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
             adaptation_history=method_api.adaptation_history(trainer.pipeline.model),
+            reload_max_abs_difference=reload_difference,
             curve_drop_db=drop,
             diverged=drop is not None and drop > DIVERGENCE_DB,
             **evaluation,

@@ -119,4 +119,5 @@ spec = BenchSpec(
     ),
     evidence="akdqff_method.analysis",
     description="adaptive Gaussian-RBF kernels with k-means quantized features",
+    role="subject",
 )

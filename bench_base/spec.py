@@ -38,6 +38,10 @@ EVERY_SCENE = "every scene"
 SCENE_KINDS = ("synthetic", "real")
 DEFAULT_CAPACITY = "default"
 DEVICES = ("cpu", "cuda")
+# A method's part in the comparison: the "subject" of the study (one method) is set against every
+# "reference" (what a user would pick today) in its own table, beside the paper's verdict, which
+# keeps to the methods with a paper row.
+ROLES = ("method", "subject", "reference")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class BenchSpec:
     devices: Tuple[str, ...] = DEVICES
     device_reason: str = ""  # why the others cannot run it
     description: str = ""
+    role: str = "method"  # one of ROLES
     at_defaults: bool = False  # no spec registered: the method runs at its own defaults
 
     def __post_init__(self) -> None:
@@ -132,6 +137,8 @@ class BenchSpec:
             if DEFAULT_CAPACITY in [p.label for p in points] or len(set(slugs)) != len(slugs):
                 raise ValueError(f"{self.method}: capacity labels {[p.label for p in points]} of {profile!r} must not be "
                                  f"{DEFAULT_CAPACITY!r} and must differ in their file names")
+        if self.role not in ROLES:
+            raise ValueError(f"{self.method}: role must be one of {ROLES}, not {self.role!r}")
         if not set(self.devices) <= set(DEVICES):
             raise ValueError(f"{self.method}: devices must be among {DEVICES}, not {self.devices}")
 

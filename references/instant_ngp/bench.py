@@ -10,4 +10,5 @@ spec = BenchSpec(
     devices=("cuda",),
     device_reason="its ray marching is nerfacc's CUDA occupancy-grid traversal, which has no CPU path",
     description="nerfstudio's Instant-NGP (hash grid + nerfacc)",
+    role="reference",
 )

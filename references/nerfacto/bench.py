@@ -62,4 +62,5 @@ spec = BenchSpec(
     capacities={"quick": (_table(13), _table(17)), "smoke": (_table(10),)},
     sweeps={"quick": QUICK_SWEEP},
     description="nerfstudio's nerfacto (hash grids + proposal sampling), torch hash encoding",
+    role="reference",
 )

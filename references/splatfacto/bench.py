@@ -10,4 +10,5 @@ spec = BenchSpec(
     devices=("cuda",),
     device_reason="its rasteriser is gsplat's CUDA kernel, which has no CPU path",
     description="nerfstudio's Gaussian splatting",
+    role="reference",
 )

@@ -47,4 +47,5 @@ spec = BenchSpec(
     capacities={"quick": (_components(4, 12), _components(16, 48)), "smoke": (_components(2, 6),)},
     sweeps={"quick": QUICK_SWEEP},
     description="nerfstudio's TensoRF (VM factorised grid), pure torch",
+    role="reference",
 )
