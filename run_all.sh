@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, 8 runs; its measured time: results/quick/README.md): your records in
+#   ./run_all.sh                 quick profile (CPU, 12 runs; its measured time: results/quick/README.md): your records in
 #                                results/local/quick/ (git-ignored), compare.html there sets them beside the committed study in
 #                                results/quick/, each run trained for its reference seeds' median iterations (--reproduce);
 #                                each method's own evidence drawn short (--evidence short)
@@ -11,6 +11,9 @@
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
 #   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;
 #                                installs the `cluster` extra; docs/cluster.md)
+#   ./run_all.sh gpu-check       on a machine with a GPU: the CUDA-only tests and a short run of every method, records and
+#                                a summary (s/iter, PSNR, peak GPU memory, whether each stored model reloads the same) in
+#                                results/gpu-check/ (about 10 min); without CUDA it says so and exits 2
 #   ./run_all.sh test            the test suite (what CI runs)
 #   ./run_all.sh setup           only create/update the environment (.venv)
 #
@@ -105,6 +108,14 @@ case "$command" in
         # Tests are CPU-only by design; one thread per process keeps them steady on 2 cores.
         OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$VENV/bin/python" -m pytest "$@"
         ;;
+    gpu-check)
+        shift || true
+        ensure_env
+        # Refuses in one line, exit 2, where torch sees no CUDA device (before any data is made).
+        "$VENV/bin/python" -c "import sys; from akdqff_bench import gpu_check; r = gpu_check.cuda_missing_reason(); r and print(r, file=sys.stderr); sys.exit(2 if r else 0)"
+        ensure_data "$("$VENV/bin/python" -c "from akdqff_bench.profiles import get_profile; print(get_profile('gpu-check').synthetic_bed_variant)")"
+        "$VENV/bin/python" -m akdqff_bench.gpu_check "$@"
+        ;;
     quick|full|smoke|study)
         shift || true
         ensure_env
@@ -156,7 +167,7 @@ case "$command" in
         "$VENV/bin/akdqff-bench" grid --profile "$profile" ${grid_args[@]+"${grid_args[@]}"}
         ;;
     *)
-        echo "unknown command '$command'; use: quick | study | full | smoke | test | setup" >&2
+        echo "unknown command '$command'; use: quick | study | full | smoke | gpu-check | test | setup" >&2
         exit 2
         ;;
 esac

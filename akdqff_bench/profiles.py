@@ -6,6 +6,7 @@ run used is written into its record.
   same CPU-time training budget (a busy machine slows a run down without shortening it) and the
   same rays per batch.
 - ``full``: GPU, the methods' own (papers') settings and fixed iteration counts, 800x800.
+- ``gpu-check``: a short run of every method on one GPU (``./run_all.sh gpu-check``).
 - ``smoke``: a few iterations on a tiny scene, for tests.
 """
 
@@ -158,6 +159,23 @@ PROFILES: Dict[str, Profile] = {
         seeds=(0,),
         # Real scenes' near/far planes and background come from their layout's settings
         # (akdqff_bench.datasets: SceneSettings), not from here.
+    ),
+    # ./run_all.sh gpu-check (akdqff_bench.gpu_check): every method with a bench spec, a short run each
+    # on one GPU at its quick settings (the methods without quick settings, at their defaults).
+    "gpu-check": Profile(
+        name="gpu-check",
+        description="GPU, a short run of every method on synthetic-bed 100x100 at its quick settings",
+        device_type="cuda",
+        train_budget_seconds=None,
+        max_iterations=500,
+        rays_per_batch=RAYS_PER_BATCH,
+        synthetic_bed_variant="quick",
+        curve_points=2,
+        curve_views=2,
+        scenes=("synthetic-bed",),
+        seeds=(0,),
+        max_test_views=8,
+        settings_from="quick",
     ),
     "smoke": Profile(
         name="smoke",

@@ -366,6 +366,8 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         curve_views = views.first(prof.curve_views)
 
         config.save_config()  # config.yml beside the checkpoint, so ns-eval / ns-render work on the run
+        if device_type == "cuda":  # runs in one process (no notebooks) must not inherit each other's peak
+            torch.cuda.reset_peak_memory_stats()
         trainer = config.setup(local_rank=0, world_size=1)
         with offline_safe_setup(config):
             trainer.setup()

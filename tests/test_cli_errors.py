@@ -33,7 +33,7 @@ def run_cli(capsys, *argv):
         (("run", "--method", "nerf", "--scene", "blender:no/such/folder", "--profile", "smoke"), "scene folder does not exist"),
         (("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke"), "Tanks and Temples scene 'truck' is not there"),
         (("sweep", "--method", "nerf-xl", "--profile", "smoke"), "unknown method(s) ['nerf-xl']; known methods: akdqff"),
-        (("sweep", "--method", "tensorf", "--profile", "smoke"), "tensorf has no sweep 'quick' (its bench spec defines none)"),
+        (("sweep", "--method", "vanilla-nerf", "--profile", "smoke"), "vanilla-nerf has no sweep 'quick' (its bench spec defines none)"),
         (("sweep", "--method", "akdqff", "--sweep", "widths", "--profile", "smoke"), "akdqff has no sweep 'widths'; its sweeps: quick, lambda"),
         (("grid", "--methods", "splatfacto", "--profile", "smoke", "--no-notebooks"), "splatfacto cannot run on cpu: its rasteriser is gsplat's CUDA kernel"),
         (("run", "--method", "instant-ngp", "--profile", "smoke"), "instant-ngp cannot run on cpu"),

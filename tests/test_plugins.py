@@ -44,16 +44,16 @@ def test_a_plugin_with_its_own_bench_spec_runs_through_the_grid_and_the_comparis
 
 @pytest.mark.slow
 def test_nerfstudio_s_own_methods_run_by_name_at_their_defaults(tmp_path, tiny_data_root, no_lpips_weights):
-    """tensorf, pure torch, with no bench spec: the profile's budget, data and rays; its own defaults
+    """vanilla-nerf, pure torch, with no bench spec: the profile's budget, data and rays; its own defaults
     otherwise, offline (its LPIPS is built only where the weights are), and the tables say so."""
     from akdqff_bench import grid, report
     from akdqff_bench.records import load_records
 
-    assert grid.run_grid("smoke", tmp_path, methods=["tensorf"], notebooks=False) == 0
+    assert grid.run_grid("smoke", tmp_path, methods=["vanilla-nerf"], notebooks=False) == 0
     (record,) = load_records(tmp_path, "smoke")
     assert record["status"] == "ok" and record["method_at_defaults"] is True and record["overrides"] == {}
     assert record["iterations"] == 8 and record["rays_per_batch"] == 64 and record["model_size_bytes"] > 0
-    assert "tensorf" in report.at_defaults_note([record])
+    assert "vanilla-nerf" in report.at_defaults_note([record])
 
 
 def test_a_method_the_device_cannot_run_is_refused_in_one_line(tmp_path):
