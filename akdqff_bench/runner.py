@@ -392,7 +392,7 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         timed_cpu = monitor.iteration_cpu_seconds[WARMUP_ITERATIONS:] or monitor.iteration_cpu_seconds
 
         model_path = artifacts / "model.bin"
-        model_size = method_api.export_representation(trainer.pipeline.model, model_path)
+        model_size = method_api.export_representation(trainer.pipeline.model, model_path, bench_spec(method).stored_attributes)
         log(f"[{label}] stored model: {model_size / 1e6:.3f} MB; evaluating {len(views)} test views from it")
 
         # Rebuild the pipeline from the config, then load the stored file: what we measure is what we ship.

@@ -22,7 +22,9 @@ A method's bench spec (:mod:`bench_base.spec`) may also name an evidence module 
 ``notebook_figures(result, level)`` the run notebook draws after the metrics.
 
 Models without the first two get :func:`export_state_dict` / :func:`load_state_dict`: the model's
-``state_dict`` in float32 minus the LPIPS network.
+``state_dict`` in float32 minus the LPIPS network, plus the attributes outside it that rendering
+reads, which a bench spec names in ``stored_attributes`` (nerfacto's proposal-sampler anneal
+exponent, set by a training callback: a fresh model starts at another value).
 
 Rendered colour comes from ``get_outputs_for_camera``: the first of :data:`RGB_OUTPUT_KEYS` that
 the outputs contain. RGBA ground truth is composited on the model's own background colour
@@ -32,7 +34,7 @@ the outputs contain. RGBA ground truth is composited on the model's own backgrou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
 
 import torch
 
@@ -51,8 +53,26 @@ def representation_state_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]
     }
 
 
-def export_state_dict(model: torch.nn.Module, path: Path) -> None:
-    torch.save(representation_state_dict(model), path)
+# Key prefix of a stored attribute (``BenchSpec.stored_attributes``) in the stored state dict.
+ATTRIBUTE_PREFIX = "attribute:"
+
+
+def _attribute_owner(model: torch.nn.Module, dotted: str):
+    *parents, name = dotted.split(".")
+    owner = model
+    for part in parents:
+        owner = getattr(owner, part)
+    return owner, name
+
+
+def export_state_dict(model: torch.nn.Module, path: Path, attributes: Sequence[str] = ()) -> None:
+    state = representation_state_dict(model)
+    for dotted in attributes:
+        owner, name = _attribute_owner(model, dotted)
+        value = getattr(owner, name)
+        # A Python number in double precision: it must come back the number it was.
+        state[ATTRIBUTE_PREFIX + dotted] = value.detach().cpu() if torch.is_tensor(value) else torch.tensor(value, dtype=torch.float64)
+    torch.save(state, path)
 
 
 def take_stored_shapes(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:
@@ -75,6 +95,10 @@ def take_stored_shapes(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -
 
 def load_state_dict(model: torch.nn.Module, path: Path) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in [key for key in state if key.startswith(ATTRIBUTE_PREFIX)]:
+        owner, name = _attribute_owner(model, key[len(ATTRIBUTE_PREFIX):])
+        value = state.pop(key)
+        setattr(owner, name, value.item() if value.dim() == 0 else value)
     take_stored_shapes(model, state)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(NON_REPRESENTATION_PREFIXES)]
@@ -82,15 +106,16 @@ def load_state_dict(model: torch.nn.Module, path: Path) -> None:
         raise RuntimeError(f"{path}: stored model does not match the config (missing {missing}, unexpected {unexpected})")
 
 
-def export_representation(model: torch.nn.Module, path: Path) -> int:
-    """Write the stored model for ``model`` to ``path`` and return its size in bytes."""
+def export_representation(model: torch.nn.Module, path: Path, attributes: Sequence[str] = ()) -> int:
+    """Write the stored model for ``model`` to ``path`` (with the named ``attributes`` when it is
+    stored by the default hook) and return its size in bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     hook = getattr(model, "export_representation", None)
     if hook is not None:
         hook(path)
     else:
-        export_state_dict(model, path)
+        export_state_dict(model, path, attributes)
     return path.stat().st_size
 
 

@@ -125,6 +125,9 @@ class BenchSpec:
     device_reason: str = ""  # why the others cannot run it
     description: str = ""
     role: str = "method"  # one of ROLES
+    # Dotted attributes of the model outside its state dict that rendering reads (stored with it by
+    # the default hook, bench_base.representation): for a method whose training sets such state.
+    stored_attributes: Tuple[str, ...] = ()
     at_defaults: bool = False  # no spec registered: the method runs at its own defaults
 
     def __post_init__(self) -> None:
