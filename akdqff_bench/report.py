@@ -643,7 +643,7 @@ def methods_in_role(role: str) -> List[str]:
 
 
 def _gap_words(subject: Spread, other: Spread, higher_is_better: bool) -> str:
-    """How the seed ranges of two groups lie: apart (and which side) or overlapping."""
+    """Whether the seed ranges of two groups lie apart or overlap (the sentence says which side)."""
     if min(subject.n, other.n) < MIN_SEEDS:
         return "one seed: no spread to judge"
     separated = _separated(subject, other, higher_is_better)
@@ -651,7 +651,7 @@ def _gap_words(subject: Spread, other: Spread, higher_is_better: bool) -> str:
 
 
 def _times(ratio: float, better: str, worse: str) -> str:
-    """ "2.3× smaller" or "1.7× larger": a ratio >= 1 read in the right direction."""
+    """'2.3× smaller' or '1.7× larger': the ratio read in the direction that makes it at least 1."""
     return f"{ratio:.1f}× {better}" if ratio >= 1 else f"{1 / ratio:.1f}× {worse}"
 
 
