@@ -13,7 +13,8 @@
 #                                installs the `cluster` extra; docs/cluster.md)
 #   ./run_all.sh gpu-check       on a machine with a GPU: the CUDA-only tests and a short run of every method, records and
 #                                a summary (s/iter, PSNR, peak GPU memory, whether each stored model reloads the same) in
-#                                results/gpu-check/ (about 10 min); without CUDA it says so and exits 2
+#                                results/gpu-check/ (sized for under 10 min on one GPU, not yet measured on one); without
+#                                CUDA it says so and exits 2
 #   ./run_all.sh test            the test suite (what CI runs)
 #   ./run_all.sh setup           only create/update the environment (.venv)
 #

@@ -11,7 +11,7 @@ candidate wins. The learning rates and their decay are nerfstudio's. The sweeps:
 
 from __future__ import annotations
 
-from bench_base.spec import EVERY_SCENE, BenchSpec, CapacityPoint, Sweep, candidates, merged
+from bench_base.spec import EVERY_SCENE, BenchSpec, CapacityPoint, Sweep, candidates
 
 GRID = "pipeline.model.init_resolution", "pipeline.model.final_resolution", "pipeline.model.upsampling_iters"
 COMPONENTS = "pipeline.model.num_den_components", "pipeline.model.num_color_components"
