@@ -24,6 +24,7 @@ import torch
 from nerfstudio.field_components.activations import trunc_exp
 from nerfstudio.field_components.encodings import SHEncoding
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from akdqff_method.quantization import assign_to_codebook, quantize_straight_through
 from akdqff_method.spatial_index import KernelGridIndex
@@ -51,6 +52,8 @@ class RBFKernelField(nn.Module):
         support_cutoff: float = 2.5,
         index_resolution: int = 32,
         max_kernels_per_cell: Optional[int] = 64,
+        index_cell_size: Optional[float] = None,
+        max_index_subdivision: int = 8,
         index_margin: float = 1.1,
         density_bias: float = -1.0,
         seed: int = 0,
@@ -89,7 +92,8 @@ class RBFKernelField(nn.Module):
         # Quantization state: the codebook is part of the representation (and of checkpoints).
         self.register_buffer("codebook", torch.zeros(0, feature_dim))
         self.index = KernelGridIndex(
-            aabb, index_resolution, max_kernels_per_cell, support_in_bandwidths=support_cutoff * index_margin
+            aabb, index_resolution, max_kernels_per_cell, support_in_bandwidths=support_cutoff * index_margin,
+            cell_size_in_radii=index_cell_size, max_subdivision=max_index_subdivision,
         )
         self.rebuild_index()
         # Checkpoints hold whatever K (and Q) training ended with: rebuild the index once loaded.
@@ -169,7 +173,8 @@ class RBFKernelField(nn.Module):
 
         Pairs come from the spatial index; pairs outside the kernel's support (weight exactly 0)
         are dropped before the features are gathered."""
-        sample_ids, kernel_ids = self.index.pairs(positions.detach())
+        with record_function("index lookup"):
+            sample_ids, kernel_ids = self.index.pairs(positions.detach())
         return self.fused_features_from_pairs(positions, sample_ids, kernel_ids)
 
     def fused_features_from_pairs(
@@ -177,7 +182,7 @@ class RBFKernelField(nn.Module):
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         dtype = positions.dtype
         params = self.kernel_params
-        with torch.no_grad():
+        with record_function("kernel evaluation"), torch.no_grad():
             # Only the kernels the pairs name (U of K, renumbered 0..U-1) enter the step: exp,
             # clamp and the codebook lookup over all K kernels every step made its cost grow with
             # K, not with the samples (the O(K) left is a bool mask and the parameters' gradients).
@@ -188,33 +193,36 @@ class RBFKernelField(nn.Module):
             local[used] = torch.arange(used.numel(), device=kernel_ids.device)
         features = params["features"].index_select(0, used)
         if self.quantized:
-            features, _ = quantize_straight_through(features, self.codebook)
-        # One [U, 3 + 3 + 1 + D] table of everything a pair needs, gathered once per pair with
-        # index_select: one gather forward and one index_add backward, instead of one gather and
-        # one index_put backward per attribute. On the quick bed model that cut the
-        # model's forward + backward from 18.0 to 16.8 ms per 1024-ray batch (2 CPU threads).
-        table = torch.cat(
-            [
-                params["centers"].index_select(0, used),
-                1.0 / torch.exp(params["log_scales"].index_select(0, used)).clamp(self.min_scale, self.max_scale),
-                torch.exp(params["log_amplitudes"].index_select(0, used))[:, None],
-                features,
-            ],
-            dim=-1,
-        ).to(dtype)
-        cutoff2 = self.support_cutoff**2
-        with torch.no_grad():  # drop the candidates outside the kernel's support (weight exactly 0)
-            pair_rows = local[kernel_ids]
-            geometry = table[:, :6].detach().index_select(0, pair_rows)
-            offsets = (positions.detach().index_select(0, sample_ids) - geometry[:, :3]) * geometry[:, 3:]
-            inside = torch.nonzero(offsets.square().sum(-1) < cutoff2).flatten()
-            sample_ids, kernel_ids, pair_rows = sample_ids[inside], kernel_ids[inside], pair_rows[inside]
-        per_pair = table.index_select(0, pair_rows)
-        offsets = (positions.index_select(0, sample_ids) - per_pair[:, :3]) * per_pair[:, 3:6]
-        weights = truncated_gaussian(offsets.square().sum(-1), self.support_cutoff) * per_pair[:, 6]
-        fused = positions.new_zeros(positions.shape[0], self.feature_dim).index_add(0, sample_ids, weights[:, None] * per_pair[:, 7:])
-        return fused, sample_ids, kernel_ids, weights
+            with record_function("quantization"):
+                features, _ = quantize_straight_through(features, self.codebook)
+        with record_function("kernel evaluation"):
+            # One [U, 3 + 3 + 1 + D] table of everything a pair needs, gathered once per pair with
+            # index_select: one gather forward and one index_add backward, instead of one gather and
+            # one index_put backward per attribute. On the quick bed model that cut the
+            # model's forward + backward from 18.0 to 16.8 ms per 1024-ray batch (2 CPU threads).
+            table = torch.cat(
+                [
+                    params["centers"].index_select(0, used),
+                    1.0 / torch.exp(params["log_scales"].index_select(0, used)).clamp(self.min_scale, self.max_scale),
+                    torch.exp(params["log_amplitudes"].index_select(0, used))[:, None],
+                    features,
+                ],
+                dim=-1,
+            ).to(dtype)
+            cutoff2 = self.support_cutoff**2
+            with torch.no_grad():  # drop the candidates outside the kernel's support (weight exactly 0)
+                pair_rows = local[kernel_ids]
+                geometry = table[:, :6].detach().index_select(0, pair_rows)
+                offsets = (positions.detach().index_select(0, sample_ids) - geometry[:, :3]) * geometry[:, 3:]
+                inside = torch.nonzero(offsets.square().sum(-1) < cutoff2).flatten()
+                sample_ids, kernel_ids, pair_rows = sample_ids[inside], kernel_ids[inside], pair_rows[inside]
+            per_pair = table.index_select(0, pair_rows)
+            offsets = (positions.index_select(0, sample_ids) - per_pair[:, :3]) * per_pair[:, 3:6]
+            weights = truncated_gaussian(offsets.square().sum(-1), self.support_cutoff) * per_pair[:, 6]
+            fused = positions.new_zeros(positions.shape[0], self.feature_dim).index_add(0, sample_ids, weights[:, None] * per_pair[:, 7:])
+            return fused, sample_ids, kernel_ids, weights
 
+    @record_function("decoder")
     def decode(self, fused: Tensor, directions: Tensor) -> Tuple[Tensor, Tensor]:
         raw = self.decoder(fused)
         density = trunc_exp(raw[:, :1])

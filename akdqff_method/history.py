@@ -2,7 +2,9 @@
 
 The numbers come from the run record: its ``curve`` points carry ``kernels`` and ``codebook_size``
 (the model's ``benchmark_scalars`` at each curve evaluation), and, where the record holds it, the
-model's ``adaptation_history()`` gives every allocation and codebook decision.
+model's ``adaptation_history()`` gives every allocation and codebook decision. Curve points that
+carry ``field_samples_per_ray`` add a third panel: the samples per ray the field evaluated (with
+gradients, and in the sampler's density probe without), what each step's cost follows.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ def adaptation_series(
             if point.get("codebook_size"):  # 0: not quantized yet
                 codebook_steps.append(int(point["iteration"]))
                 codebook.append(int(point["codebook_size"]))
-    return {"kernel_steps": kernels_steps, "kernels": kernels, "codebook_steps": codebook_steps, "codebook_sizes": codebook}
+    samples = [point for point in curve or [] if "field_samples_per_ray" in point]
+    return {"kernel_steps": kernels_steps, "kernels": kernels, "codebook_steps": codebook_steps, "codebook_sizes": codebook,
+            "sample_steps": [int(point["iteration"]) for point in samples],
+            "field_samples_per_ray": [float(point["field_samples_per_ray"]) for point in samples],
+            "probe_samples_per_ray": [float(point.get("probe_samples_per_ray") or 0.0) for point in samples]}
 
 
 def adaptation_figure(
@@ -43,7 +49,8 @@ def adaptation_figure(
     history: Optional[Mapping[str, List[Dict[str, Any]]]] = None,
     title: str = "AKDQFF: kernels K and codebook size Q over training",
 ):
-    """Two panels sharing the step axis: K (set by λ) and Q (set by the distortion tolerance).
+    """Panels sharing the step axis: K (set by λ), Q (set by the distortion tolerance) and, where
+    the curve has them, the samples per ray the field evaluated.
 
     Raises ValueError when neither source holds a K or a Q, so an empty figure is never shown."""
     import matplotlib.pyplot as plt
@@ -51,15 +58,27 @@ def adaptation_figure(
     series = adaptation_series(curve, history)
     if not series["kernels"] and not series["codebook_sizes"]:
         raise ValueError("no K or Q to plot: the record has no curve points with 'kernels'/'codebook_size' and no history")
-    fig, (ax_k, ax_q) = plt.subplots(2, 1, figsize=(6.5, 5), sharex=True)
+    with_samples = bool(series["sample_steps"])
+    fig, axes = plt.subplots(3 if with_samples else 2, 1, figsize=(6.5, 7.2 if with_samples else 5), sharex=True)
+    ax_k, ax_q = axes[0], axes[1]
     ax_k.plot(series["kernel_steps"], series["kernels"], marker=".", color="tab:blue")
     ax_k.set_ylabel("kernels K")
     ax_k.grid(alpha=0.3)
     ax_q.step(series["codebook_steps"], series["codebook_sizes"], where="post", marker=".", color="tab:orange")
     ax_q.set_yscale("log", base=2)
     ax_q.set_ylabel("codebook size Q")
-    ax_q.set_xlabel("training step")
     ax_q.grid(alpha=0.3)
+    if with_samples:
+        ax_s = axes[2]
+        ax_s.plot(series["sample_steps"], series["field_samples_per_ray"], marker=".", color="tab:green", label="with gradients")
+        if any(series["probe_samples_per_ray"]):
+            ax_s.plot(series["sample_steps"], series["probe_samples_per_ray"], marker=".", color="tab:gray",
+                      label="density probe (no gradients)")
+        ax_s.set_ylabel("field samples per ray")
+        ax_s.set_ylim(bottom=0)
+        ax_s.legend(fontsize=8)
+        ax_s.grid(alpha=0.3)
+    axes[-1].set_xlabel("training step")
     ax_k.set_title(title)
     fig.tight_layout()
     return fig

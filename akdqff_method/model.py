@@ -24,15 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
-from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
-from nerfstudio.model_components.ray_samplers import UniformSampler
+from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps, colors
 from torch import Tensor, nn
 from torch.nn import Parameter
+from torch.profiler import record_function
 from torchmetrics.functional import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio
 
@@ -73,6 +74,11 @@ class AKDQFFModelConfig(ModelConfig):
     max_kernels_per_cell: Optional[int] = None
     """A memory guard on the index's per-cell lists; None keeps every kernel that touches a cell
     (exact). When set, crowded cells keep the kernels contributing most there."""
+    index_cell_size: Optional[float] = None
+    """With a value, the spatial index subdivides its grid (``grid_resolution`` times up to
+    ``max_index_subdivision`` per axis) so that a cell's edge stays near this many typical support
+    radii as the kernels shrink; None keeps ``grid_resolution`` cells a side."""
+    max_index_subdivision: int = 8
     index_update_interval: int = 10
     num_samples: int = 128
     """Uniform samples per ray inside the scene box (before empty-space skipping)."""
@@ -87,6 +93,16 @@ class AKDQFFModelConfig(ModelConfig):
     """Samples whose transmittance, estimated from the occupancy grid's densities, is below this
     are skipped (0 disables). Off by default: with 1e-3 on the two-sphere scene the loss rose
     again once skipping began (the cell-level estimate hides samples the surface needs)."""
+    sampler: Literal["uniform", "transmittance", "resample"] = "uniform"
+    """Which samples of a ray the field evaluates with gradients (after empty-space skipping).
+    ``uniform``: all of them. ``transmittance``: a density pass without gradients over them first,
+    then only those the ray still reaches (transmittance above ``early_stop_transmittance``, as
+    nerfacc's early stopping; the render changes by at most that much). ``resample``: the same
+    pass gives the ray's weights, from which nerfstudio's ``PDFSampler`` draws ``num_resampled``
+    samples, the only ones evaluated with gradients (NeRF's hierarchical sampling with the field
+    as its own coarse model)."""
+    early_stop_transmittance: float = 1e-3
+    num_resampled: int = 32
     strategy: AKDStrategy = field(
         # λ for the full profile: below the quick profile's 3e-6 because 800x800 views show finer
         # detail worth splitting for (λ is per ray, so resolution alone does not change K). Not
@@ -127,12 +143,15 @@ class AKDQFFModel(Model):
             support_cutoff=cfg.support_cutoff,
             index_resolution=cfg.grid_resolution,
             max_kernels_per_cell=cfg.max_kernels_per_cell,
+            index_cell_size=cfg.index_cell_size,
+            max_index_subdivision=cfg.max_index_subdivision,
             seed=cfg.seed,
         )
         self.occupancy = OccupancyGrid(aabb, cfg.grid_resolution)
         self.occupancy.occupied = self.field.index.covered_cells()
         self.collider = AABBBoxCollider(self.scene_box, near_plane=cfg.near_plane)
         self.sampler = UniformSampler(num_samples=cfg.num_samples)
+        self.resampler = PDFSampler(num_samples=cfg.num_resampled, include_original=False)
         self.renderer_rgb = RGBRenderer(background_color=self.config.background_color)
         self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
@@ -153,7 +172,8 @@ class AKDQFFModel(Model):
         self.allocation_history: List[Dict[str, Any]] = []
         self.codebook_history: List[Dict[str, Any]] = []
         self.last_relative_distortion: Optional[float] = None
-        self.last_samples_per_ray = 0.0
+        self.last_samples_per_ray = 0.0  # of the last training batch, evaluated with gradients
+        self.last_probe_samples_per_ray = 0.0  # and without (the sampler's density pass)
         # Set on N > 1 processes only (akdqff_method.distributed); None keeps every path single-process.
         self.rank_sync: Optional[RankSync] = None
         box_diagonal = float((aabb[1] - aabb[0]).norm())
@@ -167,27 +187,23 @@ class AKDQFFModel(Model):
         return groups
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
-        ray_samples = self.sampler(ray_bundle)
+        ray_samples, positions, selected, probed = self.field_samples(ray_bundle)
         num_rays, num_samples = ray_samples.shape[:2]
-        positions = ray_samples.frustums.get_positions().reshape(-1, 3)
-        # Empty-space skipping: only samples in occupied cells reach the field, and of those only
-        # the ones the occupancy grid's density estimate says are not hidden behind opaque cells.
-        occupied, cells, grid_density = self.occupancy.lookup(positions.detach())
-        if self.config.skip_transmittance > 0:
-            occupied = occupied & self._visible(cells, grid_density, ray_samples.deltas, num_rays, num_samples)
-        selected = torch.nonzero(occupied).flatten()
-        self.last_samples_per_ray = selected.numel() / max(num_rays, 1)
+        if self.training:
+            self.last_samples_per_ray = selected.numel() / max(num_rays, 1)
+            self.last_probe_samples_per_ray = probed / max(num_rays, 1)
         ray_index = torch.div(selected, num_samples, rounding_mode="floor")
         directions = ray_bundle.directions.reshape(-1, 3)[ray_index]
         field_out = self.field(positions[selected], directions)
-        density = positions.new_zeros(num_rays * num_samples, 1).index_copy(0, selected, field_out["density"])
-        rgb = positions.new_zeros(num_rays * num_samples, 3).index_copy(0, selected, field_out["rgb"])
-        weights = ray_samples.get_weights(density.view(num_rays, num_samples, 1))
-        outputs = {
-            "rgb": self.renderer_rgb(rgb=rgb.view(num_rays, num_samples, 3), weights=weights),
-            "accumulation": self.renderer_accumulation(weights=weights),
-            "depth": self.renderer_depth(weights=weights, ray_samples=ray_samples),
-        }
+        with record_function("compositing"):
+            density = positions.new_zeros(num_rays * num_samples, 1).index_copy(0, selected, field_out["density"])
+            rgb = positions.new_zeros(num_rays * num_samples, 3).index_copy(0, selected, field_out["rgb"])
+            weights = ray_samples.get_weights(density.view(num_rays, num_samples, 1))
+            outputs = {
+                "rgb": self.renderer_rgb(rgb=rgb.view(num_rays, num_samples, 3), weights=weights),
+                "accumulation": self.renderer_accumulation(weights=weights),
+                "depth": self.renderer_depth(weights=weights, ray_samples=ray_samples),
+            }
         if self.training:
             self._last_batch = {
                 "pair_samples": field_out["pair_samples"],
@@ -198,6 +214,51 @@ class AKDQFFModel(Model):
                 "num_rays": num_rays,
             }
         return outputs
+
+    def field_samples(self, ray_bundle: RayBundle) -> Tuple[RaySamples, Tensor, Tensor, int]:
+        """The ray samples, their positions [R·S, 3], the flat ids of those the field evaluates with
+        gradients (``config.sampler``) and how many the density probe evaluated without."""
+        # The record_function labels name the parts of a step in benchmarks/step_profile.py.
+        with record_function("sampling"):
+            ray_samples = self.sampler(ray_bundle)
+            positions, selected = self._skip_empty_space(ray_samples)
+        if self.config.sampler == "uniform":
+            return ray_samples, positions, selected, 0
+        with record_function("density probe"):
+            probed = selected.numel()
+            density = self._probe_density(positions, selected, ray_samples.shape)
+            if self.config.sampler == "transmittance":
+                selected = selected[self._reached(density, ray_samples)[selected]]
+            else:
+                ray_samples = self.resampler(ray_bundle, ray_samples, ray_samples.get_weights(density))
+                positions, selected = self._skip_empty_space(ray_samples)
+        return ray_samples, positions, selected, probed
+
+    def _skip_empty_space(self, ray_samples: RaySamples) -> Tuple[Tensor, Tensor]:
+        """The samples' positions [R·S, 3] and the flat ids of those in occupied cells (of those,
+        with ``skip_transmittance``, only the ones the occupancy grid's density estimate says are not
+        hidden behind opaque cells)."""
+        num_rays, num_samples = ray_samples.shape[:2]
+        positions = ray_samples.frustums.get_positions().reshape(-1, 3)
+        occupied, cells, grid_density = self.occupancy.lookup(positions.detach())
+        if self.config.skip_transmittance > 0:
+            occupied = occupied & self._visible(cells, grid_density, ray_samples.deltas, num_rays, num_samples)
+        return positions, torch.nonzero(occupied).flatten()
+
+    @torch.no_grad()
+    def _probe_density(self, positions: Tensor, selected: Tensor, shape) -> Tensor:
+        """The field's density [R, S, 1] at the selected samples (0 elsewhere), without gradients."""
+        density = positions.new_zeros(positions.shape[0])
+        if selected.numel():
+            density[selected] = self.field.density_at(positions[selected].detach())
+        return density.view(*shape, 1)
+
+    def _reached(self, density: Tensor, ray_samples: RaySamples) -> Tensor:
+        """Flat bool [R·S]: samples in front of which the transmittance is still above
+        ``early_stop_transmittance``, so the ones dropped carry at most that much of the colour."""
+        tau = (density * ray_samples.deltas).squeeze(-1)
+        optical_depth_before = tau.cumsum(-1) - tau
+        return (optical_depth_before < -math.log(self.config.early_stop_transmittance)).view(-1)
 
     def _visible(self, cells: Tensor, grid_density: Tensor, deltas: Tensor, num_rays: int, num_samples: int) -> Tensor:
         """Samples not hidden behind cells the grid estimates as opaque.
@@ -277,7 +338,34 @@ class AKDQFFModel(Model):
         for key, value in self.strategy_state.items():
             if isinstance(value, Tensor) and value.device != self.device:
                 self.strategy_state[key] = value.to(self.device)
-        last = self._last_batch
+        with record_function("allocation"):
+            kernels_changed = self._allocate(step, self._last_batch)
+        self._last_batch = None
+        if kernels_changed or step % cfg.index_update_interval == 0:
+            with record_function("index rebuild"):
+                field_.rebuild_index()
+        if step % cfg.occupancy_update_interval == 0:
+            with record_function("occupancy update"):
+                if self.rank_sync is None:
+                    self.update_occupancy(step)
+                else:
+                    self._update_occupancy_on_rank_zero(self.rank_sync, step)
+        if step == cfg.quantization_start_step or (
+            field_.quantized
+            and step > cfg.quantization_start_step
+            and (step - cfg.quantization_start_step) % cfg.codebook_update_interval == 0
+        ):
+            # At quantization_start_step the rule picks the first Q from initial_codebook_size.
+            with record_function("codebook"):
+                if self.rank_sync is None:
+                    self.update_codebook()
+                else:
+                    self._update_codebook_on_rank_zero(self.rank_sync)
+
+    def _allocate(self, step: int, last: Optional[Dict[str, Tensor]]) -> bool:
+        """Fold the last batch into the AKD statistics, then split and prune when it is time;
+        whether K's kernels changed."""
+        field_ = self.field
         # Statistics keep accumulating after refine_stop: adaptive Q weights the features by them.
         if last is not None and "ray_residual" in last:
             self.strategy.accumulate(
@@ -290,7 +378,6 @@ class AKDQFFModel(Model):
                 last["ray_signal"][last["ray_index"]],
                 last["num_rays"],
             )
-        self._last_batch = None
         sync = self.rank_sync
         if sync is not None and self.strategy.should_refine(step):
             # Every rank decides from every rank's rays; the masks applied are rank 0's.
@@ -304,23 +391,7 @@ class AKDQFFModel(Model):
         self.kernels_blocked_by_cap_total += changed["blocked_by_cap"]
         if self.strategy.should_refine(step):
             self.allocation_history.append({"step": int(step), "kernels": int(field_.num_kernels), **changed})
-        if changed["split"] or changed["pruned"] or step % cfg.index_update_interval == 0:
-            field_.rebuild_index()
-        if step % cfg.occupancy_update_interval == 0:
-            if sync is None:
-                self.update_occupancy(step)
-            else:
-                self._update_occupancy_on_rank_zero(sync, step)
-        if step == cfg.quantization_start_step or (
-            field_.quantized
-            and step > cfg.quantization_start_step
-            and (step - cfg.quantization_start_step) % cfg.codebook_update_interval == 0
-        ):
-            # At quantization_start_step the rule picks the first Q from initial_codebook_size.
-            if sync is None:
-                self.update_codebook()
-            else:
-                self._update_codebook_on_rank_zero(sync)
+        return bool(changed["split"] or changed["pruned"])
 
     def _update_occupancy_on_rank_zero(self, sync: RankSync, step: int) -> None:
         if sync.is_leader:
@@ -428,7 +499,10 @@ class AKDQFFModel(Model):
             "kernels": float(self.field.num_kernels),
             "codebook_size": float(self.field.codebook_size),  # 0 = not quantized yet (warm-up)
             "occupied_fraction": self.occupancy.occupied_fraction(),
+            # Per ray of the last training batch: samples the field evaluated with gradients, and
+            # those the sampler's density pass evaluated without (0 with the uniform sampler).
             "field_samples_per_ray": float(self.last_samples_per_ray),
+            "probe_samples_per_ray": float(self.last_probe_samples_per_ray),
             "kernels_split_total": float(self.kernels_split_total),
             "kernels_pruned_total": float(self.kernels_pruned_total),
             # Splits the memory guard max_kernels refused: 0 means K was set by λ alone.
@@ -437,6 +511,7 @@ class AKDQFFModel(Model):
             # kept); 0 whenever max_kernels_per_cell is None. Touched cells give the fraction.
             "index_truncated_cells": float(self.field.index.truncated_cells),
             "index_touched_cells": float(self.field.index.touched_cells),
+            "index_cell_resolution": float(self.field.index.cell_resolution),
         }
         if self.last_relative_distortion is not None:
             # D(Q)/D(1) of the last codebook decision (the rule's tolerance is on this number).

@@ -11,6 +11,7 @@ skipped (empty-space skipping). Cells that no kernel touches are empty by constr
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -28,6 +29,10 @@ def cell_coordinates(positions: Tensor, aabb: Tensor, resolution: int) -> Tuple[
 def linear_cell_index(coords: Tensor, resolution: int) -> Tensor:
     return (coords[..., 0] * resolution + coords[..., 1]) * resolution + coords[..., 2]
 
+
+# Up to this many cells (128³) the index also keeps a dense cell -> row table (8 bytes a cell), so
+# a sample finds its cell by one lookup; finer grids binary-search the sorted touched cells.
+DENSE_LOOKUP_CELLS = 1 << 21
 
 # (kernel, cell) candidates enumerated at once by ``kernel_cell_pairs``: bounds its working
 # memory (~100 bytes a candidate) whatever K and the kernels' sizes are.
@@ -91,9 +96,18 @@ def kernel_cell_pairs(
 
 
 class KernelGridIndex(nn.Module):
-    """Uniform grid of cells, each listing the kernels whose support overlaps it, in CSR form
-    (``kernel_ids`` sorted by cell, ``starts``, ``counts``): memory is proportional to the
-    (kernel, cell) pairs, and a sample costs as many candidates as its own cell lists.
+    """A grid of cells over the box, each listing the kernels whose support overlaps it, stored
+    sparsely in CSR form: ``cell_keys`` (the touched cells' linear ids, sorted), ``starts`` and
+    ``counts`` per touched cell, ``kernel_ids`` sorted by cell. Memory is proportional to the
+    (kernel, cell) pairs, not to the cells, and a sample costs as many candidates as its own cell
+    lists (its cell is found by binary search in ``cell_keys``).
+
+    The grid is ``resolution`` cells a side, subdivided ``subdivision`` times per axis. With
+    ``cell_size_in_radii`` set, every build chooses the subdivision so that a cell's edge stays
+    near that many typical support radii (the median of the kernels' largest semi-axis), at most
+    ``max_subdivision``: as splits shrink the kernels the cells shrink with them, and the candidates
+    per sample stay near the kernels that actually contain it (on a fixed grid they grow with K).
+    ``covered_cells`` always answers on the ``resolution`` grid (the occupancy grid's).
 
     ``max_kernels_per_cell`` (None or 0: no cap, the index is exact) bounds the work per sample.
     Where more kernels touch a cell, it keeps the ones that can contribute most to a sample in the
@@ -104,26 +118,51 @@ class KernelGridIndex(nn.Module):
     bounds how much dropping the kernel can change the fused feature there. The earlier rule,
     nearest to the cell centre in units of each kernel's own radius, ranked big kernels first and
     dropped the small children that splits create. ``truncated_cells`` counts the cells where the
-    cap dropped kernels, ``touched_cells`` the cells any kernel touches.
+    cap dropped kernels, ``touched_cells`` the cells any kernel touches (at the index's resolution).
     """
 
     def __init__(
-        self, aabb: Tensor, resolution: int, max_kernels_per_cell: Optional[int] = None, support_in_bandwidths: float = 2.5
+        self, aabb: Tensor, resolution: int, max_kernels_per_cell: Optional[int] = None, support_in_bandwidths: float = 2.5,
+        cell_size_in_radii: Optional[float] = None, max_subdivision: int = 8,
     ) -> None:
         super().__init__()
         if max_kernels_per_cell is not None and max_kernels_per_cell < 0:
             raise ValueError(f"max_kernels_per_cell must be None, 0 (no cap) or positive, got {max_kernels_per_cell}")
+        if cell_size_in_radii is not None and cell_size_in_radii <= 0:
+            raise ValueError(f"cell_size_in_radii must be None or positive, got {cell_size_in_radii}")
+        if max_subdivision < 1:
+            raise ValueError(f"max_subdivision must be at least 1, got {max_subdivision}")
         self.resolution = resolution
         self.max_kernels_per_cell = max_kernels_per_cell or None
         self.support_in_bandwidths = support_in_bandwidths
+        self.cell_size_in_radii = cell_size_in_radii
+        self.max_subdivision = max_subdivision
+        self.subdivision = 1
         self.register_buffer("aabb", aabb.clone().float(), persistent=False)
         self.register_buffer("kernel_ids", torch.zeros(0, dtype=torch.long), persistent=False)
-        self.register_buffer("starts", torch.zeros(resolution**3, dtype=torch.long), persistent=False)
-        self.register_buffer("counts", torch.zeros(resolution**3, dtype=torch.long), persistent=False)
+        self.register_buffer("cell_keys", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("starts", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("counts", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("row_of_cell", torch.zeros(0, dtype=torch.long), persistent=False)  # -1: untouched
         self.num_kernels = 0
         self.truncated_cells = 0
         self.touched_cells = 0
         self.max_cell_count = 0  # before any cap
+
+    @property
+    def cell_resolution(self) -> int:
+        """Cells per axis of the index (``resolution`` × ``subdivision``)."""
+        return self.resolution * self.subdivision
+
+    def choose_subdivision(self, support_radii: Tensor) -> int:
+        """The subdivision whose cell edge is nearest ``cell_size_in_radii`` typical radii from above."""
+        if self.cell_size_in_radii is None or support_radii.shape[0] == 0:
+            return 1
+        coarse_cell = float(((self.aabb[1] - self.aabb[0]) / self.resolution).min())
+        typical_radius = float(support_radii.max(dim=-1).values.median())
+        if typical_radius <= 0:
+            return self.max_subdivision
+        return int(min(self.max_subdivision, max(1, math.floor(coarse_cell / (self.cell_size_in_radii * typical_radius)))))
 
     @torch.no_grad()
     def build(self, centers: Tensor, support_radii: Tensor, importance: Optional[Tensor] = None) -> None:
@@ -131,54 +170,89 @@ class KernelGridIndex(nn.Module):
         weights the ranking in over-full cells (see the class doc)."""
         centers = centers.detach().to(self.aabb)
         support_radii = support_radii.detach().to(self.aabb)
-        num_cells = self.resolution**3
-        kernel_ids, cell_ids, nearest2 = kernel_cell_pairs(centers, support_radii, self.aabb, self.resolution)
-        counts = torch.bincount(cell_ids, minlength=num_cells)
+        self.subdivision = self.choose_subdivision(support_radii)
+        kernel_ids, cell_ids, nearest2 = kernel_cell_pairs(centers, support_radii, self.aabb, self.cell_resolution)
         cap = self.max_kernels_per_cell
         self.num_kernels = centers.shape[0]
-        self.touched_cells = int((counts > 0).sum())
-        self.max_cell_count = int(counts.max()) if counts.numel() else 0
-        if cap is not None and self.max_cell_count > cap:
+        if cap is not None:
             # The largest peak weight first within each cell: sort by -key, then (stably) by cell.
             key = torch.exp(-0.5 * self.support_in_bandwidths**2 * nearest2)
             if importance is not None:
                 key = key * importance.detach().to(key)[kernel_ids]
             order = torch.argsort(-key, stable=True)
             order = order[torch.argsort(cell_ids[order], stable=True)]
-            kernel_ids, cell_ids = kernel_ids[order], cell_ids[order]
+        else:
+            order = torch.argsort(cell_ids, stable=True)
+        kernel_ids, cell_ids = kernel_ids[order], cell_ids[order]
+        cell_keys, counts = torch.unique_consecutive(cell_ids, return_counts=True)
+        self.touched_cells = int(cell_keys.numel())
+        self.max_cell_count = int(counts.max()) if counts.numel() else 0
+        self.truncated_cells = 0
+        if cap is not None and self.max_cell_count > cap:
             starts = torch.cumsum(counts, 0) - counts
-            slot = torch.arange(cell_ids.numel(), device=centers.device) - starts[cell_ids]  # rank within its cell
+            cell_of_pair = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+            slot = torch.arange(kernel_ids.numel(), device=centers.device) - starts[cell_of_pair]  # rank within its cell
             kernel_ids = kernel_ids[slot < cap]
             self.truncated_cells = int((counts > cap).sum())
             counts = counts.clamp(max=cap)
-        else:
-            kernel_ids = kernel_ids[torch.argsort(cell_ids, stable=True)]
-            self.truncated_cells = 0
-        # CSR layout: the kernels of cell c are kernel_ids[starts[c] : starts[c] + counts[c]].
+        # CSR layout: the kernels of touched cell i (linear id cell_keys[i]) are
+        # kernel_ids[starts[i] : starts[i] + counts[i]].
         self.kernel_ids = kernel_ids
+        self.cell_keys = cell_keys
         self.counts = counts
         self.starts = torch.cumsum(counts, 0) - counts
+        if self.cell_resolution**3 <= DENSE_LOOKUP_CELLS:
+            self.row_of_cell = torch.full((self.cell_resolution**3,), -1, dtype=torch.long, device=centers.device)
+            self.row_of_cell[cell_keys] = torch.arange(cell_keys.numel(), device=centers.device)
+        else:
+            self.row_of_cell = self.row_of_cell[:0]
 
     def truncated_fraction(self) -> float:
         """Truncated cells over touched cells (0 when none is touched)."""
         return self.truncated_cells / self.touched_cells if self.touched_cells else 0.0
 
+    def _touched(self, cells: Tensor) -> Tuple[Tensor, Tensor]:
+        """For linear cell ids at the index's resolution: the row in ``cell_keys`` and whether the
+        cell is touched at all (untouched cells list no kernel)."""
+        if self.cell_keys.numel() == 0:
+            return torch.zeros_like(cells), torch.zeros_like(cells, dtype=torch.bool)
+        if self.row_of_cell.numel():
+            rows = self.row_of_cell[cells]
+            return rows.clamp(min=0), rows >= 0
+        rows = torch.searchsorted(self.cell_keys, cells).clamp(max=self.cell_keys.numel() - 1)
+        return rows, self.cell_keys[rows] == cells
+
+    def kernels_in_cell(self, cell: int) -> Tensor:
+        """The kernels listed for linear cell id ``cell`` (at the index's resolution)."""
+        rows, touched = self._touched(torch.tensor([cell], device=self.cell_keys.device))
+        if not bool(touched[0]):
+            return self.kernel_ids[:0]
+        start = int(self.starts[rows[0]])
+        return self.kernel_ids[start : start + int(self.counts[rows[0]])]
+
     def pairs(self, positions: Tensor) -> Tuple[Tensor, Tensor]:
         """Every (sample, candidate kernel) pair for positions [N, 3]: two id tensors [P].
 
         Ragged, not padded: a sample costs as many pairs as its cell lists kernels."""
-        coords, _ = cell_coordinates(positions, self.aabb, self.resolution)
-        cells = linear_cell_index(coords, self.resolution)
-        counts = self.counts[cells]
+        coords, _ = cell_coordinates(positions, self.aabb, self.cell_resolution)
+        rows, touched = self._touched(linear_cell_index(coords, self.cell_resolution))
+        counts = torch.where(touched, self.counts[rows] if self.counts.numel() else torch.zeros_like(rows), 0)
         sample_ids = torch.repeat_interleave(torch.arange(positions.shape[0], device=positions.device), counts)
         first_pair = torch.cumsum(counts, 0) - counts
         slot = torch.arange(sample_ids.numel(), device=positions.device) - first_pair[sample_ids]
-        kernel_ids = self.kernel_ids[self.starts[cells][sample_ids] + slot]
+        kernel_ids = self.kernel_ids[self.starts[rows][sample_ids] + slot] if sample_ids.numel() else sample_ids
         return sample_ids, kernel_ids
 
     def covered_cells(self) -> Tensor:
-        """Bool [R³]: cells that at least one kernel touches."""
-        return self.counts > 0
+        """Bool [resolution³]: cells of the ``resolution`` grid that at least one kernel touches."""
+        covered = torch.zeros(self.resolution**3, dtype=torch.bool, device=self.cell_keys.device)
+        keys = self.cell_keys
+        if self.subdivision > 1 and keys.numel():
+            fine, m = self.cell_resolution, self.subdivision
+            coords = torch.stack([keys // (fine * fine), (keys // fine) % fine, keys % fine], dim=-1) // m
+            keys = linear_cell_index(coords, self.resolution)
+        covered[keys] = True
+        return covered
 
 
 def brute_force_neighbours(positions: Tensor, centers: Tensor, support_radii: Tensor) -> Tensor:

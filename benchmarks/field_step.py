@@ -12,11 +12,27 @@ scene. Field settings (feature width, decoder, SH levels, grid resolution, cap p
 ``AKDQFFModelConfig``'s defaults unless given. Each K is timed unquantized and with a Q = 64
 codebook (straight-through lookup), the median of ``--repeats`` steps after ``--warmup``; the
 index build (done every ``index_update_interval`` steps in training) is timed once beside it.
+Each K is measured with every index of ``--index-cell-sizes``: ``fixed`` (the grid at
+``grid_resolution``, the index before it refined) and a number c (cells subdivided to about c
+typical support radii, ``index_cell_size``), with the index's candidate pairs per sample beside
+the contributing ones.
+
+How close a step is to the machine (``floor_ms``, ``times_the_floor``): the arithmetic and memory
+traffic the step cannot avoid, against this machine's measured peaks (``machine_gflops``: a
+2048² fp32 matmul on ``--threads`` threads; ``machine_gb_per_s``: a 256 MB tensor copy). The step
+must, per contributing (sample, kernel) pair, form the offset, its squared norm, the truncated
+Gaussian and the weighted feature sum (``PAIR_FLOPS_FORWARD``, an exp counted as 8), per sample run
+the decoder, and run all of it backward at about twice the forward's arithmetic; it must read
+each kernel it uses and write its gradient, and read and write each sample's position, fused
+feature and decoder activations once each way. The floor is the larger of the two times: a lower
+bound that no implementation on this CPU can beat, not a target (it ignores the index lookup
+and assumes perfect caching).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import statistics
 import sys
@@ -30,7 +46,52 @@ SAMPLE_JITTER = 0.002
 CODEBOOK_SIZE = 64
 
 
-def make_field(num_kernels: int, args, seed: int = 0):
+# Floating-point operations per contributing pair, forward: offset (3 sub, 3 mul by the inverse
+# bandwidth), squared norm (3 mul, 2 add), the truncated Gaussian (exp as 8, shift and scale 2,
+# clamp 1), times the amplitude (1); the weighted feature sum adds 2 per feature dimension.
+PAIR_FLOPS_FORWARD = 23
+BACKWARD_ARITHMETIC = 2.0  # backward costs about twice the forward's arithmetic
+BYTES_PER_FLOAT = 4
+
+
+def step_floor(samples: int, pairs: int, used_kernels: int, feature_dim: int, hidden: int, sh_levels: int) -> dict:
+    """The arithmetic (flops) and memory traffic (bytes) one forward + backward step cannot avoid."""
+    outputs = 1 + 3 * sh_levels**2
+    forward = pairs * (PAIR_FLOPS_FORWARD + 2 * feature_dim) + samples * (2 * feature_dim * hidden + 2 * hidden * outputs + 6 * outputs)
+    flops = forward * (1 + BACKWARD_ARITHMETIC)
+    kernel_floats = 3 + 3 + 1 + feature_dim  # centre, bandwidths, amplitude, feature
+    sample_floats = 3 + feature_dim + hidden + outputs  # position, fused feature, hidden layer, decoder output
+    traffic = BYTES_PER_FLOAT * 2 * (used_kernels * kernel_floats + samples * sample_floats)  # read + write back (gradients)
+    return {"flops": float(flops), "bytes": float(traffic)}
+
+
+def measure_machine(threads: int, repeats: int = 5) -> dict:
+    """This machine's fp32 matmul rate (GFLOP/s) and copy bandwidth (GB/s, bytes read + written)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    gflops = 2 * 2048**3 / best / 1e9
+    source = torch.randn(64 * 1024 * 1024)  # 256 MB
+    target = torch.empty_like(source)
+    target.copy_(source)
+    best = min(_timed(lambda: target.copy_(source)) for _ in range(repeats))
+    return {"machine_gflops": round(gflops, 1), "machine_gb_per_s": round(2 * source.numel() * BYTES_PER_FLOAT / best / 1e9, 1)}
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def parse_cell_size(text: str):
+    return None if text == "fixed" else float(text)
+
+
+def make_field(num_kernels: int, args, seed: int = 0, index_cell_size=None):
     import torch
 
     from akdqff_method.field import RBFKernelField
@@ -40,7 +101,7 @@ def make_field(num_kernels: int, args, seed: int = 0):
     field = RBFKernelField(
         aabb, num_kernels=num_kernels, feature_dim=args.feature_dim, decoder_hidden_dim=args.decoder_hidden_dim,
         sh_levels=args.sh_levels, max_scale=args.max_scale, index_resolution=args.grid_resolution,
-        max_kernels_per_cell=args.max_kernels_per_cell, seed=seed,
+        max_kernels_per_cell=args.max_kernels_per_cell, index_cell_size=index_cell_size, seed=seed,
     )
     spacing = math.sqrt(4 * math.pi / num_kernels)
     with torch.no_grad():
@@ -98,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-scale", type=float, default=defaults.max_scale)
     parser.add_argument("--max-kernels-per-cell", type=int, default=defaults.max_kernels_per_cell,
                         help="0: no cap")
+    parser.add_argument("--index-cell-sizes", type=parse_cell_size, nargs="+", default=[None, 1.0], metavar="fixed|C",
+                        help="indexes to measure: fixed (grid_resolution) or cells of about C support radii (default: fixed 1.0)")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/field_step.csv"))
     args = parser.parse_args(argv)
 
@@ -109,13 +172,18 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    machine = measure_machine(args.threads)
+    print(f"this machine: {machine['machine_gflops']} GFLOP/s (fp32 matmul), {machine['machine_gb_per_s']} GB/s (copy)", flush=True)
     positions, view, target = make_batch(args.samples)
     rows = []
-    for num_kernels in args.kernels:
-        field, build_seconds = make_field(num_kernels, args)
+    for num_kernels, cell_size in itertools.product(args.kernels, args.index_cell_sizes):
+        field, build_seconds = make_field(num_kernels, args, index_cell_size=cell_size)
         with torch.no_grad():
             candidates = field.index.pairs(positions)[0].numel()
-            _, contributing, _, _ = field.fused_features(positions)
+            _, contributing, contributing_kernels, _ = field.fused_features(positions)
+            floor = step_floor(args.samples, contributing.numel(), int(torch.unique(contributing_kernels).numel()),
+                               args.feature_dim, args.decoder_hidden_dim, args.sh_levels)
+            floor_ms = 1e3 * max(floor["flops"] / (machine["machine_gflops"] * 1e9), floor["bytes"] / (machine["machine_gb_per_s"] * 1e9))
         for quantized in (False, True):
             if quantized:
                 rows_for_codebook = torch.randperm(num_kernels, generator=torch.Generator().manual_seed(2))[:CODEBOOK_SIZE]
@@ -125,6 +193,8 @@ def main(argv=None) -> int:
             times = time_steps(field, positions, view, target, args.warmup, args.repeats)
             row = {
                 "kernels": num_kernels,
+                "index": "fixed" if cell_size is None else f"cells of {cell_size:g} radii",
+                "index_cell_resolution": field.index.cell_resolution,
                 "quantized": quantized,
                 "codebook_size": field.codebook_size,
                 "samples": args.samples,
@@ -137,13 +207,18 @@ def main(argv=None) -> int:
                 "truncated_cells": field.index.truncated_cells,
                 "touched_cells": field.index.touched_cells,
                 "index_build_ms": round(1e3 * build_seconds, 1),
+                "floor_mflop": round(floor["flops"] / 1e6, 1),
+                "floor_mb": round(floor["bytes"] / 1e6, 2),
+                "floor_ms": round(floor_ms, 2),
+                "times_the_floor": round(statistics.median(times) * 1e3 / floor_ms, 1),
+                **machine,
                 "feature_dim": args.feature_dim,
                 "decoder_hidden_dim": args.decoder_hidden_dim,
                 "grid_resolution": args.grid_resolution,
                 "max_kernels_per_cell": args.max_kernels_per_cell,
                 "threads": args.threads,
             }
-            print(f"K={num_kernels:>7} quantized={quantized!s:5}: {row['median_ms']:8.2f} ms "
+            print(f"K={num_kernels:>7} {row['index']:>16} quantized={quantized!s:5}: {row['median_ms']:8.2f} ms "
                   f"({row['candidate_pairs_per_sample']} candidates, {row['contributing_pairs_per_sample']} pairs per sample)", flush=True)
             rows.append(row)
         del field
@@ -152,13 +227,17 @@ def main(argv=None) -> int:
     frame.to_csv(args.out, index=False)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for quantized, group in frame.groupby("quantized"):
-        label = f"quantized (Q={CODEBOOK_SIZE})" if quantized else "raw features"
+    for (index_name, quantized), group in frame.groupby(["index", "quantized"], sort=False):
+        label = (f"quantized (Q={CODEBOOK_SIZE})" if quantized else "raw features") + f", {index_name} index"
         axes[0].errorbar(group["kernels"], group["median_ms"], yerr=[group["median_ms"] - group["min_ms"], group["max_ms"] - group["median_ms"]],
                          marker="o", capsize=3, label=label)
-    first = frame[~frame["quantized"]]
-    axes[1].plot(first["kernels"], first["candidate_pairs_per_sample"], marker="o", label="candidates from the index")
-    axes[1].plot(first["kernels"], first["contributing_pairs_per_sample"], marker="s", label="inside a kernel's support")
+    raw = frame[~frame["quantized"]]
+    for index_name, group in raw.groupby("index", sort=False):
+        axes[1].plot(group["kernels"], group["candidate_pairs_per_sample"], marker="o", label=f"candidates, {index_name} index")
+    contributing = raw.groupby("kernels")["contributing_pairs_per_sample"].mean()
+    axes[1].plot(contributing.index, contributing.values, marker="s", color="black", label="inside a kernel's support")
+    floors = raw.groupby("kernels")["floor_ms"].mean()
+    axes[0].plot(floors.index, floors.values, linestyle="--", color="black", label="floor (this CPU's peak arithmetic / bandwidth)")
     for ax in axes:
         ax.set_ylim(bottom=0)
         ax.set_xscale("log")

@@ -179,7 +179,12 @@ def test_adaptation_figure_plots_history_or_curve():
     series = adaptation_series(curve=curve)
     assert series["kernel_steps"] == [10, 20] and series["codebook_steps"] == [20] and series["codebook_sizes"] == [32]
     fig = adaptation_figure(curve=curve, history=history)
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 2  # no samples per ray in these points
+    sampled = [{**point, "field_samples_per_ray": 30.0 - point["iteration"], "probe_samples_per_ray": 96.0} for point in curve]
+    series = adaptation_series(curve=sampled)
+    assert series["sample_steps"] == [10, 20] and series["field_samples_per_ray"] == [20.0, 10.0]
+    assert series["probe_samples_per_ray"] == [96.0, 96.0]
+    assert len(adaptation_figure(curve=sampled).axes) == 3
     with pytest.raises(ValueError, match="no K or Q"):
         adaptation_figure(curve=[{"iteration": 1, "psnr": 10.0}])
 

@@ -12,6 +12,7 @@ from akdqff_method.allocation import AKDStrategy, prune_kernels, split_kernels
 from akdqff_method.export import pack_indices, unpack_indices
 from akdqff_method.field import RBFKernelField, truncated_gaussian
 from akdqff_method.quantization import AdaptiveCodebookRule, index_bits, kmeans, quantization_distortion, weighted_variance
+from akdqff_method import spatial_index
 from akdqff_method.spatial_index import KernelGridIndex, brute_force_neighbours, kernel_cell_pairs
 
 AABB = torch.tensor([[-1.5, -1.5, -1.5], [1.5, 1.5, 1.5]])
@@ -132,11 +133,11 @@ def test_crowded_cells_keep_the_kernels_that_contribute_most_not_the_biggest():
     radii = torch.tensor([[0.05] * 3, [0.05] * 3, [2.0] * 3])
     index.build(centers, radii)
     cell = 2 * 16 + 2 * 4 + 2
-    listed = index.kernel_ids[index.starts[cell] : index.starts[cell] + index.counts[cell]]
+    listed = index.kernels_in_cell(cell)
     assert sorted(listed.tolist()) == [0, 1] and index.truncated_cells >= 1
     # A kernel that contributes nothing (zero amplitude or feature) goes first, whatever its place.
     index.build(centers, radii, importance=torch.tensor([0.0, 1.0, 1.0]))
-    listed = index.kernel_ids[index.starts[cell] : index.starts[cell] + index.counts[cell]]
+    listed = index.kernels_in_cell(cell)
     assert sorted(listed.tolist()) == [1, 2]
 
 
@@ -153,6 +154,46 @@ def test_uncapped_index_matches_brute_force_in_crowded_cells():
     from_index = torch.zeros(400, 300, dtype=torch.bool)
     from_index[sample_ids[inside], kernel_ids[inside]] = True
     assert torch.equal(from_index, brute_force_neighbours(positions, centers, radii))
+
+
+@pytest.mark.parametrize("cell_size_in_radii", [2.0, 1.0, 0.5])
+@pytest.mark.parametrize("dense_lookup", [True, False])
+def test_a_subdivided_index_matches_brute_force_and_lists_fewer_candidates(cell_size_in_radii, dense_lookup, monkeypatch):
+    """Small kernels (split children) on a coarse grid: the index subdivides its cells to their size,
+    still finds every kernel containing each sample, lists fewer candidates, and covers the same
+    coarse cells; with the dense cell table and with the binary search in the touched cells."""
+    if not dense_lookup:
+        monkeypatch.setattr(spatial_index, "DENSE_LOOKUP_CELLS", 0)
+    generator = torch.Generator().manual_seed(7)
+    centers = (torch.rand(3000, 3, generator=generator) - 0.5) * 2.4
+    radii = 0.05 + 0.05 * torch.rand(3000, 3, generator=generator)
+    fixed = KernelGridIndex(AABB, resolution=8)
+    refined = KernelGridIndex(AABB, resolution=8, cell_size_in_radii=cell_size_in_radii, max_subdivision=16)
+    for index in (fixed, refined):
+        index.build(centers, radii)
+    assert fixed.subdivision == 1 and refined.subdivision > 1
+    typical = float(radii.max(dim=-1).values.median())
+    cell_edge = float((AABB[1] - AABB[0]).min()) / refined.cell_resolution
+    assert cell_size_in_radii * typical <= cell_edge < 2 * cell_size_in_radii * typical or refined.subdivision == 16
+    positions = (torch.rand(2000, 3, generator=generator) - 0.5) * 2.4
+    expected = brute_force_neighbours(positions, centers, radii)
+    assert expected.sum() > 500  # the comparison is not vacuous
+    for index in (fixed, refined):
+        sample_ids, kernel_ids = index.pairs(positions)
+        inside = ((positions[sample_ids] - centers[kernel_ids]) / radii[kernel_ids]).square().sum(-1) < 1
+        found = torch.zeros_like(expected)
+        found[sample_ids[inside], kernel_ids[inside]] = True
+        assert torch.equal(found, expected)
+    assert refined.pairs(positions)[0].numel() < 0.5 * fixed.pairs(positions)[0].numel()
+    assert torch.equal(refined.covered_cells(), fixed.covered_cells())
+
+
+def test_an_empty_index_lists_nothing():
+    index = KernelGridIndex(AABB, resolution=4, cell_size_in_radii=1.0)
+    index.build(torch.zeros(0, 3), torch.zeros(0, 3))
+    sample_ids, kernel_ids = index.pairs(torch.zeros(5, 3))
+    assert sample_ids.numel() == kernel_ids.numel() == 0
+    assert not bool(index.covered_cells().any()) and index.kernels_in_cell(0).numel() == 0
 
 
 def _adam_for(field):

@@ -19,6 +19,7 @@ from baselines.block_nerf.bench import QUICK as BLOCK_NERF_QUICK
 from baselines.nerf.bench import QUICK as NERF_QUICK
 
 METHODS = ("nerf", "akdqff", "plenoxels", "block-nerf")
+REFERENCES_ON_THE_CPU = ("tensorf", "nerfacto")
 CAPACITY_SCENE = "synthetic-bed"
 from akdqff_bench.records import REPO_ROOT, read_record, record_path, run_id, write_record
 
@@ -86,7 +87,7 @@ def test_the_real_capture_settings_are_the_ethiopian_head_sweep_winners():
     import pandas as pd
 
     quick = get_profile("quick")
-    for method in METHODS:
+    for method in METHODS + REFERENCES_ON_THE_CPU:
         sweep = bench_spec(method).sweeps["quick"]
         for scene, kind in (("synthetic-bed", "synthetic"), ("ethiopian-head", "real")):
             ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / (f"{method}-quick.csv" if kind == "synthetic" else f"{method}-quick-{scene}.csv"))
