@@ -100,7 +100,8 @@ class KernelGridIndex(nn.Module):
     sparsely in CSR form: ``cell_keys`` (the touched cells' linear ids, sorted), ``starts`` and
     ``counts`` per touched cell, ``kernel_ids`` sorted by cell. Memory is proportional to the
     (kernel, cell) pairs, not to the cells, and a sample costs as many candidates as its own cell
-    lists (its cell is found by binary search in ``cell_keys``).
+    lists (its cell's row is found in a dense table up to ``DENSE_LOOKUP_CELLS`` cells, by binary
+    search in ``cell_keys`` beyond).
 
     The grid is ``resolution`` cells a side, subdivided ``subdivision`` times per axis. With
     ``cell_size_in_radii`` set, every build chooses the subdivision so that a cell's edge stays
@@ -155,7 +156,8 @@ class KernelGridIndex(nn.Module):
         return self.resolution * self.subdivision
 
     def choose_subdivision(self, support_radii: Tensor) -> int:
-        """The subdivision whose cell edge is nearest ``cell_size_in_radii`` typical radii from above."""
+        """The largest subdivision (at most ``max_subdivision``) whose cell edge is still at least
+        ``cell_size_in_radii`` typical support radii; 1 without ``cell_size_in_radii``."""
         if self.cell_size_in_radii is None or support_radii.shape[0] == 0:
             return 1
         coarse_cell = float(((self.aabb[1] - self.aabb[0]) / self.resolution).min())
