@@ -176,21 +176,21 @@ class KernelGridIndex(nn.Module):
         kernel_ids, cell_ids, nearest2 = kernel_cell_pairs(centers, support_radii, self.aabb, self.cell_resolution)
         cap = self.max_kernels_per_cell
         self.num_kernels = centers.shape[0]
-        if cap is not None:
+        order = torch.argsort(cell_ids, stable=True)
+        cell_keys, counts = torch.unique_consecutive(cell_ids[order], return_counts=True)
+        self.touched_cells = int(cell_keys.numel())
+        self.max_cell_count = int(counts.max()) if counts.numel() else 0
+        self.truncated_cells = 0
+        overflow = cap is not None and self.max_cell_count > cap
+        if overflow:
             # The largest peak weight first within each cell: sort by -key, then (stably) by cell.
             key = torch.exp(-0.5 * self.support_in_bandwidths**2 * nearest2)
             if importance is not None:
                 key = key * importance.detach().to(key)[kernel_ids]
             order = torch.argsort(-key, stable=True)
             order = order[torch.argsort(cell_ids[order], stable=True)]
-        else:
-            order = torch.argsort(cell_ids, stable=True)
-        kernel_ids, cell_ids = kernel_ids[order], cell_ids[order]
-        cell_keys, counts = torch.unique_consecutive(cell_ids, return_counts=True)
-        self.touched_cells = int(cell_keys.numel())
-        self.max_cell_count = int(counts.max()) if counts.numel() else 0
-        self.truncated_cells = 0
-        if cap is not None and self.max_cell_count > cap:
+        kernel_ids = kernel_ids[order]
+        if overflow:
             starts = torch.cumsum(counts, 0) - counts
             cell_of_pair = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
             slot = torch.arange(kernel_ids.numel(), device=centers.device) - starts[cell_of_pair]  # rank within its cell
@@ -236,13 +236,16 @@ class KernelGridIndex(nn.Module):
         """Every (sample, candidate kernel) pair for positions [N, 3]: two id tensors [P].
 
         Ragged, not padded: a sample costs as many pairs as its cell lists kernels."""
+        if self.cell_keys.numel() == 0:  # no kernel touches any cell
+            empty = torch.zeros(0, dtype=torch.long, device=positions.device)
+            return empty, empty
         coords, _ = cell_coordinates(positions, self.aabb, self.cell_resolution)
         rows, touched = self._touched(linear_cell_index(coords, self.cell_resolution))
-        counts = torch.where(touched, self.counts[rows] if self.counts.numel() else torch.zeros_like(rows), 0)
+        counts = torch.where(touched, self.counts[rows], 0)
         sample_ids = torch.repeat_interleave(torch.arange(positions.shape[0], device=positions.device), counts)
         first_pair = torch.cumsum(counts, 0) - counts
         slot = torch.arange(sample_ids.numel(), device=positions.device) - first_pair[sample_ids]
-        kernel_ids = self.kernel_ids[self.starts[rows][sample_ids] + slot] if sample_ids.numel() else sample_ids
+        kernel_ids = self.kernel_ids[self.starts[rows][sample_ids] + slot]
         return sample_ids, kernel_ids
 
     def covered_cells(self) -> Tensor:

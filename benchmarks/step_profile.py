@@ -53,7 +53,8 @@ def parse_setting(text: str):
 
 
 def part_milliseconds(events) -> Dict[str, float]:
-    """Microseconds of the profiler's events per part, innermost label first (see the module doc)."""
+    """Milliseconds of the profiler's events per part (their times are microseconds), innermost
+    label first (see the module doc)."""
     totals: Dict[str, float] = defaultdict(float)
 
     def visit(event, owner) -> None:
