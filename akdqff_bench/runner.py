@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import resource
+import shutil
 import statistics
 import time
 import traceback
@@ -122,6 +123,9 @@ class TrainingMonitor:
     label: str
     log: Callable[[str], None] = print
     budget_clock: str = "wall"  # "cpu" or "wall": which clock budget_seconds is on
+    # Where each curve point saves its render of the first curve view (the renders over training);
+    # None saves none.
+    curve_renders_dir: Optional[Path] = None
     wall_clock: Callable[[], float] = time.perf_counter
     cpu_clock: Callable[[], float] = time.process_time
     iteration_seconds: List[float] = field(default_factory=list)  # wall
@@ -195,7 +199,11 @@ class TrainingMonitor:
         pipeline = self.trainer.pipeline
         pipeline.eval()
         started = time.perf_counter()
-        psnrs = [metrics.psnr(render_view(pipeline.model, self.curve_views.cameras, i), image) for i, image in enumerate(self.curve_views.images)]
+        renders = [render_view(pipeline.model, self.curve_views.cameras, i) for i in range(len(self.curve_views.images))]
+        psnrs = [metrics.psnr(render, image) for render, image in zip(renders, self.curve_views.images)]
+        if self.curve_renders_dir is not None and renders:
+            self.curve_renders_dir.mkdir(parents=True, exist_ok=True)
+            save_png(renders[0], self.curve_renders_dir / curve_render_name(step + 1))
         point = {
             "iteration": step + 1,
             "train_seconds": self.trained_seconds,
@@ -213,6 +221,16 @@ class TrainingMonitor:
         # (densification, pruning, codebook updates) is part of the update cost we time.
         callbacks.insert(0, TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.start_iteration))
         callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.end_iteration))
+
+
+def curve_render_name(iteration: int) -> str:
+    """The file of a curve point's render (of the first curve view) in the run's ``renders/curve``."""
+    return f"iter_{iteration:06d}.png"
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """An [H, W, 3] image in [0, 1] as an 8-bit PNG."""
+    Image.fromarray((image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(path)
 
 
 def evaluate_views(model, views: TestViews, renders_dir: Optional[Path] = None) -> Dict[str, Any]:
@@ -234,8 +252,7 @@ def evaluate_views(model, views: TestViews, renders_dir: Optional[Path] = None) 
         )
         if renders_dir is not None and index < RENDERS_SAVED:
             renders_dir.mkdir(parents=True, exist_ok=True)
-            side_by_side = torch.cat([target, pred], dim=1).numpy()
-            Image.fromarray((side_by_side * 255).round().astype(np.uint8)).save(renders_dir / f"test_{index:03d}.png")
+            save_png(torch.cat([target, pred], dim=1), renders_dir / f"test_{index:03d}.png")
     lpips_values = [p["lpips"] for p in per_image if p["lpips"] is not None]
     return {
         "psnr": float(np.mean([p["psnr"] for p in per_image])),
@@ -373,8 +390,9 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
             trainer.setup()
         monitor = TrainingMonitor(
             trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, planned_curve_points, device_type, label, log,
-            budget_clock=prof.budget_clock,
+            budget_clock=prof.budget_clock, curve_renders_dir=artifacts / "renders" / "curve",
         )
+        shutil.rmtree(monitor.curve_renders_dir, ignore_errors=True)  # an earlier run's points are not this one's
         monitor.attach()
         budget = f"{prof.train_budget_seconds:.0f} {prof.budget_clock.upper()}-s budget" if prof.train_budget_seconds else f"{prof.max_iterations} iterations"
         reproduced = request.iterations_from_reference

@@ -23,9 +23,10 @@ Allocation then, with λ = ``kernel_cost``:
 * prune where signal < λ: the kernel is worth less than the λ it costs;
 * split where split_gain · error > λ (the gain pays for the added kernel) and signal ≥ 2λ (both
   children would carry enough to survive the next prune; otherwise the split is undone);
-* ``max_split_fraction`` limits how many kernels split at once (children need steps to settle) and
-  ``max_kernels`` is a memory guard that default settings should not reach; the model records the
-  splits it blocked (``kernels_blocked_by_cap_total``).
+* ``max_split_fraction`` limits how many kernels split at once (1 lets every candidate split, so K
+  at most doubles) and ``max_kernels`` is a memory guard that default settings should not reach.
+  Each refinement returns the candidates the objective asked for and the splits each limit refused
+  (``blocked_by_rate``, ``blocked_by_cap``), so a record shows whether K followed λ or a limit.
 
 The tensor surgery (``split_kernels``, ``prune_kernels``) keeps every parameter and its Adam
 state aligned, like gsplat/strategy/ops.py.
@@ -155,6 +156,9 @@ def split_kernels(
 
 # ---------------------------------------------------------------------------- the strategy
 PER_KERNEL_SUMS = ("contribution", "error", "signal")
+# What one refinement did: kernels pruned and split, splits the objective asked for (candidates),
+# and those the rate limit (max_split_fraction) and the memory guard (max_kernels) refused.
+NO_CHANGE = {"pruned": 0, "split": 0, "candidates": 0, "blocked_by_rate": 0, "blocked_by_cap": 0}
 
 
 @dataclass
@@ -248,7 +252,7 @@ class AKDStrategy:
         ``agree`` (several processes only) maps this rank's prune and split masks to the ones all
         ranks apply (rank 0's, ``distributed.RankSync.agree``)."""
         if not self.should_refine(step) or state["steps"] == 0:
-            return {"pruned": 0, "split": 0, "blocked_by_cap": 0}
+            return dict(NO_CHANGE)
         result = self.refine(params, optimizers, state, group_names, agree)
         usage = self.per_ray(state, "contribution")  # aligned with the kernels after the surgery
         self.reset(state, params["centers"].shape[0], params["centers"].device)
@@ -286,7 +290,8 @@ class AKDStrategy:
         rate_limit = max(int(self.max_split_fraction * num_kernels), 1)
         room = max(self.max_kernels - num_kernels, 0)
         num_split = min(num_candidates, rate_limit, room)
-        blocked = min(num_candidates, rate_limit) - num_split
+        blocked_by_rate = max(num_candidates - rate_limit, 0)
+        blocked_by_cap = min(num_candidates, rate_limit) - num_split
         mask = torch.zeros(num_kernels, dtype=torch.bool, device=gain.device)
         if num_split > 0:
             chosen = torch.topk(torch.where(candidates, gain, torch.full_like(gain, -1.0)), num_split).indices
@@ -299,7 +304,8 @@ class AKDStrategy:
                 params, optimizers, state, mask, group_names,
                 offset=self.split_offset, shrink=self.split_shrink, min_log_scale=math.log(self.min_scale),
             )
-        return {"pruned": num_pruned, "split": num_split, "blocked_by_cap": blocked}
+        return {"pruned": num_pruned, "split": num_split, "candidates": num_candidates,
+                "blocked_by_rate": blocked_by_rate, "blocked_by_cap": blocked_by_cap}
 
     def reset(self, state: Dict[str, Any], num_kernels: int, device: Union[str, torch.device]) -> None:
         state.update(self.initialize_state(num_kernels, device))

@@ -53,6 +53,23 @@ SAMPLING_SWEEP = Sweep(candidates([
     _sampling("resample 32 -> 32", "resample", num_samples=32),
 ]), "the samples the field evaluates with gradients")
 
+def _growth(name: str, max_split_fraction: float, refine_every: int, kernel_cost: float):
+    return (name, {
+        "pipeline.model.strategy.max_split_fraction": max_split_fraction,
+        "pipeline.model.strategy.refine_every": refine_every,
+        "pipeline.model.strategy.kernel_cost": kernel_cost,
+    })
+
+
+# How fast K may grow toward what λ asks (allocation.py's rate limit and refinement interval), at
+# the quick λ and at a tenth of it (`akdqff-bench sweep --method akdqff --sweep growth`).
+GROWTH_SWEEP = Sweep(candidates([
+    _growth("split ≤ 1/4 of K every 200 steps, λ 3e-6", 0.25, 200, 3e-6),
+    _growth("split ≤ 1/4 of K every 200 steps, λ 3e-7", 0.25, 200, 3e-7),
+    _growth("split every candidate every 100 steps, λ 3e-6", 1.0, 100, 3e-6),
+    _growth("split every candidate every 100 steps, λ 3e-7", 1.0, 100, 3e-7),
+]), "how fast K grows toward what λ asks")
+
 # What every quick candidate shares. K is set by λ (kernel_cost, in squared colour error per ray:
 # see allocation.py) and Q by the distortion tolerance; neither has a size target: max_kernels is a
 # memory guard (the record's kernels_blocked_by_cap_total says whether it bit).
@@ -130,7 +147,7 @@ spec = BenchSpec(
     # From the smallest model to the largest (the default lies between).
     capacities={"quick": (_lambda_point(10), _lambda_point(0.1)),
                 "smoke": (CapacityPoint("λ 1e-4", {"pipeline.model.strategy.kernel_cost": 1e-4}),)},
-    sweeps={"quick": QUICK_SWEEP, "lambda": LAMBDA_SWEEP, "sampling": SAMPLING_SWEEP},
+    sweeps={"quick": QUICK_SWEEP, "lambda": LAMBDA_SWEEP, "sampling": SAMPLING_SWEEP, "growth": GROWTH_SWEEP},
     paper=PaperRow(psnr=30.1, ssim=0.89, memory_mb=60, s_per_iter=0.8),
     # The paper's text (Results): "a 10x reduction in memory footprint and a 3x improvement in update
     # speed compared to standard NeRF".

@@ -2,7 +2,9 @@
 
 The numbers come from the run record: its ``curve`` points carry ``kernels`` and ``codebook_size``
 (the model's ``benchmark_scalars`` at each curve evaluation), and, where the record holds it, the
-model's ``adaptation_history()`` gives every allocation and codebook decision. Curve points that
+model's ``adaptation_history()`` gives every allocation and codebook decision; where its entries
+count the split candidates, the K panel also shows the K each refinement would have reached had
+every candidate split (above K where the rate limit held growth back). Curve points that
 carry ``field_samples_per_ray`` add a third panel: the samples per ray the field evaluated (with
 gradients, and in the sampler's density probe without), what each step's cost follows.
 """
@@ -18,12 +20,15 @@ def adaptation_series(
     """(step, K) and (step, Q) series: every decision when ``history`` is given, else the curve's points."""
     kernels_steps: List[int] = []
     kernels: List[int] = []
+    kernels_asked: List[int] = []  # K had every split candidate split (allocation entries that count them)
     codebook_steps: List[int] = []
     codebook: List[int] = []
     if history:
         for entry in history.get("allocation", []):
             kernels_steps.append(int(entry["step"]))
             kernels.append(int(entry["kernels"]))
+            if "candidates" in entry:
+                kernels_asked.append(int(entry["kernels"]) - int(entry["split"]) + int(entry["candidates"]))
         for entry in history.get("codebook", []):
             codebook_steps.append(int(entry["step"]))
             codebook.append(int(entry["codebook_size"]))
@@ -38,7 +43,9 @@ def adaptation_series(
                 codebook_steps.append(int(point["iteration"]))
                 codebook.append(int(point["codebook_size"]))
     samples = [point for point in curve or [] if "field_samples_per_ray" in point]
-    return {"kernel_steps": kernels_steps, "kernels": kernels, "codebook_steps": codebook_steps, "codebook_sizes": codebook,
+    if len(kernels_asked) != len(kernels):
+        kernels_asked = []
+    return {"kernel_steps": kernels_steps, "kernels": kernels, "kernels_asked": kernels_asked, "codebook_steps": codebook_steps, "codebook_sizes": codebook,
             "sample_steps": [int(point["iteration"]) for point in samples],
             "field_samples_per_ray": [float(point["field_samples_per_ray"]) for point in samples],
             "probe_samples_per_ray": [float(point.get("probe_samples_per_ray") or 0.0) for point in samples]}
@@ -61,7 +68,11 @@ def adaptation_figure(
     with_samples = bool(series["sample_steps"])
     fig, axes = plt.subplots(3 if with_samples else 2, 1, figsize=(6.5, 7.2 if with_samples else 5), sharex=True)
     ax_k, ax_q = axes[0], axes[1]
-    ax_k.plot(series["kernel_steps"], series["kernels"], marker=".", color="tab:blue")
+    ax_k.plot(series["kernel_steps"], series["kernels"], marker=".", color="tab:blue", label="K")
+    if series["kernels_asked"]:
+        ax_k.plot(series["kernel_steps"], series["kernels_asked"], linestyle="--", color="tab:blue", alpha=0.6,
+                  label="K had every split candidate split")
+        ax_k.legend(fontsize=8)
     ax_k.set_ylabel("kernels K")
     ax_k.grid(alpha=0.3)
     ax_q.step(series["codebook_steps"], series["codebook_sizes"], where="post", marker=".", color="tab:orange")

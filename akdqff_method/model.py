@@ -167,7 +167,8 @@ class AKDQFFModel(Model):
         self.kernels_split_total = 0
         self.kernels_pruned_total = 0
         self.kernels_blocked_by_cap_total = 0
-        # Every adaptive decision, for the run record: {step, K, split, pruned, blocked_by_cap} per
+        self.kernels_blocked_by_rate_total = 0
+        # Every adaptive decision, for the run record: {step, K, allocation.NO_CHANGE's counts} per
         # allocation and {step, Q, relative_distortion, measured} per codebook update.
         self.allocation_history: List[Dict[str, Any]] = []
         self.codebook_history: List[Dict[str, Any]] = []
@@ -389,6 +390,7 @@ class AKDQFFModel(Model):
         self.kernels_split_total += changed["split"]
         self.kernels_pruned_total += changed["pruned"]
         self.kernels_blocked_by_cap_total += changed["blocked_by_cap"]
+        self.kernels_blocked_by_rate_total += changed["blocked_by_rate"]
         if self.strategy.should_refine(step):
             self.allocation_history.append({"step": int(step), "kernels": int(field_.num_kernels), **changed})
         return bool(changed["split"] or changed["pruned"])
@@ -507,6 +509,8 @@ class AKDQFFModel(Model):
             "kernels_pruned_total": float(self.kernels_pruned_total),
             # Splits the memory guard max_kernels refused: 0 means K was set by λ alone.
             "kernels_blocked_by_cap_total": float(self.kernels_blocked_by_cap_total),
+            # Splits the objective asked for beyond max_split_fraction: K's growth was rate-limited.
+            "kernels_blocked_by_rate_total": float(self.kernels_blocked_by_rate_total),
             # Cells listing more kernels than the index keeps (those contributing most there are
             # kept); 0 whenever max_kernels_per_cell is None. Touched cells give the fraction.
             "index_truncated_cells": float(self.field.index.truncated_cells),

@@ -166,6 +166,10 @@ def test_larger_lambda_gives_fewer_kernels_on_a_trained_model(train_data, lambda
         assert [entry["step"] for entry in history] == [30, 60, 90, 120, 150]
         assert history[-1]["kernels"] == model.field.num_kernels
         assert model.kernels_blocked_by_cap_total == 0  # λ, not the cap, decided
+        # every candidate is either split or refused by one of the two limits, and counted
+        for entry in history:
+            assert entry["split"] + entry["blocked_by_rate"] + entry["blocked_by_cap"] == entry["candidates"], entry
+        assert model.kernels_blocked_by_rate_total == sum(entry["blocked_by_rate"] for entry in history)
     assert counts[0] > counts[1] > counts[2], counts
     assert counts[0] > 200 > counts[2], counts  # the small λ grew K, the large one shrank it
 
@@ -180,6 +184,11 @@ def test_adaptation_figure_plots_history_or_curve():
     assert series["kernel_steps"] == [10, 20] and series["codebook_steps"] == [20] and series["codebook_sizes"] == [32]
     fig = adaptation_figure(curve=curve, history=history)
     assert len(fig.axes) == 2  # no samples per ray in these points
+    assert series["kernels_asked"] == []  # a history without candidate counts draws no asked-for K
+    counted = {"allocation": [{"step": 200, "kernels": 600, "split": 100, "candidates": 300},
+                              {"step": 400, "kernels": 900, "split": 300, "candidates": 300}]}
+    assert adaptation_series(history=counted)["kernels_asked"] == [800, 900]  # the rate limit held back 200, then none
+    assert len(adaptation_figure(history=counted).axes[0].get_lines()) == 2
     sampled = [{**point, "field_samples_per_ray": 30.0 - point["iteration"], "probe_samples_per_ray": 96.0} for point in curve]
     series = adaptation_series(curve=sampled)
     assert series["sample_steps"] == [10, 20] and series["field_samples_per_ray"] == [20.0, 10.0]

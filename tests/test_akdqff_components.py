@@ -305,9 +305,12 @@ def _constructed_statistics(strategy, num_kernels=20):
 @pytest.mark.parametrize(
     "kernel_cost, expected",
     [
-        (1e-7, {"pruned": 0, "split": 10}),  # every kernel pays for itself and gains > λ: the rate limit (K/2) splits
-        (1e-5, {"pruned": 2, "split": 2}),  # 3, 4 are worth less than λ; 10, 11 gain more than λ
-        (1e-2, {"pruned": 20 - 4, "split": 0}),  # nothing is worth λ: down to min_kernels
+        # every kernel pays for itself and gains > λ: the rate limit (K/2) splits half, refuses half
+        (1e-7, {"pruned": 0, "split": 10, "candidates": 20, "blocked_by_rate": 10}),
+        # 3, 4 are worth less than λ; 10, 11 gain more than λ
+        (1e-5, {"pruned": 2, "split": 2, "candidates": 2, "blocked_by_rate": 0}),
+        # nothing is worth λ: down to min_kernels
+        (1e-2, {"pruned": 20 - 4, "split": 0, "candidates": 0, "blocked_by_rate": 0}),
     ],
 )
 def test_strategy_prunes_and_splits_by_one_absolute_lambda(kernel_cost, expected):
@@ -317,7 +320,7 @@ def test_strategy_prunes_and_splits_by_one_absolute_lambda(kernel_cost, expected
                            max_split_fraction=0.5, max_kernels=100, min_kernels=4)
     state = _constructed_statistics(strategy)
     result = strategy.step_post_backward(field.kernel_params, optimizers, state, step=1, group_names=GROUPS)
-    assert {k: result[k] for k in ("pruned", "split")} == expected
+    assert {k: result[k] for k in expected} == expected
     assert result["blocked_by_cap"] == 0
     assert field.num_kernels == 20 - expected["pruned"] + expected["split"]
     # the last window's rendering weight per ray survives the reset, aligned with the kernels
@@ -337,7 +340,7 @@ def test_splits_need_children_that_would_survive_and_the_cap_is_only_a_guard():
     state = _constructed_statistics(strategy, field.num_kernels)
     state["signal"][[3, 4]] = 100 * 1e-3  # nothing to prune this time
     result = strategy.step_post_backward(field.kernel_params, optimizers, state, step=2, group_names=GROUPS)
-    assert result == {"pruned": 0, "split": 0, "blocked_by_cap": 2}
+    assert result == {"pruned": 0, "split": 0, "candidates": 2, "blocked_by_rate": 0, "blocked_by_cap": 2}
 
 
 def test_accumulate_normalises_per_ray_and_splits_samples_by_kernel_share():

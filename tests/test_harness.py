@@ -5,14 +5,16 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from akdqff_bench import grid
 from akdqff_bench.request import RunRequest
 from bench_base.lpips import MissingLPIPS, build_lpips_or_missing
 from akdqff_bench.records import METRIC_COLUMNS, read_record, record_path
-from akdqff_bench.runner import run_one
+from akdqff_bench.runner import curve_render_name, run_one
 from akdqff_bench.profiles import curve_points, get_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -39,7 +41,15 @@ def test_run_one_measures_the_stored_model(tmp_path, tiny_data_root, no_lpips_we
     for key, value in result.pipeline.model.state_dict().items():
         if not key.startswith("lpips"):
             assert (value.cpu() == trained[key].cpu()).all(), key
-    assert sorted(p.name for p in (Path(record["model_file"]).parent / "renders").iterdir()) == ["test_000.png", "test_001.png"]
+    renders = Path(record["model_file"]).parent / "renders"
+    assert sorted(p.name for p in renders.glob("test_*.png")) == ["test_000.png", "test_001.png"]
+    # Renders over training: one per curve point, of the first curve view (the first test view);
+    # the last is the trained model's, which the stored model renders the same (NeRF reloads exactly).
+    assert sorted(p.name for p in (renders / "curve").iterdir()) == [curve_render_name(4), curve_render_name(8)]
+    last = np.asarray(Image.open(renders / "curve" / curve_render_name(8)))
+    target_and_render = np.asarray(Image.open(renders / "test_000.png"))
+    assert record["reload_max_abs_difference"] == 0.0
+    assert np.array_equal(last, target_and_render[:, last.shape[1]:])
     assert read_record(record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0))["psnr"] == pytest.approx(record["psnr"])
 
 
