@@ -55,20 +55,24 @@ SAMPLING_SWEEP = Sweep(candidates([
 
 def _growth(name: str, max_split_fraction: float, refine_every: int, kernel_cost: float):
     return (name, {
+        **SAMPLING_SWEEP[RESAMPLING],
         "pipeline.model.strategy.max_split_fraction": max_split_fraction,
         "pipeline.model.strategy.refine_every": refine_every,
         "pipeline.model.strategy.kernel_cost": kernel_cost,
     })
 
 
+# The sampling sweep's winner on both study scenes (results/sweeps/README.md), under every growth candidate.
+RESAMPLING = "resample 96 -> 32"
 # How fast K may grow toward what λ asks (allocation.py's rate limit and refinement interval), at
-# the quick λ and at a tenth of it (`akdqff-bench sweep --method akdqff --sweep growth`).
+# the quick λ and at a tenth of it, with the resampling sampler (`akdqff-bench sweep --method akdqff
+# --sweep growth`).
 GROWTH_SWEEP = Sweep(candidates([
     _growth("split ≤ 1/4 of K every 200 steps, λ 3e-6", 0.25, 200, 3e-6),
     _growth("split ≤ 1/4 of K every 200 steps, λ 3e-7", 0.25, 200, 3e-7),
     _growth("split every candidate every 100 steps, λ 3e-6", 1.0, 100, 3e-6),
     _growth("split every candidate every 100 steps, λ 3e-7", 1.0, 100, 3e-7),
-]), "how fast K grows toward what λ asks")
+]), "how fast K grows toward what λ asks", curve_scalars=("kernels",))
 
 # What every quick candidate shares. K is set by λ (kernel_cost, in squared colour error per ray:
 # see allocation.py) and Q by the distortion tolerance; neither has a size target: max_kernels is a

@@ -33,9 +33,13 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 ENTRY_POINT_GROUP = "akdqff_bench.specs"
 
 # Keys of BenchSpec.settings[profile]: the settings for every scene, then those for one kind of scene
-# (a scene's kind is its layout's SceneSettings.capture: rendered objects or real photographs).
+# (a scene's kind is its layout's SceneSettings.capture: rendered objects, photographs around an
+# object, or photographs whose cameras all look one way).
 EVERY_SCENE = "every scene"
-SCENE_KINDS = ("synthetic", "real")
+SCENE_KINDS = ("synthetic", "real", "forward-facing")
+# A kind a method has no settings of its own for takes those of the kind it falls back to: a
+# forward-facing capture is a real one unless the method's spec says otherwise.
+KIND_FALLBACK = {"forward-facing": "real"}
 DEFAULT_CAPACITY = "default"
 DEVICES = ("cpu", "cuda")
 # A method's part in the comparison: the "subject" of the study (one method) is set against every
@@ -59,6 +63,9 @@ class Sweep:
 
     candidates: Tuple[Candidate, ...]
     description: str = ""
+    # Curve-point scalars (the model's own, as its records' curve points carry them) that the
+    # sweep's training figure draws beside the PSNR, e.g. AKDQFF's "kernels".
+    curve_scalars: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.candidates]
@@ -152,6 +159,10 @@ class BenchSpec:
     def overrides(self, profile: str, kind: str, capacity: Optional[str] = None) -> Dict[str, Any]:
         """The method's settings in ``profile`` on a scene of ``kind``, then the capacity point's."""
         kinds = self.settings.get(profile, {})
+        if kind not in SCENE_KINDS:
+            raise ValueError(f"unknown kind of scene {kind!r}; kinds: {SCENE_KINDS}")
+        while kind not in kinds and kind in KIND_FALLBACK:
+            kind = KIND_FALLBACK[kind]
         return {**kinds.get(EVERY_SCENE, {}), **kinds.get(kind, {}), **self.capacity_overrides(profile, capacity)}
 
     def capacity_points(self, profile: str) -> Tuple[CapacityPoint, ...]:
