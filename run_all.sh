@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # akdqff-bench: one command to set up, build data, run the benchmark grid and print the comparison.
 #
-#   ./run_all.sh                 quick profile (CPU, 12 runs; its measured time: results/quick/README.md): your records in
+#   ./run_all.sh                 quick profile (CPU, 12 runs: 6 methods on synthetic-bed and ethiopian-head, one scene of
+#                                each kind; about an hour; its measured time: results/quick/README.md): your records in
 #                                results/local/quick/ (git-ignored), compare.html there sets them beside the committed study in
 #                                results/quick/, each run trained for its reference seeds' median iterations (--reproduce);
 #                                each method's own evidence drawn short (--evidence short)
-#   ./run_all.sh study           the committed study (quick profile, --study: 3 seeds of every run + each method's
-#                                capacity points, a few hours on 2 cores) into results/quick/; resumes, so run it in parts
+#   ./run_all.sh study           the committed study (quick profile, --study: its 4 scenes, 3 seeds of every run + each
+#                                method's capacity points, about 7 hours on 2 cores) into results/quick/; resumes, so run it in parts
+#   ./run_all.sh long            the long study (four times the quick budget, synthetic-bed and ethiopian-head, seeds 0
+#                                and 1, about 7 hours) into results/long/; resumes likewise
 #   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
 #   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;
@@ -117,7 +120,7 @@ case "$command" in
         ensure_data "$("$VENV/bin/python" -c "from akdqff_bench.profiles import get_profile; print(get_profile('gpu-check').synthetic_bed_variant)")"
         "$VENV/bin/python" -m akdqff_bench.gpu_check "$@"
         ;;
-    quick|full|smoke|study)
+    quick|full|smoke|study|long)
         shift || true
         ensure_env
         profile=$command
@@ -125,6 +128,9 @@ case "$command" in
         if [[ "$command" == study ]]; then
             # The committed study: written where the committed results are.
             profile=quick
+            grid_args+=(--study)
+        elif [[ "$command" == long ]]; then
+            # The long study (seeds 0 and 1, four times the quick budget): committed, into results/long/.
             grid_args+=(--study)
         else
             # Your own grid: its own git-ignored folder, compared with the committed study when there is one.
@@ -168,7 +174,7 @@ case "$command" in
         "$VENV/bin/akdqff-bench" grid --profile "$profile" ${grid_args[@]+"${grid_args[@]}"}
         ;;
     *)
-        echo "unknown command '$command'; use: quick | study | full | smoke | gpu-check | test | setup" >&2
+        echo "unknown command '$command'; use: quick | study | long | full | smoke | gpu-check | test | setup" >&2
         exit 2
         ;;
 esac

@@ -45,7 +45,7 @@ def plan_runs(profile: Profile, methods: List[str], scenes: List[str], study: bo
     seeds = profile.study_seeds if study else profile.seeds
     request = lambda method, scene, seed, capacity=None: RunRequest(method, scene, profile, seed, capacity, evidence, device_type)  # noqa: E731
     runs = [request(method, scene, seed) for seed in seeds for scene in scenes for method in methods]
-    if study and profile.capacity_scene in scenes:
+    if study and profile.study_capacities and profile.capacity_scene in scenes:
         runs += [request(method, profile.capacity_scene, profile.capacity_seed, label) for method in methods for label in profile.capacities(method)]
     return runs
 
@@ -173,7 +173,7 @@ def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = No
     check_reference(reference_root, profile_name)
     if reproduce and reference_root is None:
         raise BadReference("--reproduce trains each run for its reference runs' iterations: it needs --reference FOLDER")
-    scenes = [checked_scene_name(scene) for scene in scenes or profile.scenes]
+    scenes = [checked_scene_name(scene) for scene in scenes or (study and profile.study_scenes) or profile.scenes]
     grid = plan_runs(profile, methods, scenes, study, evidence, device_type)
     kept_budget = None
     if reproduce:

@@ -569,21 +569,81 @@ def _ratio_verdict(method: str, claim, scene: str, groups: Dict[Tuple[str, str],
     return {**row, "Verdict": DOES_NOT_HOLD, "Why": why}
 
 
-def claims_verdict(records: List[Dict[str, Any]]) -> pd.DataFrame:
+# Quantities every record also holds per test view (``per_image``): their orders get a paired test.
+PER_VIEW_QUANTITIES = ("psnr", "ssim")
+PAIRED_TEST_NOTE = (
+    "Paired test: for each pair of neighbouring methods in the paper's order, the per-view differences (first minus second) "
+    "over every (seed, test view) both ran, their median and the two-sided Wilcoxon signed-rank test's p-value "
+    "(scipy.stats.wilcoxon; exact for up to 50 pairs without ties). It uses every view where the verdict uses each seed's "
+    "mean; it does not decide the verdict.")
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    pairs: int
+    median_difference: float
+    p_value: float  # nan when it cannot be computed (no pair, or every difference zero)
+
+
+def per_view_differences(first: Iterable[Dict[str, Any]], second: Iterable[Dict[str, Any]], metric: str) -> np.ndarray:
+    """``first`` minus ``second`` in ``metric`` on every (seed, test view) both records hold, in
+    that order: the pairs a paired test compares."""
+    def by_view(runs):
+        return {(r.get("seed"), view["index"]): view[metric] for r in runs for view in r.get("per_image") or []
+                if view.get(metric) is not None}
+
+    a, b = by_view(first), by_view(second)
+    return np.array([a[key] - b[key] for key in sorted(set(a) & set(b), key=str)], dtype=np.float64)
+
+
+def paired_test(first: Iterable[Dict[str, Any]], second: Iterable[Dict[str, Any]], metric: str) -> PairedTest:
+    from scipy.stats import wilcoxon
+
+    differences = per_view_differences(list(first), list(second), metric)
+    if not len(differences):
+        return PairedTest(0, math.nan, math.nan)
+    median = float(np.median(differences))
+    if not np.any(differences):
+        return PairedTest(len(differences), median, math.nan)
+    return PairedTest(len(differences), median, float(wilcoxon(differences).pvalue))
+
+
+def _paired_text(quantity: str, column: str, higher_is_better: bool, scene: str, groups) -> str:
+    if quantity not in PER_VIEW_QUANTITIES:
+        return MISSING
+    claimed, unit = _claimed_order(column, higher_is_better), " dB" if quantity == "psnr" else ""
+    parts = []
+    for first, second in zip(claimed, claimed[1:]):
+        test = paired_test(groups.get((scene, first), []), groups.get((scene, second), []), quantity)
+        name = f"{method_label(first)} − {method_label(second)}"
+        if not test.pairs:
+            parts.append(f"{name}: no paired views")
+        else:
+            p = "p n/a (all differences 0)" if math.isnan(test.p_value) else f"p = {test.p_value:.2g}"
+            digits = 2 if quantity == "psnr" else 3
+            parts.append(f"{name}: median {test.median_difference:+.{digits}f}{unit} over {test.pairs} pairs, {p}")
+    return "; ".join(parts)
+
+
+def claims_verdict(records: List[Dict[str, Any]], paired: bool = False) -> pd.DataFrame:
     """One row per (paper claim, measured scene): the paper's number, ours with its spread, and
-    holds / does not hold / not measurable here by the rule in ``VERDICT_RULE``."""
+    holds / does not hold / not measurable here by the rule in ``VERDICT_RULE``; with ``paired``
+    also each order claim's paired test over (seed, test view) pairs (``PAIRED_TEST_NOTE``)."""
     groups = default_groups(records)
     count = len(paper_claims())
     orders = [(label.format(n=NUMBER_WORDS.get(count, count)), *rest) for label, *rest in ORDER_CLAIMS] if count >= 2 else []
     rows = []
     for scene in measured_scenes(records):
         for label, quantity, column, higher in orders[:2]:
-            rows.append(_order_verdict(label, quantity, column, higher, scene, groups))
+            rows.append({**_order_verdict(label, quantity, column, higher, scene, groups),
+                         "Paired test (per view)": _paired_text(quantity, column, higher, scene, groups) if paired else MISSING})
         for method, claim in ratio_claims():
-            rows.append(_ratio_verdict(method, claim, scene, groups))
+            rows.append({**_ratio_verdict(method, claim, scene, groups), "Paired test (per view)": MISSING})
         for label, quantity, column, higher in orders[2:]:
-            rows.append(_order_verdict(label, quantity, column, higher, scene, groups))
-    return pd.DataFrame(rows, columns=["Claim", "Scene", "Paper", "Measured here", "Verdict", "Why"])
+            rows.append({**_order_verdict(label, quantity, column, higher, scene, groups),
+                         "Paired test (per view)": _paired_text(quantity, column, higher, scene, groups) if paired else MISSING})
+    columns = ["Claim", "Scene", "Paper", "Measured here", "Verdict", "Why"] + (["Paired test (per view)"] if paired else [])
+    return pd.DataFrame(rows, columns=columns)
 
 
 VERDICT_COLORS = {HOLDS: "background-color: #d9f2d9", DOES_NOT_HOLD: "background-color: #f8d7d7", NOT_MEASURABLE: "background-color: #eeeeee"}
@@ -613,13 +673,130 @@ def styled_verdict(records: List[Dict[str, Any]], reference_records: Optional[Li
     """The claims' verdict from ``records``; when they cannot judge any (one seed) and a reference
     study is given, the reference's verdict with the user's values beside it (``verdict_beside_reference``)."""
     beside = bool(reference_records) and not judged_by_own_seeds(records) and judged_by_own_seeds(reference_records)
-    table = verdict_beside_reference(records, reference_records) if beside else claims_verdict(records)
+    table = verdict_beside_reference(records, reference_records) if beside else claims_verdict(records, paired=True)
     if table.empty:
         return None
-    caption = (BESIDE_REFERENCE_NOTE if beside else "") + VERDICT_RULE.replace("*", "")
+    caption = (BESIDE_REFERENCE_NOTE if beside else "") + VERDICT_RULE.replace("*", "") + ("" if beside else " " + PAIRED_TEST_NOTE)
     measured = ("Reference study", "Yours") if beside else ("Measured here",)
-    styler = _style(table, caption=caption, wrap=("Claim", *measured, "Why", "Paper"))
+    styler = _style(table, caption=caption, wrap=("Claim", *measured, "Why", "Paper", "Paired test (per view)"))
     return styler.map(lambda v: VERDICT_COLORS.get(v, ""), subset=["Verdict"])
+
+
+def verdict_over_suite(records: List[Dict[str, Any]]) -> pd.DataFrame:
+    """Per paper claim, its per-scene verdicts counted over the measured scenes: a claim holds over
+    the suite when it holds on every scene, does not hold when it fails on one, and is not
+    measurable where it holds on some and cannot be judged on the rest."""
+    table = claims_verdict(records)
+    rows = []
+    for claim, group in table.groupby("Claim", sort=False):
+        scenes = {verdict: list(group.loc[group["Verdict"] == verdict, "Scene"]) for verdict in (HOLDS, DOES_NOT_HOLD, NOT_MEASURABLE)}
+        total = len(group)
+        over = HOLDS if len(scenes[HOLDS]) == total else DOES_NOT_HOLD if scenes[DOES_NOT_HOLD] else NOT_MEASURABLE
+        rows.append({"Claim": claim, "Holds on": f"{len(scenes[HOLDS])} of {total}", **{
+            label: ", ".join(scenes[verdict]) or MISSING for label, verdict in
+            (("Scenes where it holds", HOLDS), ("where it does not", DOES_NOT_HOLD), ("where it cannot be judged", NOT_MEASURABLE))},
+            "Over the suite": over})
+    return pd.DataFrame(rows, columns=["Claim", "Holds on", "Scenes where it holds", "where it does not", "where it cannot be judged",
+                                       "Over the suite"])
+
+
+def styled_verdict_over_suite(records: List[Dict[str, Any]]):
+    table = verdict_over_suite(records)
+    if table.empty or len(measured_scenes(records)) < 2:
+        return None
+    caption = ("Each claim over the study's scenes: it holds over the suite only when it holds on every scene (the per-scene "
+               "verdicts above, by the same rule).")
+    styler = _style(table, caption=caption, wrap=("Claim", "Scenes where it holds", "where it does not", "where it cannot be judged"))
+    return styler.map(lambda v: VERDICT_COLORS.get(v, ""), subset=["Over the suite"])
+
+
+MEAN_QUANTITIES = ("psnr", "ssim", "lpips", "model_size_bytes", "s_per_iter")
+
+
+def mean_over_scenes(records: List[Dict[str, Any]]) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Each method's mean over the measured scenes of its per-scene mean over seeds (default
+    settings), as papers print a data set's mean; and which cells are the best among the methods
+    measured on every scene (a mean over fewer scenes is another average, shown but not ranked)."""
+    groups, scenes = default_groups(records), measured_scenes(records)
+    quantities = [q for q in MEAN_QUANTITIES if q != "lpips" or any(spread(runs, q).n for runs in groups.values())]
+    rows, means, complete = [], [], []
+    for method in sorted({method for (_, method) in groups}, key=_method_rank):
+        on = [scene for scene in scenes if (scene, method) in groups]
+        row, values = {"Method": method_label(method), "Scenes": f"{len(on)} of {len(scenes)}"}, {}
+        for q in quantities:
+            per_scene = [spread(groups[(scene, method)], q) for scene in on]
+            per_scene = [s.mean for s in per_scene if s.n]
+            values[q] = float(np.mean(per_scene)) if len(per_scene) == len(on) and per_scene else math.nan
+            row[QUANTITIES[q].label] = MISSING if math.isnan(values[q]) else format_value(values[q], QUANTITIES[q].kind)
+        rows.append(row)
+        means.append(values)
+        complete.append(len(on) == len(scenes))
+    frame = pd.DataFrame(rows, columns=["Method", "Scenes"] + [QUANTITIES[q].label for q in quantities])
+    bold = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+    for q in quantities:
+        better = QUANTITIES[q].higher_is_better
+        ranked = [(i, m[q]) for i, m in enumerate(means) if complete[i] and not math.isnan(m[q])]
+        if better is None or len(ranked) < 2:
+            continue
+        best = (max if better else min)(value for _, value in ranked)
+        winners = [i for i, value in ranked if value == best]
+        if len(winners) < len(ranked):
+            bold.loc[winners, QUANTITIES[q].label] = True
+    return frame, bold
+
+
+def styled_mean_over_scenes(records: List[Dict[str, Any]]):
+    frame, bold = mean_over_scenes(records)
+    if frame.empty or len(measured_scenes(records)) < 2:
+        return None
+    caption = (f"Mean over the {len(measured_scenes(records))} scenes of each scene's mean over seeds (default settings), as papers "
+               "print a data set's mean; bold: the best among methods measured on every scene. A mean hides how the order moves "
+               "from scene to scene: the per-scene tables and verdicts above say it.")
+    return _style(frame, bold, caption=caption)
+
+
+def _budget_label(records: List[Dict[str, Any]]) -> str:
+    budgets = {(r.get("train_budget_seconds"), r.get("budget_clock")) for r in _ok(records)}
+    if len(budgets) == 1:
+        seconds, clock = next(iter(budgets))
+        if seconds:
+            return f"{seconds:,.0f} {str(clock or 'wall').upper()}-s"
+    profiles = sorted({str(r.get("profile")) for r in _ok(records)})
+    return "/".join(profiles) or "?"
+
+
+def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any]]) -> pd.DataFrame:
+    """Per (claim, scene) measured at both budgets: the verdict at each and one sentence saying
+    whether it is the same or which way it changed (from the two sets of records)."""
+    a, b = claims_verdict(short), claims_verdict(long)
+    a_label, b_label = _budget_label(short), _budget_label(long)
+    merged = a.merge(b, on=["Claim", "Scene"], suffixes=(" (short)", " (long)"))
+    rows = []
+    for _, row in merged.iterrows():
+        before, after = row["Verdict (short)"], row["Verdict (long)"]
+        if before == after:
+            sentence = f"The same at both budgets: it {before} after {a_label} and after {b_label}."
+        else:
+            sentence = f"Changed: it {before} after {a_label} but {after} after {b_label}."
+        if NOT_MEASURABLE in (before, after) and before != after:
+            sentence += " (One of the two cannot be judged, so this is no change of the measured order.)"
+        rows.append({"Claim": row["Claim"], "Scene": row["Scene"], f"After {a_label}": row["Measured here (short)"],
+                     f"After {b_label}": row["Measured here (long)"], "Verdicts": f"{before} → {after}", "In words": sentence})
+    return pd.DataFrame(rows, columns=["Claim", "Scene", f"After {a_label}", f"After {b_label}", "Verdicts", "In words"])
+
+
+def shorter_budget_profile(profile_name: str) -> Optional[str]:
+    """The profile this one repeats with a longer budget (the long profile: the quick one), whose
+    records its comparison sets beside its own; None for a profile that repeats none."""
+    from akdqff_bench.profiles import get_profile
+
+    this = get_profile(profile_name)
+    if not this.settings_from:
+        return None
+    base = get_profile(this.settings_from)
+    longer = (this.train_budget_seconds and base.train_budget_seconds and base.budget_clock == this.budget_clock
+              and base.train_budget_seconds < this.train_budget_seconds)
+    return base.name if longer else None
 
 
 def paper_table() -> pd.DataFrame:
@@ -963,10 +1140,11 @@ def _mean_curve(runs: List[Dict[str, Any]]):
     return seconds.mean(0), psnr.mean(0), psnr.min(0), psnr.max(0)
 
 
-def figure_psnr_vs_time(records: List[Dict[str, Any]]):
+def figure_psnr_vs_time(records: List[Dict[str, Any]], log_time: bool = False, marks: Sequence[Tuple[float, str]] = ()):
     """Per scene: each method's learning curve (PSNR on the curve's test views against training
     time), the mean over seeds with the seeds' min–max band; the front of the best PSNR reached
-    by each time ringed."""
+    by each time ringed. ``log_time``: a log time axis; ``marks``: (seconds, label) drawn as
+    vertical lines (a shorter study's budget)."""
     groups = group_records(records)
     scenes = measured_scenes(records)
     fig, axes = _scene_axes(scenes or ["(no measured runs)"])
@@ -988,6 +1166,12 @@ def figure_psnr_vs_time(records: List[Dict[str, Any]]):
             front_y += list(mean)
         # Every run evaluates its curve at the same fractions of the budget: a few ms apart is the same time.
         _draw_front(ax, front_x, front_y, x_tolerance=0.02)
+        for seconds, text in marks:
+            ax.axvline(seconds, color="0.4", linestyle=":", linewidth=1)
+            ax.annotate(text, (seconds, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=7, color="0.3",
+                        ha="right", va="bottom")
+        if log_time:
+            ax.set_xscale("log")
         cpu = _curve_clock([r for r in _ok(records) if scene_label(r) == scene]) == "train_cpu_seconds"
         ax.set_xlabel("training CPU time (CPU-s, evaluation excluded)" if cpu else "training time (s, evaluation excluded)")
         ax.set_ylabel("PSNR on the curve's test views (dB)")

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from bench_base import metrics
 from bench_base import representation as method_api
 from akdqff_bench.datasets import DatasetError, DatasetMissing, SceneSpec, resolve_scene, scene_identity, scene_kind
 from akdqff_bench.methods import apply_overrides, bench_spec, method_config
-from akdqff_bench.profiles import WARMUP_ITERATIONS, curve_points
+from akdqff_bench.profiles import WARMUP_ITERATIONS, curve_fractions, curve_points
 from bench_base.spec import DEFAULT_CAPACITY
 from akdqff_bench.load import OtherLoad
 from akdqff_bench.records import RunRecord, git_commit, package_versions, portable_path, portable_text, write_record
@@ -126,6 +126,9 @@ class TrainingMonitor:
     # Where each curve point saves its render of the first curve view (the renders over training);
     # None saves none.
     curve_renders_dir: Optional[Path] = None
+    # The fractions of the budget at which the curve is evaluated (profiles.curve_fractions); None:
+    # evenly, 1/curve_points, 2/curve_points, ..., 1.
+    curve_fractions: Optional[Sequence[float]] = None
     wall_clock: Callable[[], float] = time.perf_counter
     cpu_clock: Callable[[], float] = time.process_time
     iteration_seconds: List[float] = field(default_factory=list)  # wall
@@ -166,13 +169,18 @@ class TrainingMonitor:
         self.iteration_cpu_seconds.append(self.cpu_clock() - self._started_cpu)
         self.iteration_seconds.append(self.wall_clock() - self._started)
         progress = self.progress()
-        if progress >= (len(self.curve) + 1) / self.curve_points - 1e-9:
+        if len(self.curve) < self.curve_points and progress >= self.next_curve_fraction() - 1e-9:
             self.evaluate_curve(step)
         if self.budget_seconds is not None and self.budget_spent >= self.budget_seconds:
             self.trainer.stop_training = True
         if time.perf_counter() - self._last_log > 15:
             self._last_log = time.perf_counter()
             self.log_progress(step)
+
+    def next_curve_fraction(self) -> float:
+        if self.curve_fractions is not None:
+            return float(self.curve_fractions[len(self.curve)])
+        return (len(self.curve) + 1) / self.curve_points
 
     def progress(self) -> float:
         if self.budget_seconds is not None:
@@ -391,6 +399,7 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
         monitor = TrainingMonitor(
             trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, planned_curve_points, device_type, label, log,
             budget_clock=prof.budget_clock, curve_renders_dir=artifacts / "renders" / "curve",
+            curve_fractions=curve_fractions(prof, request.evidence),
         )
         shutil.rmtree(monitor.curve_renders_dir, ignore_errors=True)  # an earlier run's points are not this one's
         monitor.attach()

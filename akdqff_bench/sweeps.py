@@ -133,8 +133,65 @@ def _sweep_locked(method, spec, sweep: str, profile, results_root: Path, force: 
         raise RuntimeError(f"every {method} sweep candidate failed; see the records in {sweep_dir}")
     out = Path(results_root) / "sweeps" / f"{name}.csv"
     write_atomically(out, table.to_csv(index=False))
+    figure = training_figure([(c.name, r, Path(q.record_path(results_root)).with_suffix("")) for c, r, q in zip(chosen, records, requests)],
+                             f"{method}: {spec.sweeps[sweep].description or sweep} on {scene}", spec.sweeps[sweep].curve_scalars)
+    if figure is not None:
+        figure.savefig(out.with_suffix(".png"), dpi=110, bbox_inches="tight")
     print(table.to_string(index=False), flush=True)
     best = table.iloc[0]
     print(f"== best candidate for {method}: {best['candidate']} ({best['name']}) -> {out}", flush=True)
     return out
 
+
+
+RENDER_COLUMNS = 5  # renders over training shown per candidate (evenly spread over its curve points)
+
+
+def training_figure(runs: Sequence, title: str, scalars: Sequence[str] = ()):
+    """Each candidate over training, from its record and its run folder: test PSNR of the curve
+    views against training CPU seconds, each curve scalar of ``scalars`` (a model's own, such as
+    AKDQFF's ``kernels``) against the iteration, and its renders of the first curve view at up to
+    RENDER_COLUMNS curve points beside the ground truth. ``runs``: (name, record, run folder), in the
+    sweep's order; candidates that did not finish are left out. None when none finished."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    finished = [(name, record, folder) for name, record, folder in runs if record.get("status") == "ok" and record.get("curve")]
+    if not finished:
+        return None
+    rows = len(finished)
+    plots = 1 + len(scalars)
+    fig = plt.figure(figsize=(max(3.2 * plots, 1.5 * (RENDER_COLUMNS + 1)), 3.0 + 1.5 * rows), constrained_layout=True)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3.0, 1.5 * rows])
+    axes = np.atleast_1d(top.subplots(1, plots))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, record, _) in enumerate(finished):
+        curve, color = record["curve"], colors[index % len(colors)]
+        axes[0].plot([p["train_cpu_seconds"] for p in curve], [p["psnr"] for p in curve], marker=".", color=color, label=name)
+        for ax, scalar in zip(axes[1:], scalars):
+            points = [p for p in curve if p.get(scalar) is not None]
+            ax.plot([p["iteration"] for p in points], [p[scalar] for p in points], marker=".", color=color)
+    axes[0].set(xlabel="training CPU seconds", ylabel="test PSNR of the curve views (dB)")
+    for ax, scalar in zip(axes[1:], scalars):
+        ax.set(xlabel="iteration", ylabel=scalar)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    top.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)
+    top.suptitle(title, fontsize=10)
+    grid = bottom.subplots(rows, RENDER_COLUMNS + 1, squeeze=False)
+    for row, (name, record, folder) in enumerate(finished):
+        for ax in grid[row]:
+            ax.axis("off")
+        renders = sorted((Path(folder) / "renders" / "curve").glob("iter_*.png"))
+        picks = [renders[i] for i in sorted(set(np.linspace(0, len(renders) - 1, RENDER_COLUMNS).round().astype(int)))] if renders else []
+        for column, path in enumerate(picks):
+            grid[row][column].imshow(Image.open(path))
+            grid[row][column].set_title(f"iter {int(path.stem.split('_')[1]):,}", fontsize=7)
+        side_by_side = Path(folder) / "renders" / "test_000.png"
+        if side_by_side.is_file():
+            image = np.asarray(Image.open(side_by_side))
+            grid[row][-1].imshow(image[:, : image.shape[1] // 2])
+            grid[row][-1].set_title("ground truth", fontsize=7)
+        grid[row][0].text(-0.08, 0.5, f"{name}\n{record['psnr']:.2f} dB", transform=grid[row][0].transAxes, ha="right", va="center", fontsize=7)
+    return fig

@@ -98,6 +98,16 @@ def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_we
     assert {r["scene_settings"]["layout"] for r in records[:2]} == {"blender"}
     table = pd.read_csv(out)
     assert list(table["status"]) == ["ok", "ok", "failed"] and table["psnr"].iloc[:2].notna().all()
+    # The training figure beside the table: the candidates that finished, each with its renders over
+    # training (one per curve point) and the ground truth.
+    assert out.with_suffix(".png").is_file()
+    runs = [(c.name, r, Path(q.record_file).with_suffix("")) for c, r, q in zip(bench_spec("block-nerf").sweeps["quick"].candidates, records, requests)]
+    fig = sweeps.training_figure(runs, "title")
+    psnr_axes, *render_axes = fig.axes
+    assert [line.get_label() for line in psnr_axes.get_lines()] == [runs[0][0], runs[1][0]]
+    assert len(render_axes) == 2 * (sweeps.RENDER_COLUMNS + 1)
+    shown = [[ax.get_title() for ax in render_axes[row * 6:(row + 1) * 6] if ax.images] for row in range(2)]
+    assert shown == [["iter 4", "iter 8", "ground truth"]] * 2
 
 
 def test_a_sweep_in_part_trains_only_the_candidates_asked_for(capsys, tmp_path, tiny_scene, no_lpips_weights):

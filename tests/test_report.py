@@ -327,3 +327,70 @@ def test_the_settings_table_wraps_its_long_text_columns():
         index = list(styler.data.columns).index(column)
         rule = re.search(rf"_row0_col{index}\b[^{{]*\{{([^}}]*)\}}", html)
         assert rule and "white-space: normal" in rule.group(1), column
+
+
+def test_a_claim_holds_over_the_suite_only_when_it_holds_on_every_scene():
+    # AKDQFF loses the PSNR order on the second scene; one seed of NeRF on a third: not measurable there.
+    records = _study(scene="bed") + _study(scene="other", akdqff=dict(psnr=20.0))
+    records += [r for r in _study(scene="third") if not (r["method"] == "nerf" and r["seed"] > 0)]
+    per_scene = report.claims_verdict(records)
+    suite = report.verdict_over_suite(records).set_index("Claim")
+    assert list(suite.index) == list(dict.fromkeys(per_scene["Claim"]))  # every claim once, in the verdict's order
+    psnr = next(claim for claim in suite.index if claim.startswith("PSNR ranking"))
+    assert suite.loc[psnr, "Holds on"] == "1 of 3"
+    assert suite.loc[psnr, "Scenes where it holds"] == "synthetic-bed"
+    assert suite.loc[psnr, "where it does not"] == "synthetic-bed/other"
+    assert suite.loc[psnr, "where it cannot be judged"] == "synthetic-bed/third"
+    assert suite.loc[psnr, "Over the suite"] == report.DOES_NOT_HOLD
+    memory = next(claim for claim in suite.index if claim.startswith("about 10× less memory"))
+    # holds on the two scenes with seeds of every method, cannot be judged on the third: not yet over the suite
+    assert (suite.loc[memory, "Holds on"], suite.loc[memory, "Over the suite"]) == ("2 of 3", report.NOT_MEASURABLE)
+    assert (report.verdict_over_suite(_study(scene="bed") + _study(scene="other"))["Over the suite"] == report.HOLDS).all()
+    assert report.styled_verdict_over_suite(_study(scene="bed")) is None  # one scene: nothing to count over
+
+
+def test_the_mean_over_scenes_is_the_mean_of_each_scenes_mean_and_ranks_only_complete_methods():
+    records = _study(scene="bed") + _study(scene="other", akdqff=dict(psnr=20.0), plenoxels=dict(psnr=29.0))
+    records = [r for r in records if not (r["method"] == "block-nerf" and r["scene"] == "other")]
+    frame, bold = report.mean_over_scenes(records)
+    rows = frame.set_index("Method")
+    assert rows.loc["AKDQFF", "Scenes"] == "2 of 2" and rows.loc["Block-NeRF", "Scenes"] == "1 of 2"
+    psnr = report.QUANTITIES["psnr"].label
+    assert rows.loc["AKDQFF", psnr] == report.format_value((28.0 + 20.0) / 2, "psnr")
+    assert rows.loc["Plenoxels", psnr] == report.format_value((27.0 + 29.0) / 2, "psnr")
+    winners = frame.loc[bold[psnr], "Method"].tolist()
+    assert winners == ["Plenoxels"]  # 28 dB beats AKDQFF's 24; Block-NeRF's 26 is over one scene and not ranked
+    assert rows.loc["Block-NeRF", psnr] == report.format_value(26.0, "psnr")
+
+
+def _with_views(record, psnrs):
+    return {**record, "per_image": [{"index": i, "file": f"r_{i}.png", "psnr": v, "ssim": 0.5, "lpips": None} for i, v in enumerate(psnrs)]}
+
+
+def test_the_paired_test_against_a_hand_computed_case():
+    # Differences 1, 2, 3, 4, 5, -0.5: ranks of |d| are 2..6 for the positive ones and 1 for -0.5, so
+    # W- = 1; of the 2^6 equally likely sign patterns, 2 give a rank sum of at most 1 (none, or {1}),
+    # so the exact two-sided p-value is 2 * 2 / 64 = 0.0625. The median difference is 2.5.
+    first = [_with_views(_record("akdqff", seed=0), [21, 22, 23]), _with_views(_record("akdqff", seed=1), [24, 25, 20.0])]
+    second = [_with_views(_record("plenoxels", seed=0), [20, 20, 20]), _with_views(_record("plenoxels", seed=1), [20, 20, 20.5])]
+    assert sorted(report.per_view_differences(first, second, "psnr")) == [-0.5, 1, 2, 3, 4, 5]
+    test = report.paired_test(first, second, "psnr")
+    assert (test.pairs, test.median_difference) == (6, 2.5) and test.p_value == pytest.approx(0.0625)
+    # only the (seed, view) pairs both ran: a third seed of one method adds nothing
+    assert report.paired_test(first + [_with_views(_record("akdqff", seed=2), [30, 30, 30])], second, "psnr").pairs == 6
+    same = report.paired_test(first, first, "psnr")
+    assert same.pairs == 6 and same.median_difference == 0 and math.isnan(same.p_value)
+    assert report.paired_test(first, [], "psnr").pairs == 0
+
+
+def test_the_verdict_table_shows_the_paired_test_of_each_neighbouring_pair():
+    records = [_with_views(r, [r["psnr"] + 0.1 * i for i in range(4)]) for r in _study()]
+    table = report.claims_verdict(records, paired=True)
+    assert "Paired test (per view)" not in report.claims_verdict(records).columns  # the plain verdict keeps its columns
+    rows = {row["Claim"]: row for _, row in table.iterrows()}
+    psnr = next(v for k, v in rows.items() if k.startswith("PSNR ranking"))["Paired test (per view)"]
+    # the paper's order AKDQFF > Plenoxels > Block-NeRF > NeRF, 1 dB apart at every view of 3 seeds
+    assert psnr.startswith("AKDQFF − Plenoxels: median +1.00 dB over 12 pairs, p = ")
+    assert psnr.count(" pairs, p = ") == 3 and "Block-NeRF − NeRF" in psnr
+    assert next(v for k, v in rows.items() if k.startswith("memory order"))["Paired test (per view)"] == report.MISSING
+    assert "Wilcoxon" in report.styled_verdict(records).caption

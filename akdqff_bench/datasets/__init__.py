@@ -2,16 +2,25 @@
 
 - ``synthetic-bed``: made by this project (``akdqff_bench.datasets.synthetic_bed``); the quick
   variant is committed under ``data/synthetic-bed/quick``.
-- ``ethiopian-head``: a real capture (66 photographs, LLFF poses), committed under
-  ``data/ethiopian-head`` (``images_8`` 500x500 for ``full``, ``images_32`` 125x125 for ``quick``).
+- ``nerf-synthetic-mic``: NeRF-synthetic's ``mic`` (Blender layout, 800x800, the official split);
+  its quick copy (100x100) is committed under ``data/nerf-synthetic-mic/quick``, the 800x800
+  release is read from ``data/nerf-synthetic-mic`` when put there (88 MB: not committed).
+- ``ethiopian-head``, ``mary-rose``: real captures around an object (66 and 69 photographs, LLFF
+  poses), committed under ``data/<name>`` (``images_8`` for ``full``, ``images_32`` for ``quick``).
 - ``blender:PATH``, ``colmap:PATH``, ``nerfstudio:PATH``, ``llff:PATH``: any scene folder in that
   layout. What each layout needs besides its images (image folder and size, near/far, scene box,
-  background, evaluation protocol) is decided by one ``*_settings`` function per layout and
-  recorded with every run (``SceneSettings``).
+  background, evaluation protocol, the kind of scene) is decided by one ``*_settings`` function per
+  layout and recorded with every run (``SceneSettings``). A Blender scene larger than the quick
+  profile's images is read from its quick copy ``PATH/quick`` (``downscale --blender``).
 - ``tanks-temples/<scene>``: real captures, which cannot be downloaded here. They are read by path
   from ``<data root>/tanks-temples/<scene>`` in the COLMAP layout the 3D Gaussian Splatting authors
   distribute (``images/``, ``sparse/0/``) or in nerfstudio-data layout (``transforms.json``), with
   the 3DGS evaluation protocol: images sorted by name, every 8th (index 0, 8, 16, ...) is a test view.
+
+Kinds of scene (``scene_kind``; a method's settings are chosen per kind, ``bench_base.spec``):
+``synthetic`` (renderings of an object on a background colour: the Blender layout), ``real``
+(photographs around an object) and ``forward-facing`` (photographs whose cameras all look one way,
+told from the poses: ``looks_one_way``).
 
 The data root is ``data/`` in the repository unless ``AKDQFF_BENCH_DATA`` says otherwise.
 """
@@ -99,7 +108,16 @@ Ground truth is the full photograph: the background of the room is part of every
 NORMALISED_NEAR, NORMALISED_FAR = 0.05, 6.0
 
 LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
-NAMED_SCENES = {"synthetic-bed": "bed", "ethiopian-head": "head"}  # dataset -> its one scene
+# dataset -> its one scene; the Blender-layout ones are renderings, the others photographs
+NAMED_SCENES = {"synthetic-bed": "bed", "nerf-synthetic-mic": "mic", "ethiopian-head": "head", "mary-rose": "tankard"}
+SYNTHETIC_NAMED_SCENES = ("synthetic-bed", "nerf-synthetic-mic")
+BLENDER_QUICK = "quick"
+"""A Blender scene's copy for the quick profile (``downscale --blender``): images at most
+QUICK_MAX_IMAGE_SIDE on a side, every BLENDER_QUICK_TEST_EVERY-th view of the test split."""
+BLENDER_QUICK_TEST_EVERY = 8
+FORWARD_FACING_MAX_DEGREES = 30.0
+"""A capture is forward-facing when every camera looks within this angle of the cameras' mean
+viewing direction (LLFF's forward-facing scenes); captures around an object spread far wider."""
 NERFSTUDIO_PROTOCOL = (
     "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), frames sorted "
     "by file name, every 8th (index 0, 8, ...) is a test view; full images"
@@ -131,8 +149,9 @@ class SceneSettings:
     background_color: str
     geometry_source: str  # where near/far and the box come from
     override_models: bool  # False: the methods' own defaults already are these settings (Blender)
-    # "synthetic" (rendered, object on a background colour) or "real" (photographs): a method whose
-    # paper sets itself up differently for the two (Plenoxels' regularisation) takes it.
+    # The kind of scene (bench_base.spec.SCENE_KINDS): "synthetic" (rendered, object on a background
+    # colour), "real" (photographs around an object) or "forward-facing"; a method whose paper sets
+    # itself up differently for them (Plenoxels' regularisation) takes it.
     capture: str = "real"
 
     def model_overrides(self, model_config: Any) -> Dict[str, Any]:
@@ -162,13 +181,85 @@ class SceneSettings:
         return asdict(self)
 
 
-def blender_settings(path: Path) -> SceneSettings:
+def blender_settings(path: Path, images_path: str = ".") -> SceneSettings:
     # nerfstudio's blender-data reader and the methods' defaults: NeRF's synthetic setup.
+    protocol = SYNTHETIC_PROTOCOL
+    if images_path == BLENDER_QUICK and (path / BLENDER_QUICK / BLENDER_QUICK_META).is_file():
+        meta = load_json(path / BLENDER_QUICK / BLENDER_QUICK_META)
+        protocol += (f"; the quick copy: images downscaled {meta.get('factor')}x, every {meta.get('test_every')}th view of "
+                     "the test split")
     return SceneSettings(
-        "blender", SYNTHETIC_PROTOCOL, ".", 1, 2.0, 6.0, [[-1.5] * 3, [1.5] * 3], "white",
+        "blender", protocol, images_path, 1, 2.0, 6.0, [[-1.5] * 3, [1.5] * 3], "white",
         "NeRF-synthetic convention (near 2, far 6, box +-1.5; the methods' defaults)", override_models=False,
         capture="synthetic",
     )
+
+
+BLENDER_QUICK_META = "quick.json"  # how downscale --blender made the quick copy
+
+
+def blender_first_image(path: Path) -> Path:
+    """The first training frame's image of a Blender scene (blender-data appends ".png")."""
+    transforms = path / "transforms_train.json"
+    frames = validate_frames(transforms, load_json(transforms))
+    return path / f"{frames[0]['file_path']}.png"
+
+
+def _blender_scene(name: str, path: Path, variant: str) -> "SceneSpec":
+    """A Blender scene as ``variant`` reads it: the quick profile reads its quick copy
+    (``PATH/quick``) where there is one; a scene larger than QUICK_MAX_IMAGE_SIDE without one is
+    refused with the command that makes it; a smaller one is read as it is."""
+    if variant == "quick":
+        if (path / BLENDER_QUICK / BLENDER_QUICK_META).is_file():
+            return SceneSpec(name, *scene_identity(name), path / BLENDER_QUICK, "blender", blender_settings(path, BLENDER_QUICK))
+        first = blender_first_image(path)
+        if first.is_file() and max(decoded_image_size(first)) > QUICK_MAX_IMAGE_SIDE:
+            factor = _quick_factor(decoded_image_size(first))
+            raise DatasetError(
+                f"{path / BLENDER_QUICK}: the quick profile reads images at most {QUICK_MAX_IMAGE_SIDE} px on a side "
+                f"and this scene's are {decoded_image_size(first)[0]} px, but its quick copy is missing. Make it with\n"
+                f"  python -m akdqff_bench.datasets.downscale {path} --blender --factor {factor}")
+    return SceneSpec(name, *scene_identity(name), path, "blender", blender_settings(path))
+
+
+def looks_one_way(camera_to_world: np.ndarray, max_degrees: float = FORWARD_FACING_MAX_DEGREES) -> bool:
+    """Whether every camera ([N, 3, 4] camera-to-world, OpenGL axes: it looks along -z) looks within
+    ``max_degrees`` of the cameras' mean viewing direction: a forward-facing capture."""
+    directions = -np.asarray(camera_to_world, dtype=np.float64)[:, :3, 2]
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    mean = directions.mean(axis=0)
+    if np.linalg.norm(mean) < 1e-9:
+        return False
+    mean /= np.linalg.norm(mean)
+    return bool(np.all(directions @ mean >= np.cos(np.radians(max_degrees))))
+
+
+def _photograph_kind(camera_to_world: np.ndarray) -> str:
+    return "forward-facing" if looks_one_way(camera_to_world) else "real"
+
+
+def _layout_camera_to_world(layout: str, path: Path) -> np.ndarray:
+    """The cameras' [N, 3, 4] camera-to-world matrices (OpenGL axes) as the layout stores them."""
+    if layout == "llff":
+        from akdqff_bench.datasets.llff import POSES_BOUNDS, read_poses_bounds
+
+        return read_poses_bounds(path / POSES_BOUNDS)[0]
+    if layout == "nerfstudio":
+        transforms = path / "transforms.json"
+        frames = validate_frames(transforms, load_json(transforms))
+        return np.array([frame["transform_matrix"] for frame in frames], dtype=np.float64)[:, :3, :4]
+    from nerfstudio.data.utils.colmap_parsing_utils import qvec2rotmat, read_images_binary, read_images_text
+
+    sparse = path / "sparse" / "0"
+    images = read_images_binary(sparse / "images.bin") if (sparse / "images.bin").is_file() else read_images_text(sparse / "images.txt")
+    matrices = []
+    for image in images.values():
+        rotation = qvec2rotmat(image.qvec)  # world -> camera, OpenCV axes (z forward)
+        camera_to_world = np.eye(4)[:3]
+        camera_to_world[:, :3] = rotation.T @ np.diag([1.0, -1.0, -1.0])  # OpenCV -> OpenGL camera axes
+        camera_to_world[:, 3] = -rotation.T @ image.tvec
+        matrices.append(camera_to_world)
+    return np.array(matrices)
 
 
 def _quick_factor(size: tuple) -> int:
@@ -221,7 +312,7 @@ def llff_settings(path: Path, variant: str) -> SceneSettings:
         f"poses_bounds.npy: near = {defaults.near_factor} x min(near bound), far = {defaults.far_factor} x max(far bound), "
         f"box = the cameras' near-to-far frustums x {defaults.box_margin}, after nerfstudio's up-orientation, "
         "focus centring and scaling of the cameras into [-1, 1]",
-        override_models=True,
+        override_models=True, capture=_photograph_kind(camera_to_world),
     )
 
 
@@ -232,7 +323,7 @@ def _normalised_settings(layout: str, protocol: str, path: Path, images_path: st
     return SceneSettings(
         layout, protocol, images_path, factor, NORMALISED_NEAR, NORMALISED_FAR, [[-1.0] * 3, [1.0] * 3], REAL_BACKGROUND,
         "fixed: the poses carry no depth bounds; nerfstudio scales the cameras into [-1, 1] and its box is that cube",
-        override_models=True,
+        override_models=True, capture=_photograph_kind(_layout_camera_to_world(layout, path)),
     )
 
 
@@ -344,13 +435,20 @@ def scene_identity(name: str) -> Tuple[str, str]:
 
 
 def scene_kind(name: str) -> str:
-    """"synthetic" or "real" (bench_base.spec.SCENE_KINDS: which of a method's settings apply),
-    from the name alone: a Blender-layout scene is a rendering, every other layout holds photographs
-    (as each layout's SceneSettings.capture says)."""
-    layout, sep, _ = name.partition(":")
+    """The scene's kind (bench_base.spec.SCENE_KINDS: which of a method's settings apply), as its
+    SceneSettings.capture says: a Blender-layout scene is a rendering ("synthetic"); photographs
+    are "forward-facing" when every camera looks one way (``looks_one_way``, read from the poses of
+    a ``layout:PATH`` scene), else "real". A named scene's kind is known without the disk; a
+    ``layout:PATH`` scene whose poses cannot be read is "real" (its run reports why it cannot start)."""
+    layout, sep, rest = name.partition(":")
     if sep and layout in LAYOUTS:
-        return "synthetic" if layout == "blender" else "real"
-    return "synthetic" if name == "synthetic-bed" else "real"
+        if layout == "blender":
+            return "synthetic"
+        try:
+            return _photograph_kind(_layout_camera_to_world(layout, Path(rest).expanduser().resolve()))
+        except (DatasetError, OSError, ValueError, KeyError):
+            return "real"
+    return "synthetic" if name in SYNTHETIC_NAMED_SCENES else "real"
 
 
 def check_utf8(text: str, what: str) -> str:
@@ -382,7 +480,7 @@ def checked_scene_name(name: str) -> str:
 
 
 def known_scene_names() -> list:
-    return ["synthetic-bed", "ethiopian-head", "tanks-temples/<scene>"] + [f"{layout}:PATH" for layout in LAYOUTS]
+    return list(NAMED_SCENES) + ["tanks-temples/<scene>"] + [f"{layout}:PATH" for layout in LAYOUTS]
 
 
 def _by_path(layout: str, raw_path: str, variant: str, name: str) -> SceneSpec:
@@ -392,8 +490,8 @@ def _by_path(layout: str, raw_path: str, variant: str, name: str) -> SceneSpec:
     if not path.is_dir():
         raise DatasetError(f"{path}: scene folder does not exist (from {name!r})")
     if layout == "blender":
-        settings = blender_settings(path)
-    elif layout == "llff":
+        return _blender_scene(name, path, variant)
+    if layout == "llff":
         settings = llff_settings(path, variant)
     elif layout == "colmap":
         settings = colmap_settings(path, variant)
@@ -424,11 +522,18 @@ def resolve_scene(name: str, variant: str = "quick", root: Path | None = None) -
                 "(needs the 'data' extra: pip install -e '.[data]')"
             )
         return SceneSpec(name, *scene_identity(name), path, "blender", blender_settings(path))
-    if name == "ethiopian-head":
-        path = root / "ethiopian-head"
+    if name in ("ethiopian-head", "mary-rose"):
+        path = root / name
         if not path.is_dir():
-            raise DatasetMissing(f"{path}: ethiopian-head is committed in the repository under data/ethiopian-head; restore it from git")
+            raise DatasetMissing(f"{path}: {name} is committed in the repository under data/{name}; restore it from git")
         return SceneSpec(name, *scene_identity(name), path, "llff", llff_settings(path, variant))
+    if name == "nerf-synthetic-mic":
+        path = root / name
+        if variant != "quick" and not blender_first_image(path).is_file():
+            raise DatasetMissing(
+                f"{path}: the 800x800 release of mic is not committed (88 MB; only its quick copy, {path / BLENDER_QUICK}, is). "
+                f"Copy the release's train/, val/ and test/ folders into {path} (see its SOURCE.md), or give blender:PATH")
+        return _blender_scene(name, path, variant)
     if name.startswith("tanks-temples/") and name.count("/") == 1 and name.split("/")[1]:
         scene = name.split("/")[1]
         path = root / "tanks-temples" / scene

@@ -65,11 +65,13 @@ class PlenoxelsModelConfig(ModelConfig):
     sigma``); off by default, as svox2's synthetic runs prune by weight."""
     dilation: int = 2
     """The resampled mask of surviving voxels is grown by this many vertices (svox2: 2)."""
-    capture: Literal["synthetic", "real"] = "synthetic"
+    capture: Literal["synthetic", "real", "forward-facing"] = "synthetic"
     """Which of svox2's regularisation sets the three TV fields below take when left at None:
     ``synthetic`` (``opt/configs/syn.json``: density 1e-5, SH 1e-3, TV only before the first stage
-    change) or ``real`` (``opt/configs/tnt.json``, its real 360-degree captures: 5e-5, 5e-3, TV in
-    every stage). The harness sets it from the scene's layout (``SceneSettings.capture``)."""
+    change), ``real`` (``opt/configs/tnt.json``, its real 360-degree captures: 5e-5, 5e-3, TV in
+    every stage) or ``forward-facing`` (``opt/configs/llff.json``: 1e-3, 1e-2, TV only before the
+    first stage change, svox2's default). The harness sets it from the scene's kind
+    (``SceneSettings.capture``)."""
     lambda_tv_density: Optional[float] = None
     """TV weight on density (paper / svox2 ``lambda_tv``); None: the ``capture``'s."""
     lambda_tv_sh: Optional[float] = None
@@ -101,11 +103,13 @@ class PlenoxelsModelConfig(ModelConfig):
 
 
 # svox2's TV settings by kind of scene (its opt/configs): syn.json for the synthetic scenes, tnt.json
-# for real 360-degree captures (Tanks and Temples). tnt.json's background model (an MSI of 64
-# layers) and its beta and sparsity priors are not implemented (README, Data).
+# for real 360-degree captures (Tanks and Temples), llff.json for forward-facing ones (which svox2
+# renders in NDC; here in world space, README departures). tnt.json's background model (an MSI of
+# 64 layers) and its beta and sparsity priors are not implemented (README, Data).
 SVOX2_REGULARISATION: Dict[str, Dict[str, Any]] = {
     "synthetic": {"lambda_tv_density": 1e-5, "lambda_tv_sh": 1e-3, "tv_early_only": True},
     "real": {"lambda_tv_density": 5e-5, "lambda_tv_sh": 5e-3, "tv_early_only": False},
+    "forward-facing": {"lambda_tv_density": 1e-3, "lambda_tv_sh": 1e-2, "tv_early_only": True},
 }
 
 

@@ -1,0 +1,63 @@
+"""The long profile (four times the quick budget) and the comparison across budgets."""
+
+from __future__ import annotations
+
+import pytest
+
+from akdqff_bench import grid, report
+from akdqff_bench.profiles import LONG_BUDGET_FACTOR, curve_fractions, curve_points, get_profile
+
+
+def test_the_long_profile_is_the_quick_one_for_longer_and_its_curve_passes_the_quick_budget():
+    quick, long = get_profile("quick"), get_profile("long")
+    assert long.train_budget_seconds == LONG_BUDGET_FACTOR * quick.train_budget_seconds == 4 * 353
+    for field in ("budget_clock", "rays_per_batch", "synthetic_bed_variant", "curve_views", "device_type"):
+        assert getattr(long, field) == getattr(quick, field), field
+    for method in quick.methods:  # each method's quick settings, on either kind of scene
+        for kind in ("synthetic", "real"):
+            assert long.overrides_for(method, kind) == quick.overrides_for(method, kind)
+    fractions = curve_fractions(long)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] == pytest.approx(1 / 16)
+    assert all(b / a == pytest.approx(2 ** 0.5) for a, b in zip(fractions, fractions[1:]))  # log-spaced
+    seconds = [f * long.train_budget_seconds for f in fractions]
+    assert quick.train_budget_seconds in [round(s) for s in seconds]  # the quick budget's point is on it
+    # the short evidence keeps every second point, the quick budget's among them
+    assert quick.train_budget_seconds in [round(f * long.train_budget_seconds) for f in curve_fractions(long, "short")]
+    assert curve_points(long) == 9 and curve_points(long, "short") == 5
+
+
+def test_the_quick_schedules_are_as_before():
+    quick = get_profile("quick")
+    assert curve_fractions(quick) == [(i + 1) / 8 for i in range(8)]
+    assert curve_fractions(quick, "short") == [0.25, 0.5, 0.75, 1.0]
+    assert curve_fractions(get_profile("smoke"), "short") == [1.0]
+
+
+def test_the_long_study_plan_has_two_seeds_of_every_method_and_no_capacity_points():
+    long = get_profile("long")
+    methods = list(long.methods)
+    assert methods == list(get_profile("quick").methods)
+    study = grid.plan_runs(long, methods, list(long.scenes), study=True)
+    assert len(study) == len(methods) * 2 * 2 and not [run for run in study if run.capacity]
+    assert {run.scene for run in study} == {"synthetic-bed", "ethiopian-head"} and {run.seed for run in study} == {0, 1}
+
+
+def _records(profile, budget, akdqff_psnr):
+    records = []
+    for method, psnr in (("nerf", 25.0), ("block-nerf", 26.0), ("plenoxels", 27.0), ("akdqff", akdqff_psnr)):
+        for seed, jitter in enumerate((-0.1, 0.0, 0.1)):
+            records.append({"method": method, "dataset": "synthetic-bed", "scene": "bed", "seed": seed, "status": "ok", "profile": profile,
+                            "psnr": psnr + jitter, "ssim": 0.9, "model_size_bytes": 1000, "s_per_iter": 0.1, "train_seconds": 200.0,
+                            "iterations": 2000, "train_budget_seconds": budget, "budget_clock": "cpu", "run_id": f"{method}-{seed}"})
+    return records
+
+
+def test_the_sentence_says_whether_each_verdict_is_the_same_at_both_budgets():
+    short, long = _records("quick", 353, 28.0), _records("long", 1412, 26.5)
+    table = report.verdict_across_budgets(short, long).set_index("Claim")
+    psnr = next(claim for claim in table.index if claim.startswith("PSNR ranking"))
+    assert table.loc[psnr, "Verdicts"] == f"{report.HOLDS} → {report.DOES_NOT_HOLD}"
+    assert table.loc[psnr, "In words"] == f"Changed: it {report.HOLDS} after 353 CPU-s but {report.DOES_NOT_HOLD} after 1,412 CPU-s."
+    same = report.verdict_across_budgets(short, _records("long", 1412, 28.5)).set_index("Claim")
+    assert same.loc[psnr, "In words"] == f"The same at both budgets: it {report.HOLDS} after 353 CPU-s and after 1,412 CPU-s."
+    assert list(table.columns[1:3]) == ["After 353 CPU-s", "After 1,412 CPU-s"]  # beside the scene
