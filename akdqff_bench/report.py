@@ -571,6 +571,7 @@ def _ratio_verdict(method: str, claim, scene: str, groups: Dict[Tuple[str, str],
 
 # Quantities every record also holds per test view (``per_image``): their orders get a paired test.
 PER_VIEW_QUANTITIES = ("psnr", "ssim")
+PAIRED_COLUMN = "Paired test (per view)"
 PAIRED_TEST_NOTE = (
     "Paired test: for each pair of neighbouring methods in the paper's order, the per-view differences (first minus second) "
     "over every (seed, test view) both ran, their median and the two-sided Wilcoxon signed-rank test's p-value "
@@ -632,18 +633,17 @@ def claims_verdict(records: List[Dict[str, Any]], paired: bool = False) -> pd.Da
     groups = default_groups(records)
     count = len(paper_claims())
     orders = [(label.format(n=NUMBER_WORDS.get(count, count)), *rest) for label, *rest in ORDER_CLAIMS] if count >= 2 else []
+    def order_row(label, quantity, column, higher, scene):
+        row = _order_verdict(label, quantity, column, higher, scene, groups)
+        return {**row, PAIRED_COLUMN: _paired_text(quantity, column, higher, scene, groups)} if paired else row
+
     rows = []
     for scene in measured_scenes(records):
-        for label, quantity, column, higher in orders[:2]:
-            rows.append({**_order_verdict(label, quantity, column, higher, scene, groups),
-                         "Paired test (per view)": _paired_text(quantity, column, higher, scene, groups) if paired else MISSING})
-        for method, claim in ratio_claims():
-            rows.append({**_ratio_verdict(method, claim, scene, groups), "Paired test (per view)": MISSING})
-        for label, quantity, column, higher in orders[2:]:
-            rows.append({**_order_verdict(label, quantity, column, higher, scene, groups),
-                         "Paired test (per view)": _paired_text(quantity, column, higher, scene, groups) if paired else MISSING})
-    columns = ["Claim", "Scene", "Paper", "Measured here", "Verdict", "Why"] + (["Paired test (per view)"] if paired else [])
-    return pd.DataFrame(rows, columns=columns)
+        rows += [order_row(*order, scene) for order in orders[:2]]
+        rows += [_ratio_verdict(method, claim, scene, groups) for method, claim in ratio_claims()]
+        rows += [order_row(*order, scene) for order in orders[2:]]
+    columns = ["Claim", "Scene", "Paper", "Measured here", "Verdict", "Why"] + ([PAIRED_COLUMN] if paired else [])
+    return pd.DataFrame(rows, columns=columns).fillna({PAIRED_COLUMN: MISSING} if paired else {})
 
 
 VERDICT_COLORS = {HOLDS: "background-color: #d9f2d9", DOES_NOT_HOLD: "background-color: #f8d7d7", NOT_MEASURABLE: "background-color: #eeeeee"}
@@ -678,7 +678,7 @@ def styled_verdict(records: List[Dict[str, Any]], reference_records: Optional[Li
         return None
     caption = (BESIDE_REFERENCE_NOTE if beside else "") + VERDICT_RULE.replace("*", "") + ("" if beside else " " + PAIRED_TEST_NOTE)
     measured = ("Reference study", "Yours") if beside else ("Measured here",)
-    styler = _style(table, caption=caption, wrap=("Claim", *measured, "Why", "Paper", "Paired test (per view)"))
+    styler = _style(table, caption=caption, wrap=("Claim", *measured, "Why", "Paper", PAIRED_COLUMN))
     return styler.map(lambda v: VERDICT_COLORS.get(v, ""), subset=["Verdict"])
 
 
@@ -783,6 +783,10 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
         rows.append({"Claim": row["Claim"], "Scene": row["Scene"], f"After {a_label}": row["Measured here (short)"],
                      f"After {b_label}": row["Measured here (long)"], "Verdicts": f"{before} → {after}", "In words": sentence})
     return pd.DataFrame(rows, columns=["Claim", "Scene", f"After {a_label}", f"After {b_label}", "Verdicts", "In words"])
+
+
+def styled_verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any]]):
+    return _style(verdict_across_budgets(short, long), wrap=("Claim", "In words"))
 
 
 def shorter_budget_profile(profile_name: str) -> Optional[str]:
