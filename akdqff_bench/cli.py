@@ -91,7 +91,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="override the profile's device")
     grid = sub.choices["grid"]
     grid.add_argument("--methods", nargs="+")
-    scene_help = ("a named scene (synthetic-bed, ethiopian-head, tanks-temples/<scene>) or a folder by path: "
+    scene_help = ("a named scene (synthetic-bed, nerf-synthetic-mic, ethiopian-head, mary-rose, tanks-temples/<scene>) or a folder by path: "
                   "blender:PATH, colmap:PATH, nerfstudio:PATH, llff:PATH")
     grid.add_argument("--scenes", nargs="+", help=scene_help + "; default: the profile's scenes")
     grid.add_argument("--no-notebooks", action="store_true", help="run in-process without papermill")

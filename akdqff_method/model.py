@@ -93,7 +93,7 @@ class AKDQFFModelConfig(ModelConfig):
     """Samples whose transmittance, estimated from the occupancy grid's densities, is below this
     are skipped (0 disables). Off by default: with 1e-3 on the two-sphere scene the loss rose
     again once skipping began (the cell-level estimate hides samples the surface needs)."""
-    sampler: Literal["uniform", "transmittance", "resample"] = "uniform"
+    sampler: Literal["uniform", "transmittance", "resample"] = "resample"
     """Which samples of a ray the field evaluates with gradients (after empty-space skipping).
     ``uniform``: all of them. ``transmittance``: a density pass without gradients over them first,
     then only those the ray still reaches (transmittance above ``early_stop_transmittance``, as
@@ -105,10 +105,13 @@ class AKDQFFModelConfig(ModelConfig):
     num_resampled: int = 32
     strategy: AKDStrategy = field(
         # λ for the full profile: below the quick profile's 3e-6 because 800x800 views show finer
-        # detail worth splitting for (λ is per ray, so resolution alone does not change K). Not
-        # measured: no GPU run exists yet.
+        # detail worth splitting for (λ is per ray, so resolution alone does not change K). Growth
+        # as the quick growth sweep chose on both study scenes: every candidate split, every 100
+        # steps (a rate limit kept K far below what λ asks within the budget). Not measured at
+        # this scale: no GPU run exists yet.
         default_factory=lambda: AKDStrategy(
-            refine_start=500, refine_stop=20_000, refine_every=200, kernel_cost=1e-6, max_kernels=1_000_000
+            refine_start=500, refine_stop=20_000, refine_every=100, kernel_cost=1e-6, max_split_fraction=1.0,
+            max_kernels=1_000_000,
         )
     )
     quantization_start_step: int = 5000

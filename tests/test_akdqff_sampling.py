@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
     test_rays, _ = _rays_and_pixels(parser.get_dataparser_outputs("test"))
     torch.manual_seed(0)
     config = AKDQFFModelConfig(num_kernels_init=600, feature_dim=4, decoder_hidden_dim=16, sh_levels=1,
-                               grid_resolution=16, num_samples=48, seed=0)
+                               grid_resolution=16, num_samples=48, sampler="uniform", seed=0)
     model = config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.5] * 3, [1.5] * 3])), num_train_data=6)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)

@@ -97,19 +97,55 @@ def test_the_real_capture_settings_are_the_ethiopian_head_sweep_winners():
     assert quick.overrides_for("nerf", "real") == quick.overrides_for("nerf", "synthetic")
 
 
+def test_akdqffs_sampler_and_growth_are_the_winners_of_their_sweeps_on_both_scenes():
+    """The growth sweep ran on top of the sampling sweep's winner; its winner on both study scenes
+    (ranked first in both CSVs) is in AKDQFF's quick settings for every kind of scene."""
+    import pandas as pd
+
+    quick = get_profile("quick")
+    growth = bench_spec("akdqff").sweeps["growth"]
+    for csv in ("akdqff-quick-growth.csv", "akdqff-quick-growth-ethiopian-head.csv"):
+        ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / csv)
+        winner = growth.candidates[int(ranked["candidate"].iloc[0])].overrides
+        for kind in ("synthetic", "real", "forward-facing"):
+            settings = quick.overrides_for("akdqff", kind)
+            assert all(settings[key] == value for key, value in winner.items()), (csv, kind)
+
+
+# The study is run in parts (results/quick/README.md says which are still to come): the (method,
+# scene) pairs whose study runs (seeds and, on the capacity scene, capacity points) are not all
+# committed yet. A part that completes a pair removes it here.
+STUDY_STILL_TO_RUN = {
+    *((method, scene) for method in ("nerfacto", "tensorf") for scene in ("synthetic-bed", "ethiopian-head")),
+    *((method, scene) for method in ("nerf", "block-nerf", "plenoxels", "akdqff", "nerfacto", "tensorf")
+      for scene in ("nerf-synthetic-mic", "mary-rose")),
+}
+
+
 def test_the_committed_study_ran_with_the_settings_the_specs_give_now():
     """Every committed quick record's overrides are what its method's spec gives for its scene's
-    kind and capacity today: the settings moved into the method folders unchanged."""
+    kind and capacity today, and every planned study run of the scenes in data/ is committed but
+    those of the pairs still to run."""
     from akdqff_bench.datasets import scene_kind
+    from akdqff_bench.profiles import STUDY_SCENES
     from akdqff_bench.records import load_records
 
-    records = [r for r in load_records(REPO_ROOT / "results", "quick") if r.get("status") == "ok"]
-    assert len(records) == 32  # the study's runs that trained (the Tanks and Temples ones were skipped)
+    records = {r["run_id"]: r for r in load_records(REPO_ROOT / "results", "quick") if r.get("status") == "ok"}
     quick = get_profile("quick")
-    for record in records:
+    for record in records.values():
         scene = record["dataset"]
         expected = quick.overrides_for(record["method"], scene_kind(scene), record.get("capacity"))
         assert json.loads(json.dumps(expected)) == record["overrides"], record["run_id"]
+    planned = {}
+    for run in grid.plan_runs(quick, list(quick.methods), list(STUDY_SCENES), study=True):
+        planned.setdefault((run.method, run.scene), set()).add(run.run_id)
+    assert set(records) <= set().union(*planned.values())
+    for pair, run_ids in planned.items():
+        committed = run_ids & set(records)
+        if pair in STUDY_STILL_TO_RUN:
+            assert committed != run_ids, f"{pair} is complete: remove it from STUDY_STILL_TO_RUN"
+        else:
+            assert committed == run_ids, (pair, sorted(run_ids - committed))
 
 
 @pytest.mark.parametrize("profile_name", ["quick", "smoke"])
