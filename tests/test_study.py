@@ -80,18 +80,23 @@ def test_quick_capacity_points_follow_the_quick_settings():
         quick.overrides_for("nerf", "synthetic", "width 7")
 
 
+def _ranked_first(sweep, csv_name: str) -> dict:
+    """The overrides of the candidate a committed sweep's CSV ranks first."""
+    import pandas as pd
+
+    ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / csv_name)
+    return sweep.candidates[int(ranked["candidate"].iloc[0])].overrides
+
+
 def test_the_real_capture_settings_are_the_ethiopian_head_sweep_winners():
     """Each method's real-capture settings are the best candidate of its committed sweep on
     ethiopian-head, its synthetic settings the best on synthetic-bed: the spec names the winner,
     the CSV ranks it first."""
-    import pandas as pd
-
     quick = get_profile("quick")
     for method in METHODS + REFERENCES_ON_THE_CPU:
         sweep = bench_spec(method).sweeps["quick"]
         for scene, kind in (("synthetic-bed", "synthetic"), ("ethiopian-head", "real")):
-            ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / (f"{method}-quick.csv" if kind == "synthetic" else f"{method}-quick-{scene}.csv"))
-            winner = sweep.candidates[int(ranked["candidate"].iloc[0])].overrides
+            winner = _ranked_first(sweep, f"{method}-quick.csv" if kind == "synthetic" else f"{method}-quick-{scene}.csv")
             settings = quick.overrides_for(method, kind)
             assert all(settings[key] == value for key, value in winner.items()), (method, kind)
     assert quick.overrides_for("nerf", "real") == quick.overrides_for("nerf", "synthetic")
@@ -100,13 +105,10 @@ def test_the_real_capture_settings_are_the_ethiopian_head_sweep_winners():
 def test_akdqffs_sampler_and_growth_are_the_winners_of_their_sweeps_on_both_scenes():
     """The growth sweep ran on top of the sampling sweep's winner; its winner on both study scenes
     (ranked first in both CSVs) is in AKDQFF's quick settings for every kind of scene."""
-    import pandas as pd
-
     quick = get_profile("quick")
     growth = bench_spec("akdqff").sweeps["growth"]
     for csv in ("akdqff-quick-growth.csv", "akdqff-quick-growth-ethiopian-head.csv"):
-        ranked = pd.read_csv(REPO_ROOT / "results" / "sweeps" / csv)
-        winner = growth.candidates[int(ranked["candidate"].iloc[0])].overrides
+        winner = _ranked_first(growth, csv)
         for kind in ("synthetic", "real", "forward-facing"):
             settings = quick.overrides_for("akdqff", kind)
             assert all(settings[key] == value for key, value in winner.items()), (csv, kind)
