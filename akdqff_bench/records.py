@@ -183,12 +183,13 @@ def git_commit(repo: Optional[Path] = None) -> str:
     """HEAD's hash, with '+dirty' when the code differs from it; 'unknown' outside git.
 
     Changes under ``results/`` do not count: they are this suite's own outputs (a rerun of a grid
-    whose results are committed rewrites them before its first run finishes)."""
+    whose results are committed rewrites them before its first run finishes). Nor do Markdown
+    files: no run reads them, and notes written during a long study would mark its records dirty."""
     cwd = repo or REPO_ROOT
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)*.md"],
             cwd=cwd, capture_output=True, text=True, check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):

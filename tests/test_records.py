@@ -58,7 +58,7 @@ def test_aggregate_writes_the_metrics_columns(tmp_path):
     assert json.loads((tmp_path / "smoke" / "metrics.json").read_text())[0]["iterations"] in (10, None)
 
 
-def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
+def test_commit_is_dirty_for_code_changes_not_for_results_or_notes(tmp_path):
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
@@ -66,11 +66,15 @@ def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
     (tmp_path / "code.py").write_text("x = 1\n")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "metrics.csv").write_text("a\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.md").write_text("a\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
     clean = records.git_commit(tmp_path)
     assert len(clean) == 40
     (tmp_path / "results" / "metrics.csv").write_text("b\n")  # the suite's own output
+    assert records.git_commit(tmp_path) == clean
+    (tmp_path / "docs" / "notes.md").write_text("b\n")  # read by people, not by a run
     assert records.git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert records.git_commit(tmp_path) == clean + "+dirty"
