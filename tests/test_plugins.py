@@ -78,7 +78,7 @@ def test_the_comparison_rebuilt_from_the_committed_records_gives_the_same_tables
     """Every table of results/quick/compare.html, as the report code gave it when the committed
     records last changed (tests/fixtures/committed_comparison.json, written from the same records
     then: first before the methods moved into their folders, again when AKDQFF's rows were
-    regenerated and the references' first rows came in)."""
+    regenerated and the references' first rows came in, and as each part of the four-scene study lands)."""
     import pandas as pd
 
     from akdqff_bench import report
