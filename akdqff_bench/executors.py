@@ -146,6 +146,36 @@ def outcome(record: Optional[Dict[str, Any]]) -> str:
     return str(status)
 
 
+# Beyond this ratio either way a run's CPU cost per iteration says its machine is not the one its
+# other seeds ran on (their own spread on one machine stays well inside it).
+OTHER_MACHINE_RATIO = 1.3
+
+
+def cost_against_other_seeds(record: Dict[str, Any], results_root: Path, profile_name: str) -> str:
+    """How this run's CPU seconds per training iteration compare with those of the finished runs
+    of the same method, scene and capacity in the same results (its other seeds), as a few words
+    for the run's console line; flagged when the ratio says another kind of machine: a CPU-time
+    budget buys fewer iterations on a slower one, so its quality would not compare. Empty when
+    there is nothing to compare."""
+    from statistics import median
+
+    from akdqff_bench.records import load_records
+
+    def key(r: Dict[str, Any]) -> Tuple[Any, ...]:
+        return r.get("method"), r.get("dataset"), r.get("scene"), r.get("capacity") or "default"
+
+    mine = record.get("cpu_s_per_iter")
+    others = [r["cpu_s_per_iter"] for r in load_records(Path(results_root), profile_name)
+              if r.get("status") == "ok" and r.get("run_id") != record.get("run_id") and key(r) == key(record) and r.get("cpu_s_per_iter")]
+    if record.get("status") != "ok" or not mine or not others:
+        return ""
+    ratio = mine / median(others)
+    text = f", {ratio:.2f}x the CPU-s per iteration of its {len(others)} other seed{'s' if len(others) > 1 else ''}"
+    if not 1 / OTHER_MACHINE_RATIO <= ratio <= OTHER_MACHINE_RATIO:
+        text += " (another machine's speed? in a CPU budget its iterations, and so its quality, do not compare)"
+    return text
+
+
 @contextlib.contextmanager
 def output_to(path: Path) -> Iterator[None]:
     """While inside, everything this process writes to stdout and stderr goes to ``path``: Python's
@@ -212,7 +242,8 @@ class LocalExecutor:
                 reason = _first_line((record or {}).get("message")) or error or "it wrote no record"
                 print(f"failed after {minutes(seconds)}: {reason}; log: {portable_path(log)}; {eta}", flush=True)
             else:
-                print(f"{outcome(record)}, {minutes(seconds)}; {eta}", flush=True)
+                print(f"{outcome(record)}{cost_against_other_seeds(record, plan.results_root, plan.profile_name)}, {minutes(seconds)}; {eta}",
+                      flush=True)
         return failures
 
 
@@ -519,7 +550,8 @@ class RayExecutor:
                           flush=True)
                 else:
                     print(f"== [{done}/{total}] {shown} {record.get('status')} on {where} in {minutes(payload['seconds'])}"
-                          f"{outcome(record).removeprefix(str(record.get('status')))}; grid ETA about {eta()}", flush=True)
+                          f"{outcome(record).removeprefix(str(record.get('status')))}"
+                          f"{cost_against_other_seeds(record, plan.results_root, plan.profile_name)}; grid ETA about {eta()}", flush=True)
         except BaseException:
             # Interrupted: every finished run is written; the runs still out are lost and run again on resume.
             for ref in pending:

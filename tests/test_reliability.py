@@ -225,3 +225,30 @@ def test_rgba_ground_truth_is_composited_on_the_models_background_not_stripped_o
     assert torch.equal(evaluation_background(type("M", (), {"background_color": "random"})()), torch.zeros(3))
     assert torch.equal(evaluation_background(object()), torch.zeros(3))
     assert torch.equal(composited_ground_truth(image[..., :3], torch.ones(3)), image[..., :3])  # RGB stays as it is
+
+
+def test_a_run_on_a_slower_machine_than_its_other_seeds_says_so_on_its_console_line(tmp_path):
+    """The grid's line for a finished run gives its CPU seconds per iteration against its other
+    seeds' in the same results, and flags a ratio that means another kind of machine (measured:
+    nerfacto on synthetic-bed took 0.70 CPU-s per iteration on one "AMD EPYC", 0.38-0.46 on another)."""
+    from akdqff_bench.executors import cost_against_other_seeds
+    from akdqff_bench.records import write_record
+
+    base = {"status": "ok", "method": "nerfacto", "dataset": "synthetic-bed", "scene": "bed", "capacity": "default", "profile": "quick"}
+    for seed, cost in enumerate((0.379, 0.403, 0.456)):
+        write_record(tmp_path / "quick" / "runs" / f"nerfacto__synthetic-bed__seed{seed}.json",
+                     {**base, "run_id": f"nerfacto__synthetic-bed__seed{seed}", "seed": seed, "cpu_s_per_iter": cost})
+    # Another capacity and another method are not its seeds.
+    write_record(tmp_path / "quick" / "runs" / "nerfacto__synthetic-bed__table-2-13__seed0.json",
+                 {**base, "run_id": "nerfacto__synthetic-bed__table-2-13__seed0", "capacity": "table 2^13", "cpu_s_per_iter": 5.0})
+    write_record(tmp_path / "quick" / "runs" / "tensorf__synthetic-bed__seed0.json",
+                 {**base, "method": "tensorf", "run_id": "tensorf__synthetic-bed__seed0", "cpu_s_per_iter": 0.01})
+
+    slow = {**base, "run_id": "nerfacto__synthetic-bed__seed3", "seed": 3, "cpu_s_per_iter": 0.702}
+    text = cost_against_other_seeds(slow, tmp_path, "quick")
+    assert text.startswith(", 1.74x the CPU-s per iteration of its 3 other seeds") and "another machine's speed?" in text
+    alike = {**base, "run_id": "nerfacto__synthetic-bed__seed0", "seed": 0, "cpu_s_per_iter": 0.379}  # itself is not its own other seed
+    text = cost_against_other_seeds(alike, tmp_path, "quick")
+    assert text.startswith(", 0.88x the CPU-s per iteration of its 2 other seeds") and "another machine" not in text
+    assert cost_against_other_seeds({**slow, "method": "plenoxels"}, tmp_path, "quick") == ""  # nothing to compare with
+    assert cost_against_other_seeds({**slow, "status": "failed"}, tmp_path, "quick") == ""
