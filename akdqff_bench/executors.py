@@ -160,9 +160,10 @@ def cost_against_other_seeds(record: Dict[str, Any], results_root: Path, profile
     from statistics import median
 
     from akdqff_bench.records import load_records
+    from akdqff_bench.report import capacity_of, scene_label
 
-    def key(r: Dict[str, Any]) -> Tuple[Any, ...]:
-        return r.get("method"), r.get("dataset"), r.get("scene"), r.get("capacity") or "default"
+    def key(r: Dict[str, Any]) -> Tuple[str, Any, str]:  # the comparison's grouping of one run's seeds (report.group_records)
+        return scene_label(r), r.get("method"), capacity_of(r)
 
     mine = record.get("cpu_s_per_iter")
     others = [r["cpu_s_per_iter"] for r in load_records(Path(results_root), profile_name)
