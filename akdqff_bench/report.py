@@ -381,6 +381,33 @@ def lpips_sentence(records: List[Dict[str, Any]]) -> str:
     return "LPIPS was not measured: its AlexNet weights were neither on disk nor downloadable when these runs were made."
 
 
+def floor_sentence(scene: str, records: List[Dict[str, Any]], floor) -> str:
+    """Under a scene's table: what no model scores there (``floor``, an
+    akdqff_bench.datasets.floor.ImageFloor, or the reason there is none) and the methods whose mean
+    PSNR at their default settings is below it."""
+    if isinstance(floor, str):
+        return f"{scene}: no mean-image floor: {floor}."
+    below = [f"{method_label(method)} ({spread(runs, 'psnr').mean:.2f} dB)" for (s, method), runs in default_groups(records).items()
+             if s == scene and spread(runs, "psnr").mean < floor.psnr]
+    return (f"{scene}: **no model at all**, the mean of its {floor.train_views} training images scored on the {floor.test_views} "
+            f"test views as a render is, gets {floor.psnr:.2f} dB PSNR (SSIM {floor.ssim:.3f}). "
+            + (f"Below it: {', '.join(below)}." if below else "Every method here scores above it."))
+
+
+def floor_sentences(records: List[Dict[str, Any]], profile_name: str) -> Dict[str, str]:
+    """``floor_sentence`` for every measured scene whose data is here (read as ``profile_name`` reads it)."""
+    from akdqff_bench.datasets.floor import floor_of_records
+    from akdqff_bench.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    sentences = {}
+    for scene in measured_scenes(records):
+        scene_records = [r for r in _ok(records) if scene_label(r) == scene]
+        floor = floor_of_records(scene, scene_records, profile.synthetic_bed_variant, profile.max_test_views)
+        sentences[scene] = floor_sentence(scene, records, floor)
+    return sentences
+
+
 def short_setting_names(keys: Sequence[str]) -> Dict[str, str]:
     """``pipeline.model.base_mlp_layer_width`` -> ``base_mlp_layer_width``; as many trailing parts as
     keep the names apart (``density.scheduler.decay_steps`` beside ``sh.scheduler.decay_steps``)."""
