@@ -387,8 +387,8 @@ def floor_sentence(scene: str, records: List[Dict[str, Any]], floor) -> str:
     PSNR at their default settings is below it."""
     if isinstance(floor, str):
         return f"{scene}: no mean-image floor: {floor}."
-    below = [f"{method_label(method)} ({spread(runs, 'psnr').mean:.2f} dB)" for (s, method), runs in default_groups(records).items()
-             if s == scene and spread(runs, "psnr").mean < floor.psnr]
+    means = {method: spread(runs, "psnr").mean for (s, method), runs in default_groups(records).items() if s == scene}
+    below = [f"{method_label(method)} ({mean:.2f} dB)" for method, mean in means.items() if mean < floor.psnr]
     return (f"{scene}: **no model at all**, the mean of its {floor.train_views} training images scored on the {floor.test_views} "
             f"test views as a render is, gets {floor.psnr:.2f} dB PSNR (SSIM {floor.ssim:.3f}). "
             + (f"Below it: {', '.join(below)}." if below else "Every method here scores above it."))

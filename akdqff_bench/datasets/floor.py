@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
-import torch
 
 from akdqff_bench.datasets import SceneSpec, resolve_scene
 from akdqff_bench.datasets.validate import DatasetError
@@ -34,10 +33,10 @@ def _split_images(spec: SceneSpec, parser, split: str, limit: Optional[int] = No
     composited on the scene's background colour (the Blender reader has done so already)."""
     from nerfstudio.data.datasets.base_dataset import InputDataset
 
-    from bench_base.views import composited_ground_truth
+    from bench_base.views import composited_ground_truth, evaluation_background
 
     dataset = InputDataset(parser.get_dataparser_outputs(split=split))
-    background = torch.ones(3) if spec.settings.background_color == "white" else torch.zeros(3)
+    background = evaluation_background(spec.settings)  # the scene's background_color, as a model config carries it
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
         yield composited_ground_truth(dataset.get_image_float32(index), background)
