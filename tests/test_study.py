@@ -114,7 +114,7 @@ def test_akdqffs_sampler_and_growth_are_the_winners_of_their_sweeps_on_both_scen
             assert all(settings[key] == value for key, value in winner.items()), (csv, kind)
 
 
-# The study is run in parts (results/quick/README.md says which are still to come): the (method,
+# The study is run in parts (results/quick/KNOWN_ISSUES.md says which are still to come): the (method,
 # scene) pairs whose study runs (seeds and, on the capacity scene, capacity points) are not all
 # committed yet. A part that completes a pair removes it here.
 STUDY_STILL_TO_RUN = {
