@@ -792,9 +792,23 @@ def _budget_label(records: List[Dict[str, Any]]) -> str:
     return "/".join(profiles) or "?"
 
 
+def _run_key(record: Dict[str, Any]) -> Tuple[str, str, str, Any]:
+    return scene_label(record), record["method"], capacity_of(record), record.get("seed")
+
+
+def runs_also_in(records: List[Dict[str, Any]], other: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The measured ``records`` whose (scene, method, capacity, seed) ``other`` measured too: the
+    shorter study cut to the runs the longer one repeated, so that a verdict that changes between
+    budgets does not change because one side has a seed or a scene the other lacks."""
+    keys = {_run_key(r) for r in _ok(other)}
+    return [r for r in _ok(records) if _run_key(r) in keys]
+
+
 def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any]]) -> pd.DataFrame:
     """Per (claim, scene) measured at both budgets: the verdict at each and one sentence saying
-    whether it is the same or which way it changed (from the two sets of records)."""
+    whether it is the same or which way it changed (from the two sets of records, each cut to the
+    runs the other has)."""
+    short, long = runs_also_in(short, long), runs_also_in(long, short)
     a, b = claims_verdict(short), claims_verdict(long)
     a_label, b_label = _budget_label(short), _budget_label(long)
     merged = a.merge(b, on=["Claim", "Scene"], suffixes=(" (short)", " (long)"))
@@ -814,6 +828,62 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
 
 def styled_verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any]]):
     return _style(verdict_across_budgets(short, long), wrap=("Claim", "In words"))
+
+
+def _curve_psnr_at(record: Dict[str, Any], seconds: float, tolerance: float = 0.05) -> Optional[float]:
+    """PSNR of ``record``'s learning-curve point nearest ``seconds`` on its budget's clock, or None
+    where no point lies within ``tolerance`` (a fraction of ``seconds``) of it."""
+    clock = _curve_clock([record])
+    points = [p for p in record.get("curve") or [] if p.get(clock) is not None and p.get("psnr") is not None]
+    if not points:
+        return None
+    nearest = min(points, key=lambda p: abs(p[clock] - seconds))
+    return float(nearest["psnr"]) if abs(nearest[clock] - seconds) <= tolerance * seconds else None
+
+
+def _ranks(means: Dict[str, float]) -> Dict[str, int]:
+    """1 for the highest mean; methods without a value get no rank."""
+    order = sorted((m for m, v in means.items() if math.isfinite(v)), key=lambda m: -means[m])
+    return {m: i + 1 for i, m in enumerate(order)}
+
+
+def curve_at_budgets(records: List[Dict[str, Any]], shorter_seconds: float) -> pd.DataFrame:
+    """The same runs at two budgets: per (scene, method), the learning curve's PSNR (its test views)
+    after ``shorter_seconds`` and at the end of the longer budget, mean ± std over seeds, the gain
+    and each method's rank at both. One machine made both columns, which the shorter study's own
+    records need not share."""
+    groups = default_groups(records)
+    rows = []
+    for scene in measured_scenes(records):
+        at_short, at_end, spreads = {}, {}, {}
+        for (s, method), runs in groups.items():
+            if s != scene:
+                continue
+            end_seconds = float(np.mean([r["train_budget_seconds"] for r in runs]))
+            early = Spread(tuple(v for v in (_curve_psnr_at(r, shorter_seconds) for r in runs) if v is not None))
+            late = Spread(tuple(v for v in (_curve_psnr_at(r, end_seconds) for r in runs) if v is not None))
+            at_short[method], at_end[method], spreads[method] = early.mean, late.mean, (len(runs), early, late)
+        rank_short, rank_end = _ranks(at_short), _ranks(at_end)
+        for method, (n, early, late) in spreads.items():
+            gain = late.mean - early.mean
+            rows.append({"Scene": scene, "Method": method_label(method), "Seeds": n,
+                         "After the shorter budget": format_spread(early, "psnr"), "At the end": format_spread(late, "psnr"),
+                         "Gain (dB)": f"{gain:+.2f}" if math.isfinite(gain) else MISSING,
+                         "Rank": f"{rank_short.get(method, MISSING)} → {rank_end.get(method, MISSING)}"})
+    return pd.DataFrame(rows, columns=["Scene", "Method", "Seeds", "After the shorter budget", "At the end", "Gain (dB)", "Rank"])
+
+
+def styled_curve_at_budgets(records: List[Dict[str, Any]], shorter_seconds: float, shorter_label: str):
+    frame = curve_at_budgets(records, shorter_seconds)
+    if frame.empty:
+        return None
+    end = _budget_label(records)
+    frame = frame.rename(columns={"After the shorter budget": f"After {shorter_seconds:,.0f} CPU-s ({shorter_label})",
+                                  "At the end": f"After {end}"})
+    caption = (f"The long runs themselves, PSNR on their learning curve's test views (mean ± std over seeds): after the "
+               f"{shorter_label} budget and at the end, and each method's rank among the methods on its scene. Both columns "
+               "come from one run on one machine, so unlike the two studies' tables they cannot differ by machine.")
+    return _style(frame, caption=caption)
 
 
 def shorter_budget_profile(profile_name: str) -> Optional[str]:

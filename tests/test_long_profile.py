@@ -61,3 +61,37 @@ def test_the_sentence_says_whether_each_verdict_is_the_same_at_both_budgets():
     same = report.verdict_across_budgets(short, _records("long", 1412, 28.5)).set_index("Claim")
     assert same.loc[psnr, "In words"] == f"The same at both budgets: it {report.HOLDS} after 353 CPU-s and after 1,412 CPU-s."
     assert list(table.columns[1:3]) == ["After 353 CPU-s", "After 1,412 CPU-s"]  # beside the scene
+
+
+def test_the_verdicts_across_budgets_compare_the_same_seeds():
+    # The quick study's third seed sets AKDQFF below Plenoxels; the long study ran seeds 0 and 1 only,
+    # so with that seed the PSNR verdict would change between budgets for a seed, not for the budget.
+    short = _records("quick", 353, 28.0)
+    next(r for r in short if r["method"] == "akdqff" and r["seed"] == 2)["psnr"] = 26.5
+    long = [r for r in _records("long", 1412, 28.0) if r["seed"] in (0, 1)]
+    table = report.verdict_across_budgets(short, long).set_index("Claim")
+    psnr = next(claim for claim in table.index if claim.startswith("PSNR ranking"))
+    assert table.loc[psnr, "Verdicts"] == f"{report.HOLDS} → {report.HOLDS}"
+    assert "(n=2)" in table.loc[psnr, "After 353 CPU-s"] and "(n=3)" not in table.loc[psnr, "After 353 CPU-s"]
+    assert report.verdict_across_budgets(short, _records("long", 1412, 28.0)).set_index("Claim").loc[psnr, "Verdicts"] == (
+        f"{report.DOES_NOT_HOLD} → {report.HOLDS}")  # with all three seeds on both sides it does change
+
+
+def _curve_record(method, seed, early_psnr, final_psnr, budget=1412, early_seconds=353.2):
+    return {"method": method, "dataset": "synthetic-bed", "scene": "bed", "seed": seed, "status": "ok", "profile": "long",
+            "train_budget_seconds": budget, "budget_clock": "cpu", "run_id": f"{method}-{seed}",
+            "curve": [{"train_cpu_seconds": 88.3, "psnr": early_psnr - 5}, {"train_cpu_seconds": early_seconds, "psnr": early_psnr},
+                      {"train_cpu_seconds": 1412.1, "psnr": final_psnr}]}
+
+
+def test_the_long_runs_are_read_at_the_quick_budget_from_their_own_curves():
+    records = [_curve_record("akdqff", 0, 30.0, 31.0), _curve_record("akdqff", 1, 31.0, 32.0),
+               _curve_record("nerf", 0, 25.0, 33.0), _curve_record("nerf", 1, 26.0, 34.0),
+               _curve_record("plenoxels", 0, 28.0, 29.0, early_seconds=600.0)]  # no point near 353 CPU-s
+    table = report.curve_at_budgets(records, 353).set_index("Method")
+    assert table.loc["AKDQFF", "After the shorter budget"] == "30.50 ± 0.71"
+    assert table.loc["AKDQFF", "At the end"] == "31.50 ± 0.71"
+    assert table.loc["AKDQFF", "Gain (dB)"] == "+1.00" and table.loc["NeRF", "Gain (dB)"] == "+8.00"
+    assert table.loc["AKDQFF", "Rank"] == "1 → 2" and table.loc["NeRF", "Rank"] == "2 → 1"
+    assert table.loc["Plenoxels", "After the shorter budget"] == report.MISSING
+    assert table.loc["Plenoxels", "Rank"] == f"{report.MISSING} → 3" and table.loc["Plenoxels", "Seeds"] == 1
