@@ -827,7 +827,9 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
 
 
 def styled_verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any]]):
-    return _style(verdict_across_budgets(short, long), wrap=("Claim", "In words"))
+    frame = verdict_across_budgets(short, long)
+    # The two "After ..." columns hold a sentence each, like the claim and its words.
+    return _style(frame, wrap=("Claim", *[c for c in frame.columns if c.startswith("After ")], "In words"))
 
 
 def _curve_psnr_at(record: Dict[str, Any], seconds: float, tolerance: float = 0.05) -> Optional[float]:
