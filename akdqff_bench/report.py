@@ -857,15 +857,16 @@ def curve_at_budgets(records: List[Dict[str, Any]], shorter_seconds: float) -> p
     groups = default_groups(records)
     rows = []
     for scene in measured_scenes(records):
-        at_short, at_end, spreads = {}, {}, {}
+        spreads = {}
         for (s, method), runs in groups.items():
             if s != scene:
                 continue
             end_seconds = float(np.mean([r["train_budget_seconds"] for r in runs]))
             early = Spread(tuple(v for v in (_curve_psnr_at(r, shorter_seconds) for r in runs) if v is not None))
             late = Spread(tuple(v for v in (_curve_psnr_at(r, end_seconds) for r in runs) if v is not None))
-            at_short[method], at_end[method], spreads[method] = early.mean, late.mean, (len(runs), early, late)
-        rank_short, rank_end = _ranks(at_short), _ranks(at_end)
+            spreads[method] = (len(runs), early, late)
+        rank_short = _ranks({method: early.mean for method, (_, early, _) in spreads.items()})
+        rank_end = _ranks({method: late.mean for method, (_, _, late) in spreads.items()})
         for method, (n, early, late) in spreads.items():
             gain = late.mean - early.mean
             rows.append({"Scene": scene, "Method": method_label(method), "Seeds": n,
