@@ -77,8 +77,9 @@ def test_the_verdicts_across_budgets_compare_the_same_seeds():
         f"{report.DOES_NOT_HOLD} → {report.HOLDS}")  # with all three seeds on both sides it does change
 
 
-def _curve_record(method, seed, early_psnr, final_psnr, budget=1412, early_seconds=353.2):
+def _curve_record(method, seed, early_psnr, final_psnr, budget=1412, early_seconds=353.2, test_psnr=None):
     return {"method": method, "dataset": "synthetic-bed", "scene": "bed", "seed": seed, "status": "ok", "profile": "long",
+            "psnr": final_psnr if test_psnr is None else test_psnr,
             "train_budget_seconds": budget, "budget_clock": "cpu", "run_id": f"{method}-{seed}",
             "curve": [{"train_cpu_seconds": 88.3, "psnr": early_psnr - 5}, {"train_cpu_seconds": early_seconds, "psnr": early_psnr},
                       {"train_cpu_seconds": 1412.1, "psnr": final_psnr}]}
@@ -87,7 +88,7 @@ def _curve_record(method, seed, early_psnr, final_psnr, budget=1412, early_secon
 def test_the_long_runs_are_read_at_the_quick_budget_from_their_own_curves():
     records = [_curve_record("akdqff", 0, 30.0, 31.0), _curve_record("akdqff", 1, 31.0, 32.0),
                _curve_record("nerf", 0, 25.0, 33.0), _curve_record("nerf", 1, 26.0, 34.0),
-               _curve_record("plenoxels", 0, 28.0, 29.0, early_seconds=600.0)]  # no point near 353 CPU-s
+               _curve_record("plenoxels", 0, 28.0, 29.0, early_seconds=600.0, test_psnr=35.0)]  # no point near 353 CPU-s
     table = report.curve_at_budgets(records, 353).set_index("Method")
     assert table.loc["AKDQFF", "After the shorter budget"] == "30.50 ± 0.71"
     assert table.loc["AKDQFF", "At the end"] == "31.50 ± 0.71"
@@ -95,3 +96,8 @@ def test_the_long_runs_are_read_at_the_quick_budget_from_their_own_curves():
     assert table.loc["AKDQFF", "Rank"] == "1 → 2" and table.loc["NeRF", "Rank"] == "2 → 1"
     assert table.loc["Plenoxels", "After the shorter budget"] == report.MISSING
     assert table.loc["Plenoxels", "Rank"] == f"{report.MISSING} → 3" and table.loc["Plenoxels", "Seeds"] == 1
+    # All test views can rank otherwise than the curve's few: Plenoxels is last on its curve, first in test PSNR.
+    assert table.loc["Plenoxels", "Test PSNR at the end"] == "35.00" and table.loc["Plenoxels", "Test rank"] == 1
+    assert table.loc["NeRF", "Test PSNR at the end"] == "33.50 ± 0.71" and table.loc["AKDQFF", "Test rank"] == 3
+    styled = report.styled_curve_at_budgets(records, 353, "quick")
+    assert "first 4 test views" in styled.caption
