@@ -815,10 +815,12 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
     rows = []
     for _, row in merged.iterrows():
         before, after = row["Verdict (short)"], row["Verdict (long)"]
-        if before == after:
+        if before == after == NOT_MEASURABLE:
+            sentence = "Not measurable at either budget: a verdict needs 2 seeds of every method it names."
+        elif before == after:
             sentence = f"The same at both budgets: it {before} after {a_label} and after {b_label}."
         else:
-            sentence = f"Changed: it {before} after {a_label} but {after} after {b_label}."
+            sentence = f"Changed: it {_verdict_verb(before)} after {a_label} but {_verdict_verb(after)} after {b_label}."
         if NOT_MEASURABLE in (before, after) and before != after:
             sentence += " (One of the two cannot be judged, so this is no change of the measured order.)"
         rows.append({"Claim": row["Claim"], "Scene": row["Scene"], f"After {a_label}": row["Measured here (short)"],
@@ -826,10 +828,17 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
     return pd.DataFrame(rows, columns=["Claim", "Scene", f"After {a_label}", f"After {b_label}", "Verdicts", "In words"])
 
 
+def _verdict_verb(verdict: str) -> str:
+    """A verdict as the verb of "it ... after N CPU-s"."""
+    return f"is {verdict}" if verdict == NOT_MEASURABLE else verdict
+
+
 def styled_verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any]]):
     frame = verdict_across_budgets(short, long)
+    caption = ("The paper's claims after each budget, from each study's own records, the shorter study cut to the "
+               "(method, scene, seed) the longer one ran; the sentence says whether the verdict is the same.")
     # The two "After ..." columns hold a sentence each, like the claim and its words.
-    return _style(frame, wrap=("Claim", *[c for c in frame.columns if c.startswith("After ")], "In words"))
+    return _style(frame, caption=caption, wrap=("Claim", *[c for c in frame.columns if c.startswith("After ")], "In words"))
 
 
 def _curve_psnr_at(record: Dict[str, Any], seconds: float, tolerance: float = 0.05) -> Optional[float]:

@@ -63,6 +63,14 @@ def test_the_sentence_says_whether_each_verdict_is_the_same_at_both_budgets():
     assert list(table.columns[1:3]) == ["After 353 CPU-s", "After 1,412 CPU-s"]  # beside the scene
 
 
+def test_the_sentence_says_when_neither_budget_can_judge():
+    one_seed = lambda records: [r for r in records if r["seed"] == 0]
+    table = report.verdict_across_budgets(one_seed(_records("quick", 353, 28.0)), one_seed(_records("long", 1412, 28.0)))
+    psnr = table.set_index("Claim").loc[next(c for c in table["Claim"] if c.startswith("PSNR ranking"))]
+    assert psnr["Verdicts"] == f"{report.NOT_MEASURABLE} → {report.NOT_MEASURABLE}"
+    assert psnr["In words"] == "Not measurable at either budget: a verdict needs 2 seeds of every method it names."
+
+
 def test_the_verdicts_across_budgets_compare_the_same_seeds():
     # The quick study's third seed sets AKDQFF below Plenoxels; the long study ran seeds 0 and 1 only,
     # so with that seed the PSNR verdict would change between budgets for a seed, not for the budget.
