@@ -812,6 +812,8 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
     a, b = claims_verdict(short), claims_verdict(long)
     a_label, b_label = _budget_label(short), _budget_label(long)
     merged = a.merge(b, on=["Claim", "Scene"], suffixes=(" (short)", " (long)"))
+    quality_claims = {label.format(n=NUMBER_WORDS.get(len(paper_claims()), len(paper_claims())))
+                      for label, quantity, *_ in ORDER_CLAIMS if quantity in ("psnr", "ssim")}
     rows = []
     for _, row in merged.iterrows():
         before, after = row["Verdict (short)"], row["Verdict (long)"]
@@ -823,9 +825,27 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
             sentence = f"Changed: it {_verdict_verb(before)} after {a_label} but {_verdict_verb(after)} after {b_label}."
         if NOT_MEASURABLE in (before, after) and before != after:
             sentence += " (One of the two cannot be judged, so this is no change of the measured order.)"
+        if row["Claim"] in quality_claims:
+            sentence += _diverged_note(short, row["Scene"], a_label) + _diverged_note(long, row["Scene"], b_label)
         rows.append({"Claim": row["Claim"], "Scene": row["Scene"], f"After {a_label}": row["Measured here (short)"],
                      f"After {b_label}": row["Measured here (long)"], "Verdicts": f"{before} → {after}", "In words": sentence})
     return pd.DataFrame(rows, columns=["Claim", "Scene", f"After {a_label}", f"After {b_label}", "Verdicts", "In words"])
+
+
+def _diverged_note(records: List[Dict[str, Any]], scene: str, budget_label: str) -> str:
+    """The paper's methods that diverged on ``scene`` (default settings), for a quality order's
+    sentence: an order among diverged runs says where their curves ended, not what they can learn."""
+    groups = default_groups(records)
+    diverged = []
+    for method in paper_claims()["method"]:
+        runs = groups.get((scene, method), [])
+        count = sum(bool(r.get("diverged")) for r in runs)
+        if count:
+            diverged.append(f"{method_label(method)} ({count} of {len(runs)} seeds)")
+    if not diverged:
+        return ""
+    return (f" Diverged after {budget_label}: {', '.join(diverged)}; where they stand there is where their learning curves "
+            "fell to, not what they learned at best.")
 
 
 def _verdict_verb(verdict: str) -> str:

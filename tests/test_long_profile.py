@@ -71,6 +71,23 @@ def test_the_sentence_says_when_neither_budget_can_judge():
     assert psnr["In words"] == "Not measurable at either budget: a verdict needs 2 seeds of every method it names."
 
 
+def test_the_sentence_names_the_diverged_runs_a_quality_order_rests_on():
+    # NeRF falls below Block-NeRF by diverging, as on the real photographs: the order then holds for
+    # where the curves ended, and the sentence says so; the memory claim, which no divergence moves, does not.
+    short, long = _records("quick", 353, 28.0), _records("long", 1412, 28.0)
+    for record in long:
+        if record["method"] == "nerf" and record["seed"] in (0, 1):
+            record["diverged"] = True
+    table = report.verdict_across_budgets(short, long).set_index("Claim")
+    psnr = next(claim for claim in table.index if claim.startswith("PSNR ranking"))
+    assert table.loc[psnr, "In words"].endswith(
+        " Diverged after 1,412 CPU-s: NeRF (2 of 3 seeds); where they stand there is where their learning curves fell to, "
+        "not what they learned at best.")
+    assert "353 CPU-s: NeRF" not in table.loc[psnr, "In words"]
+    memory = next(claim for claim in table.index if claim.startswith("memory order"))
+    assert "Diverged" not in table.loc[memory, "In words"]
+
+
 def test_the_verdicts_across_budgets_compare_the_same_seeds():
     # The quick study's third seed sets AKDQFF below Plenoxels; the long study ran seeds 0 and 1 only,
     # so with that seed the PSNR verdict would change between budgets for a seed, not for the budget.
