@@ -27,7 +27,7 @@ import pandas as pd
 
 from akdqff_bench.methods import bench_spec, spec_names
 from akdqff_bench.paths import REPO_ROOT
-from akdqff_bench.profiles import EVIDENCE_LEVELS
+from akdqff_bench.profiles import EVIDENCE_LEVELS, get_profile
 from akdqff_bench.records import load_records, runs_dir
 from bench_base.files import atomic_path
 from bench_base.spec import DEFAULT_CAPACITY
@@ -397,8 +397,6 @@ def floor_sentence(scene: str, records: List[Dict[str, Any]], floor) -> str:
 def floor_sentences(records: List[Dict[str, Any]], profile_name: str) -> Dict[str, str]:
     """``floor_sentence`` for every measured scene whose data is here (read as ``profile_name`` reads it)."""
     from akdqff_bench.datasets.floor import floor_of_records
-    from akdqff_bench.profiles import get_profile
-
     profile = get_profile(profile_name)
     sentences = {}
     for scene in measured_scenes(records):
@@ -653,13 +651,19 @@ def _paired_text(quantity: str, column: str, higher_is_better: bool, scene: str,
     return "; ".join(parts)
 
 
+def order_claims() -> List[Tuple[str, str, str, bool]]:
+    """ORDER_CLAIMS with their labels naming how many methods the paper's table has ("PSNR ranking
+    of the four"); none when it has fewer than two."""
+    count = len(paper_claims())
+    return [(label.format(n=NUMBER_WORDS.get(count, count)), *rest) for label, *rest in ORDER_CLAIMS] if count >= 2 else []
+
+
 def claims_verdict(records: List[Dict[str, Any]], paired: bool = False) -> pd.DataFrame:
     """One row per (paper claim, measured scene): the paper's number, ours with its spread, and
     holds / does not hold / not measurable here by the rule in ``VERDICT_RULE``; with ``paired``
     also each order claim's paired test over (seed, test view) pairs (``PAIRED_TEST_NOTE``)."""
     groups = default_groups(records)
-    count = len(paper_claims())
-    orders = [(label.format(n=NUMBER_WORDS.get(count, count)), *rest) for label, *rest in ORDER_CLAIMS] if count >= 2 else []
+    orders = order_claims()
     def order_row(label, quantity, column, higher, scene):
         row = _order_verdict(label, quantity, column, higher, scene, groups)
         return {**row, PAIRED_COLUMN: _paired_text(quantity, column, higher, scene, groups)} if paired else row
@@ -812,13 +816,14 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
     a, b = claims_verdict(short), claims_verdict(long)
     a_label, b_label = _budget_label(short), _budget_label(long)
     merged = a.merge(b, on=["Claim", "Scene"], suffixes=(" (short)", " (long)"))
-    quality_claims = {label.format(n=NUMBER_WORDS.get(len(paper_claims()), len(paper_claims())))
-                      for label, quantity, *_ in ORDER_CLAIMS if quantity in ("psnr", "ssim")}
+    quality_claims = {label for label, quantity, *_ in order_claims() if quantity in ("psnr", "ssim")}
+    paper_methods = list(paper_claims()["method"])
+    groups_short, groups_long = default_groups(short), default_groups(long)
     rows = []
     for _, row in merged.iterrows():
         before, after = row["Verdict (short)"], row["Verdict (long)"]
         if before == after == NOT_MEASURABLE:
-            sentence = "Not measurable at either budget: a verdict needs 2 seeds of every method it names."
+            sentence = f"Not measurable at either budget: a verdict needs {MIN_SEEDS} seeds of every method it names."
         elif before == after:
             sentence = f"The same at both budgets: it {before} after {a_label} and after {b_label}."
         else:
@@ -826,18 +831,19 @@ def verdict_across_budgets(short: List[Dict[str, Any]], long: List[Dict[str, Any
         if NOT_MEASURABLE in (before, after) and before != after:
             sentence += " (One of the two cannot be judged, so this is no change of the measured order.)"
         if row["Claim"] in quality_claims:
-            sentence += _diverged_note(short, row["Scene"], a_label) + _diverged_note(long, row["Scene"], b_label)
+            sentence += (_diverged_note(groups_short, paper_methods, row["Scene"], a_label)
+                         + _diverged_note(groups_long, paper_methods, row["Scene"], b_label))
         rows.append({"Claim": row["Claim"], "Scene": row["Scene"], f"After {a_label}": row["Measured here (short)"],
                      f"After {b_label}": row["Measured here (long)"], "Verdicts": f"{before} → {after}", "In words": sentence})
     return pd.DataFrame(rows, columns=["Claim", "Scene", f"After {a_label}", f"After {b_label}", "Verdicts", "In words"])
 
 
-def _diverged_note(records: List[Dict[str, Any]], scene: str, budget_label: str) -> str:
-    """The paper's methods that diverged on ``scene`` (default settings), for a quality order's
+def _diverged_note(groups: Dict[Tuple[str, str], List[Dict[str, Any]]], methods: Sequence[str], scene: str,
+                   budget_label: str) -> str:
+    """Which of ``methods`` diverged on ``scene`` (``groups``: default_groups), for a quality order's
     sentence: an order among diverged runs says where their curves ended, not what they can learn."""
-    groups = default_groups(records)
     diverged = []
-    for method in paper_claims()["method"]:
+    for method in methods:
         runs = groups.get((scene, method), [])
         count = sum(bool(r.get("diverged")) for r in runs)
         if count:
@@ -928,8 +934,6 @@ def styled_curve_at_budgets(records: List[Dict[str, Any]], shorter_seconds: floa
 
 def _curve_view_count(records: List[Dict[str, Any]]) -> str:
     """How many test views the records' learning curves were evaluated on (their profile's setting)."""
-    from akdqff_bench.profiles import get_profile
-
     counts = sorted({get_profile(r["profile"]).curve_views for r in records if r.get("profile")})
     return " or ".join(str(c) for c in counts) or "few"
 
@@ -937,8 +941,6 @@ def _curve_view_count(records: List[Dict[str, Any]]) -> str:
 def shorter_budget_profile(profile_name: str) -> Optional[str]:
     """The profile this one repeats with a longer budget (the long profile: the quick one), whose
     records its comparison sets beside its own; None for a profile that repeats none."""
-    from akdqff_bench.profiles import get_profile
-
     this = get_profile(profile_name)
     if not this.settings_from:
         return None
