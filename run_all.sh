@@ -9,7 +9,7 @@
 #   ./run_all.sh study           the committed study (quick profile, --study: its 4 scenes, 3 seeds of every run + each
 #                                method's capacity points, about 7 hours on 2 cores) into results/quick/; resumes, so run it in parts
 #   ./run_all.sh long            the long study (four times the quick budget, synthetic-bed and ethiopian-head, seeds 0
-#                                and 1, about 7 hours) into results/long/; resumes likewise
+#                                and 1, about 8 hours) into results/long/; resumes likewise
 #   ./run_all.sh full            full profile (GPU; the papers' settings), into results/local/full/
 #   ./run_all.sh quick --force   rerun runs that already finished (default: resume, skip them)
 #   ./run_all.sh full --ray auto the grid on a Ray cluster, one task per run (ADDRESS: auto or HOST:PORT;
