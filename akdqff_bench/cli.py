@@ -144,11 +144,15 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if args.command == "grid":
         if args.executor == "local" and (args.address or args.retries is not None or args.cpus_per_run is not None):
             parser.error("--address, --retries and --cpus-per-run are for --executor ray")
-        from akdqff_bench.grid import run_grid
+        from akdqff_bench.comparison import write_comparison
+        from akdqff_bench.grid import GridOptions, run_grid
 
-        return run_grid(args.profile, args.results, args.methods, args.scenes, args.force, args.device, not args.no_notebooks,
-                        args.executor, args.address, args.retries, args.cpus_per_run, args.study, args.reference, args.evidence,
-                        args.wait, args.keep_stale, reproduce=args.reproduce)
+        options = GridOptions(methods=args.methods, scenes=args.scenes, force=args.force, device_type=args.device,
+                              notebooks=not args.no_notebooks, executor=args.executor, address=args.address, retries=args.retries,
+                              cpus_per_run=args.cpus_per_run, study=args.study, reference_root=args.reference, evidence=args.evidence,
+                              wait=args.wait, keep_stale=args.keep_stale, reproduce=args.reproduce)
+        return run_grid(args.profile, args.results, options,
+                        after_runs=lambda: write_comparison(args.profile, args.results, options.notebooks, options.reference_root))
     if args.command == "run":
         from akdqff_bench.datasets import checked_scene_name
         from akdqff_bench.grid import check_device
@@ -179,14 +183,15 @@ def _main(argv: Optional[List[str]] = None) -> int:
         run_sweep(args.method, args.profile, args.results, args.force, args.scene, args.candidates, args.sweep, args.wait)
         return 0
     if args.command == "table":
-        from akdqff_bench.grid import print_table
+        from akdqff_bench.comparison import print_table
 
         print_table(args.profile, args.results)
         return 0
     if args.command == "compare":
-        from akdqff_bench.grid import write_comparison
+        from akdqff_bench.comparison import write_comparison
 
         with holding(profile_lock(args.results, get_profile(args.profile).name), wait=args.wait):
+            print(f"== metrics: {aggregate(args.results, args.profile)}", flush=True)
             write_comparison(args.profile, args.results, reference_root=args.reference)
         return 0
     if args.command == "data":

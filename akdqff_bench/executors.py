@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from akdqff_bench.groups import capacity_of, scene_label
 from akdqff_bench.paths import REPO_ROOT
-from akdqff_bench.records import git_commit, log_path, portable_path, read_record, write_record
+from akdqff_bench.records import git_commit, load_records, log_path, portable_path, read_record, write_record
 from akdqff_bench.request import RunRequest
 from bench_base.files import write_atomically
 
@@ -159,10 +160,7 @@ def cost_against_other_seeds(record: Dict[str, Any], results_root: Path, profile
     there is nothing to compare."""
     from statistics import median
 
-    from akdqff_bench.records import load_records
-    from akdqff_bench.report import capacity_of, scene_label
-
-    def key(r: Dict[str, Any]) -> Tuple[str, Any, str]:  # the comparison's grouping of one run's seeds (report.group_records)
+    def key(r: Dict[str, Any]) -> Tuple[str, Any, str]:  # the comparison's grouping of one run's seeds (groups.group_records)
         return scene_label(r), r.get("method"), capacity_of(r)
 
     mine = record.get("cpu_s_per_iter")

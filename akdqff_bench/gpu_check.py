@@ -108,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     started = time.perf_counter()
     tests = {"returncode": None, "outcome": "skipped (--skip-tests)"} if args.skip_tests else run_cuda_tests()
     print(f"== CUDA-only tests: {tests['outcome']}", flush=True)
-    status = grid.run_grid(PROFILE, args.results, methods=spec_names(), force=args.force, notebooks=False)
+    status = grid.run_grid(PROFILE, args.results, grid.GridOptions(methods=spec_names(), force=args.force, notebooks=False))
     records = load_records(args.results, PROFILE)
     rows = summary_rows(records)
     out_dir = args.results / PROFILE

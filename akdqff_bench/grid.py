@@ -1,19 +1,20 @@
 """The grid: which runs a profile holds, which of them are still to do, what they are expected to
-take, then the executor that runs them and the comparison built from every record."""
+take, then the executor that runs them and metrics.csv from every record (the comparison page is
+``akdqff_bench.comparison``'s)."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from akdqff_bench.datasets import checked_scene_name
 from akdqff_bench.lock import holding, profile_lock
-from akdqff_bench.methods import check_runnable
+from akdqff_bench.methods import check_runnable, evidence_cost_ratio
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
-from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, write_record
-from akdqff_bench.request import BadRequest, RunRequest
+from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, run_id, write_record
+from akdqff_bench.request import BadRequest, RunRequest, as_recorded, stale_because
 
 # Until a run of this session has finished, assume a run costs its training time plus this much
 # when estimating the grid's ETA: the notebook kernel's start, the curve's evaluations, the export
@@ -63,14 +64,13 @@ def measured_run_seconds(runs: List[RunRequest], profile, folders: Iterable[Opti
     estimate uses these: one figure for every run would be far off on the real scene, where AKDQFF's
     evidence figures take about 10 min more than on synthetic-bed. Notebooks that drew the same
     ``evidence`` count first; failing those, one drawn at another level counts with its evidence
-    cell's time scaled to this level (report.evidence_cost_ratio). Either way its learning curve's
+    cell's time scaled to this level (methods.evidence_cost_ratio). Either way its learning curve's
     evaluations (its record's ``eval_seconds``) are scaled to this level's number of points: a
     notebook from before the level set the curve's points says "short" with the full curve."""
     import json
     import statistics
 
     from akdqff_bench.notebooks import is_evidence_cell
-    from akdqff_bench.report import evidence_cost_ratio
 
     profile = get_profile(profile)  # a Profile, or a name of PROFILES
     profile_name = profile.name
@@ -129,15 +129,13 @@ def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple
     any seed, finished ``ok``): trained for their median iteration count instead of the profile's
     time budget. A run with no such reference keeps the budget; the second list gives each such
     run with why."""
-    from akdqff_bench.records import run_id
-
     if not runs:
         return runs, []
     reference = [r for r in load_records(reference_root, runs[0].profile.name) if r.get("status") == "ok" and r.get("iterations")]
     reproduced, kept = [], []
     for run in runs:
         same_run = [r for r in reference if r.get("method") == run.method and r.get("run_id") == run_id(run.method, run.scene, r.get("seed"), run.capacity)]
-        planned = planned_settings(run)
+        planned = as_recorded(run.settings())
         same = sorted((r for r in same_run if all(r.get(key) == planned[key] for key in ("overrides", "rays_per_batch"))),
                       key=lambda r: r["seed"])
         if same:
@@ -148,44 +146,72 @@ def reproducing_reference(runs: List[RunRequest], reference_root: Path) -> Tuple
     return reproduced, kept
 
 
-def run_grid(profile_name, results_root: Path, methods: Optional[List[str]] = None, scenes: Optional[List[str]] = None,
-             force: bool = False, device_type: Optional[str] = None, notebooks: bool = True, executor="local",
-             address: Optional[str] = None, retries: Optional[int] = None, cpus_per_run: Optional[int] = None,
-             study: bool = False, reference_root: Optional[Path] = None, evidence: str = "full", wait: bool = False,
-             keep_stale: bool = False, reproduce: bool = False) -> int:
-    """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``), then
-    the comparison. ``study``: the profile's study seeds and capacity points instead of its seeds.
-    ``executor``: "local" (one run after another here), "ray" (one Ray task per run on the cluster at
+@dataclass(frozen=True)
+class GridOptions:
+    """How a grid runs, beyond its profile and results folder (the CLI's ``grid`` flags).
+
+    ``study``: the profile's study seeds and capacity points instead of its seeds. ``executor``:
+    "local" (one run after another here), "ray" (one Ray task per run on the cluster at
     ``address``), or an executor object (akdqff_bench.executors). ``reference_root``: a results
     folder whose records of this profile the comparison sets beside these. ``evidence``: how much
-    method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS). Another process
-    on the same results folder and profile makes it refuse (``wait``: wait for it). ``reproduce``:
-    each run trains for the median iterations of its reference runs (``reproducing_reference``), so
-    that on any machine it does the reference's work and only its timings differ."""
+    method-specific evidence the run notebooks draw (profiles.EVIDENCE_LEVELS). ``wait``: wait for
+    another process on the same results folder and profile instead of refusing. ``keep_stale``:
+    keep finished records that ran with other settings than the plan's. ``reproduce``: each run
+    trains for the median iterations of its reference runs (``reproducing_reference``), so that on
+    any machine it does the reference's work and only its timings differ."""
+
+    methods: Optional[Sequence[str]] = None
+    scenes: Optional[Sequence[str]] = None
+    force: bool = False
+    device_type: Optional[str] = None
+    notebooks: bool = True
+    executor: Any = "local"
+    address: Optional[str] = None
+    retries: Optional[int] = None
+    cpus_per_run: Optional[int] = None
+    study: bool = False
+    reference_root: Optional[Path] = None
+    evidence: str = "full"
+    wait: bool = False
+    keep_stale: bool = False
+    reproduce: bool = False
+
+
+def run_grid(profile_name, results_root: Path, options: GridOptions = GridOptions(),
+             after_runs: Optional[Callable[[], None]] = None) -> int:
+    """Every (method, scene, seed) of the profile not yet finished (all of them with ``force``),
+    then metrics.csv from every record; 1 when a run failed. ``after_runs`` is called while the
+    results folder is still locked: the CLI makes the comparison page there
+    (``akdqff_bench.comparison``, which the grid does not import)."""
     from akdqff_bench.executors import DEFAULT_RETRIES, check_results_writable, make_executor
 
     profile = get_profile(profile_name)
-    profile_name = profile.name
-    if evidence not in EVIDENCE_LEVELS:
-        raise BadRequest(f"evidence must be one of {EVIDENCE_LEVELS}, not {evidence!r}")
-    methods = methods or list(profile.methods)
-    check_runnable(methods, device_type or profile.device_type)  # before anything trains: one line, exit 2
-    check_reference(reference_root, profile_name)
-    if reproduce and reference_root is None:
+    device_type = options.device_type or profile.device_type
+    if options.evidence not in EVIDENCE_LEVELS:
+        raise BadRequest(f"evidence must be one of {EVIDENCE_LEVELS}, not {options.evidence!r}")
+    methods = list(options.methods or profile.methods)
+    check_runnable(methods, device_type)  # before anything trains: one line, exit 2
+    check_reference(options.reference_root, profile.name)
+    if options.reproduce and options.reference_root is None:
         raise BadReference("--reproduce trains each run for its reference runs' iterations: it needs --reference FOLDER")
-    scenes = [checked_scene_name(scene) for scene in scenes or (study and profile.study_scenes) or profile.scenes]
-    grid = plan_runs(profile, methods, scenes, study, evidence, device_type)
+    scenes = [checked_scene_name(scene) for scene in options.scenes or (options.study and profile.study_scenes) or profile.scenes]
+    grid = plan_runs(profile, methods, scenes, options.study, options.evidence, options.device_type)
     kept_budget = None
-    if reproduce:
-        grid, kept_budget = reproducing_reference(grid, reference_root)
+    if options.reproduce:
+        grid, kept_budget = reproducing_reference(grid, options.reference_root)
+    executor = options.executor
     if getattr(executor, "name", executor) != "ray":  # on a cluster the nodes have the GPUs, not necessarily the driver
-        check_device(device_type or profile.device_type)
+        check_device(device_type)
     if isinstance(executor, str):
-        executor = make_executor(executor, address, DEFAULT_RETRIES if retries is None else retries, cpus_per_run)
-    check_results_writable(results_root, profile_name)  # before any training, not after the first run
-    with holding(profile_lock(results_root, profile_name), wait=wait):
-        return _run_locked(profile, results_root, grid, scenes, force, notebooks, executor, study, reference_root, evidence, keep_stale,
-                           kept_budget)
+        executor = make_executor(executor, options.address, DEFAULT_RETRIES if options.retries is None else options.retries,
+                                 options.cpus_per_run)
+    check_results_writable(results_root, profile.name)  # before any training, not after the first run
+    with holding(profile_lock(results_root, profile.name), wait=options.wait):
+        failures = _run_locked(profile, results_root, grid, scenes, options, executor, kept_budget)
+        print(f"== metrics: {aggregate(results_root, profile.name)}", flush=True)
+        if after_runs is not None:
+            after_runs()
+    return 1 if failures else 0
 
 
 def data_hashes(variant: str):
@@ -206,48 +232,12 @@ def data_hashes(variant: str):
     return of
 
 
-def planned_settings(request: RunRequest) -> Dict[str, object]:
-    """Every setting ``request`` trains with, under its record's field names and as its JSON holds
-    them: the overrides of the method's defaults, rays per batch, budget and its clock, iteration cap."""
-    from akdqff_bench.runner import request_overrides
-
-    profile = request.profile
-    return {"overrides": json.loads(json.dumps(request_overrides(request), default=str)), "rays_per_batch": profile.rays_per_batch,
-            "train_budget_seconds": profile.train_budget_seconds, "max_iterations": profile.max_iterations,
-            "budget_clock": profile.budget_clock if profile.train_budget_seconds else None}
-
-
-def stale_because(request: RunRequest, record: dict, data_hash=None) -> str:
-    """What differs between a finished record and what ``request`` would run now ('' when nothing
-    does): its ``planned_settings``, and (``data_hash``: scene -> sha256, for a record that has
-    one) the scene's data."""
-    if record.get("status") != "ok":
-        return ""
-    now = planned_settings(request)
-    changed = []
-    for key, value in now.items():
-        if key in record and record.get(key) != value:
-            if key == "overrides":
-                before = record.get(key) or {}
-                keys = sorted(k for k in set(before) | set(value) if before.get(k) != value.get(k))
-                changed.append("settings " + ", ".join(f"{k}: {before.get(k)!r} -> {value.get(k)!r}" for k in keys[:3])
-                               + (f" and {len(keys) - 3} more" if len(keys) > 3 else ""))
-            else:
-                changed.append(f"{key}: {record.get(key)!r} -> {value!r}")
-    recorded = (record.get("data_fingerprint") or {}).get("sha256")
-    if recorded and data_hash is not None:
-        now_hash = data_hash(request.scene)
-        if now_hash is not None and now_hash != recorded:
-            changed.append("the scene's data: its images, poses or split differ from those the record was measured on")
-    return "; ".join(changed)
-
-
-def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], scenes: List[str], force: bool, notebooks: bool,
-                executor, study: bool, reference_root: Optional[Path], evidence: str, keep_stale: bool = False,
-                kept_budget: Optional[List[Tuple[RunRequest, str]]] = None) -> int:
+def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], scenes: List[str], options: GridOptions, executor,
+                kept_budget: Optional[List[Tuple[RunRequest, str]]]):
+    """The runs still to do, their expected time, then the executor's run of them (its failures)."""
     from akdqff_bench.executors import GridPlan, minutes
 
-    profile_name = profile.name
+    profile_name, reference_root, keep_stale = profile.name, options.reference_root, options.keep_stale
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     if kept_budget is not None:  # a reproduction (reproducing_reference)
@@ -261,7 +251,7 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
     data_hash = data_hashes(profile.synthetic_bed_variant)
     for run in grid:
         record = read_record(run.record_path(results_root))
-        if force or record is None or record.get("status") not in FINISHED_STATUSES:
+        if options.force or record is None or record.get("status") not in FINISHED_STATUSES:
             todo.append(run)
         elif record.get("status") == "skipped" and trains[run.scene]:
             todo.append(run)  # skipped for want of data that is there now
@@ -280,10 +270,10 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
               + ("kept, as --keep-stale asks" if keep_stale else "run again (--keep-stale keeps it)"), flush=True)
     per_run = expected_run_seconds(profile)
     # Durations measured before: this folder's, the reference's and the committed study's notebooks.
-    measured = measured_run_seconds(todo, profile, [results_root, reference_root, REPO_ROOT / "results"], evidence) if per_run else {}
-    plan = GridPlan(profile_name, Path(results_root), todo, trains, notebooks,
+    measured = measured_run_seconds(todo, profile, [results_root, reference_root, REPO_ROOT / "results"], options.evidence) if per_run else {}
+    plan = GridPlan(profile_name, Path(results_root), todo, trains, options.notebooks,
                     first_estimate_seconds=per_run or RUN_OVERHEAD_SECONDS, estimates=measured)
-    what = f"{profile_name} profile" + (" study" if study else "")
+    what = f"{profile_name} profile" + (" study" if options.study else "")
     print(f"== {what}: {len(grid)} runs, {len(grid) - len(todo)} already done, {len(todo)} to go", flush=True)
     training = plan.training_runs(todo)
     absent = sorted({run.scene for run in todo if not trains[run.scene]})
@@ -303,56 +293,4 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
             print(f"== expected time about {minutes(plan.expected_seconds(todo))}: {training} to train, {'; '.join(basis)}{skips}",
                   flush=True)
     print(f"== each run's own output: {portable_path(log_path(results_root, profile_name, '<run>'))}", flush=True)
-    failures = executor.run(plan)
-    write_comparison(profile_name, results_root, notebooks, reference_root)
-    return 1 if failures else 0
-
-
-def write_comparison(profile_name: str, results_root: Path, notebook: bool = True, reference_root: Optional[Path] = None) -> None:
-    """metrics.csv/json, the executed comparison notebook and its HTML, from the records alone; with
-    ``reference_root``, the comparison sets these records beside that folder's (the committed study)."""
-    from akdqff_bench.executors import output_to
-    from akdqff_bench.notebooks import COMPARE_NOTEBOOK, execute_notebook, export_html
-
-    check_reference(reference_root, profile_name)
-    csv_path = aggregate(results_root, profile_name)
-    print(f"== metrics: {csv_path}", flush=True)
-    if notebook:
-        compare = Path(results_root) / profile_name / "compare.ipynb"
-        parameters = dict(profile=profile_name, results_root=str(results_root), reference_root=str(reference_root or ""))
-        log = log_path(results_root, profile_name, "compare")
-        try:
-            with output_to(log):  # the notebook's own output; the console keeps the table
-                execute_notebook(COMPARE_NOTEBOOK, compare, parameters)
-        except Exception:
-            print(f"!! the comparison notebook failed; its output: {portable_path(log)}", flush=True)
-            raise
-        export_html(compare)
-    print_table(profile_name, results_root)
-    if reference_root is not None:
-        print_reproduction(profile_name, results_root, reference_root)
-
-
-def print_reproduction(profile_name: str, results_root: Path, reference_root: Path) -> None:
-    """One line: how many of your numbers lie outside the reference's prediction interval (the page has the table)."""
-    from akdqff_bench.report import PREDICTION_LEVEL, reproduction_comparison, reproduction_counts
-
-    table = reproduction_comparison(load_records(results_root, profile_name), load_records(reference_root, profile_name))
-    if table.empty:
-        print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): no (scene, method) measured in both.", flush=True)
-        return
-    judged, outside = reproduction_counts(table)
-    listed = ", ".join(f"{r.method} {r.quantity} on {r.scene}" for r in outside.itertuples()) or "none"
-    reasons = table.loc[table["outside_prediction_interval"].isna(), "not_judged_because"].value_counts()
-    unjudged = "; ".join(f"{count} not judged ({why})" for why, count in reasons.items())
-    print(f"\nAgainst the reference ({portable_path(Path(reference_root))}): {len(outside)} of {len(judged)} compared values outside the "
-          f"reference's {PREDICTION_LEVEL:.0%} prediction interval ({listed})" + (f"; {unjudged}" if unjudged else "")
-          + ". Details: compare.html.", flush=True)
-
-
-def print_table(profile_name: str, results_root: Path) -> None:
-    from akdqff_bench.report import format_table
-
-    print(f"\n{profile_name} profile, measured (mean ± std over seeds; Stored model = the model file the evaluation renders from; "
-          "Update = median s/iter after warm-up; Mean s/iter = training time / iterations):")
-    print(format_table(load_records(results_root, profile_name)), flush=True)
+    return executor.run(plan)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import re
 from importlib.metadata import entry_points
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from bench_base.spec import ENTRY_POINT_GROUP as SPEC_GROUP
 from bench_base.spec import BenchSpec
@@ -94,6 +95,19 @@ def bench_spec(name: str) -> BenchSpec:
 
 def spec_names() -> List[str]:
     return sorted(entry_points(group=SPEC_GROUP).names)
+
+
+def evidence_module(method: Optional[str]):
+    """The module a method's bench spec names for its own evidence (None: it has none)."""
+    module_name = bench_spec(method).evidence if method else None
+    return None if module_name is None else importlib.import_module(module_name)
+
+
+def evidence_cost_ratio(method: str, measured: str, wanted: str) -> float:
+    """How long ``method``'s evidence takes at level ``wanted`` against level ``measured`` (1 for a
+    method without evidence of its own): the grid scales a notebook's measured duration by it."""
+    module = evidence_module(method)
+    return 1.0 if module is None else module.evidence_work(wanted) / module.evidence_work(measured)
 
 
 def methods_of_grid(profile: str) -> List[str]:

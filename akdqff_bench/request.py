@@ -1,5 +1,7 @@
 """One run request: the single description of a run that travels from the CLI through either
-executor (and a Ray task) and the run notebook's parameters to the runner."""
+executor (and a Ray task) and the run notebook's parameters to the runner; and the one home of
+what it trains with (``RunRequest.settings``) and of whether a finished record still matches it
+(``stale_because``), which the runner, the grid and the sweeps all use."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ import json
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
+from akdqff_bench.datasets import scene_kind
 from akdqff_bench.profiles import EVIDENCE_LEVELS, Profile, get_profile
 from akdqff_bench.records import record_path, run_id
 from bench_base.spec import is_default_capacity
@@ -68,6 +71,20 @@ class RunRequest:
         """``nerf on synthetic-bed (seed 0)``, ``nerf on synthetic-bed (width 128, seed 0)``."""
         return f"{self.method} on {self.scene} ({f'{self.capacity}, ' if self.capacity else ''}seed {self.seed})"
 
+    def overrides(self) -> Dict[str, Any]:
+        """Every override of the method's defaults the request trains with: its spec's settings for
+        the profile and the scene's kind, its capacity point, then its extra ones (a sweep's)."""
+        return {**self.profile.overrides_for(self.method, scene_kind(self.scene), self.capacity), **self.extra_overrides}
+
+    def settings(self) -> Dict[str, Any]:
+        """Every setting the request trains with, under its record's field names: the overrides of
+        the method's defaults, rays per batch, the budget and its clock, the iteration cap. The
+        runner writes these into the record; ``stale_because`` compares a record with them."""
+        profile = self.profile
+        return {"overrides": self.overrides(), "rays_per_batch": profile.rays_per_batch,
+                "train_budget_seconds": profile.train_budget_seconds, "max_iterations": profile.max_iterations,
+                "budget_clock": profile.budget_clock if profile.train_budget_seconds else None}
+
     def with_scene(self, scene: str) -> "RunRequest":
         return replace(self, scene=scene)
 
@@ -95,3 +112,32 @@ class RunRequest:
         values = json.loads(text)
         values["profile"] = Profile.from_dict(values["profile"])
         return cls(**values)
+
+
+def as_recorded(value: Any) -> Any:
+    """``value`` as a record's JSON holds it (tuples as lists, other objects as text)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def stale_because(request: RunRequest, record: Mapping[str, Any], data_hash: Optional[Callable[[str], Optional[str]]] = None) -> str:
+    """What differs between a finished record and what ``request`` would run now ('' when nothing
+    does): its ``settings``, and (``data_hash``: scene -> sha256, for a record that has one) the
+    scene's data. A record without a field (made before it existed) is not stale for it."""
+    if record.get("status") != "ok":
+        return ""
+    changed = []
+    for key, value in as_recorded(request.settings()).items():
+        if key in record and record.get(key) != value:
+            if key == "overrides":
+                before = record.get(key) or {}
+                keys = sorted(k for k in set(before) | set(value) if before.get(k) != value.get(k))
+                changed.append("settings " + ", ".join(f"{k}: {before.get(k)!r} -> {value.get(k)!r}" for k in keys[:3])
+                               + (f" and {len(keys) - 3} more" if len(keys) > 3 else ""))
+            else:
+                changed.append(f"{key}: {record.get(key)!r} -> {value!r}")
+    recorded = (record.get("data_fingerprint") or {}).get("sha256")
+    if recorded and data_hash is not None:
+        now_hash = data_hash(request.scene)
+        if now_hash is not None and now_hash != recorded:
+            changed.append("the scene's data: its images, poses or split differ from those the record was measured on")
+    return "; ".join(changed)

@@ -90,14 +90,8 @@ def build_config(request: RunRequest, scene: SceneSpec, output_dir: Path) -> Tra
     config.max_num_iterations = profile.max_iterations or NEVER
     if hasattr(config.pipeline.datamanager, "train_num_rays_per_batch"):  # full-image methods (splatfacto) have none
         config.pipeline.datamanager.train_num_rays_per_batch = profile.rays_per_batch
-    apply_overrides(config, request_overrides(request))
+    apply_overrides(config, request.overrides())
     return config
-
-
-def request_overrides(request: RunRequest) -> Dict[str, Any]:
-    """Every override of the method's defaults the request trains with: its spec's settings for the
-    profile and the scene's kind, its capacity point, then the request's extra ones (a sweep's)."""
-    return {**request.profile.overrides_for(request.method, scene_kind(request.scene), request.capacity), **request.extra_overrides}
 
 
 @dataclass
@@ -352,10 +346,8 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
     record = RunRecord(
         run_id=name, method=method, dataset=dataset_name, scene=scene_name, profile=prof.name,
         device=device_description(device_type), seed=seed, capacity=capacity, capacity_overrides=capacity_overrides,
-        commit=git_commit(), versions=package_versions(), overrides=request_overrides(request),
-        method_at_defaults=bench_spec(method).at_defaults, rays_per_batch=prof.rays_per_batch,
-        train_budget_seconds=prof.train_budget_seconds, budget_clock=prof.budget_clock if prof.train_budget_seconds else None,
-        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), max_iterations=prof.max_iterations, evidence=request.evidence,
+        commit=git_commit(), versions=package_versions(), **request.settings(), method_at_defaults=bench_spec(method).at_defaults,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), evidence=request.evidence,
         curve_points=planned_curve_points, lpips_available=lpips_available(), scene_kind=scene_kind(scene),
         iterations_from_reference=dict(request.iterations_from_reference) if request.iterations_from_reference else None,
     )

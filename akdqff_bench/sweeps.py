@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 from akdqff_bench.lock import holding, sweep_lock
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.records import read_record, scene_file_id
-from akdqff_bench.request import RunRequest
+from akdqff_bench.request import RunRequest, as_recorded, stale_because
 from bench_base.files import write_atomically
 
 DEFAULT_SWEEP = "quick"
@@ -32,7 +32,6 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
     ``wanted`` are not trained: their earlier record or ``{"status": "not run"}``. A failed run is
     recorded as failed and the others still run."""
     from akdqff_bench import runner
-    from akdqff_bench.grid import stale_because
 
     train = train or (lambda request, root: runner.run_one(request, root).record)
     wanted = set(range(len(requests))) if wanted is None else set(wanted)
@@ -59,11 +58,9 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
 
 
 def settings_key(request: RunRequest) -> str:
-    """12 hex digits of a sha256 of every setting the request trains with (grid.planned_settings):
+    """12 hex digits of a sha256 of every setting the request trains with (``RunRequest.settings``):
     a sweep's records are named by it, so a candidate keeps its record wherever the list puts it."""
-    from akdqff_bench.grid import planned_settings
-
-    return hashlib.sha256(json.dumps(planned_settings(request), sort_keys=True).encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(as_recorded(request.settings()), sort_keys=True).encode("utf-8")).hexdigest()[:12]
 
 
 def candidate_record(sweep_dir: Path, index: int, request: RunRequest) -> Path:
@@ -72,8 +69,6 @@ def candidate_record(sweep_dir: Path, index: int, request: RunRequest) -> Path:
     earlier = Path(sweep_dir) / f"candidate{index}.json"
     record = read_record(earlier)
     if record is not None:
-        from akdqff_bench.grid import stale_because
-
         if not stale_because(replace(request, record_file=str(earlier)), record):
             return earlier
     return Path(sweep_dir) / f"candidate-{settings_key(request)}.json"

@@ -57,6 +57,19 @@ def test_the_base_imports_neither_the_harness_nor_a_method():
     assert not offending
 
 
+ORCHESTRATION = ("grid", "executors", "runner", "request", "sweeps")
+PRESENTATION = ("akdqff_bench.report", "akdqff_bench.comparison")
+
+
+def test_orchestration_imports_no_presentation():
+    """The grid, the executors, the runner and the sweeps read records through ``akdqff_bench.groups``;
+    the comparison page (``report``, ``comparison``) sits above them, never below (anywhere in the
+    file: an import inside a function counts too)."""
+    offending = [(module, name) for module in ORCHESTRATION for name in _imports(REPO / HARNESS / f"{module}.py")
+                 if any(name == p or name.startswith(p + ".") for p in PRESENTATION)]
+    assert not offending
+
+
 def test_no_module_imports_itself_in_a_circle_at_import_time():
     """Only top-level imports run at import time (imports inside functions run when called)."""
     modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p

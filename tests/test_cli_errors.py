@@ -10,7 +10,7 @@ import pytest
 from pathlib import Path
 
 from akdqff_bench import cli
-from akdqff_bench import grid, sweeps
+from akdqff_bench import comparison, grid, sweeps
 from akdqff_bench.methods import bench_spec
 from akdqff_bench.profiles import get_profile
 
@@ -72,7 +72,7 @@ def test_a_bug_still_shows_its_traceback(monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(grid, "print_table", broken)
+    monkeypatch.setattr(comparison, "print_table", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["table", "--profile", "smoke", "--results", str(tmp_path)])
 
@@ -179,7 +179,7 @@ def test_sweep_records_are_keyed_by_their_settings_not_their_place_in_the_list(t
 
     def train(request, root):
         trained.append(dict(request.extra_overrides))
-        record = {"status": "ok", "overrides": json.loads(json.dumps(runner_overrides(request))), "rays_per_batch": profile.rays_per_batch,
+        record = {"status": "ok", "overrides": json.loads(json.dumps(request.overrides())), "rays_per_batch": profile.rays_per_batch,
                   "train_budget_seconds": None, "max_iterations": profile.max_iterations, "budget_clock": None, "psnr": 1.0}
         records.write_record(Path(request.record_file), record)
         return record
@@ -203,8 +203,3 @@ def test_sweep_records_are_keyed_by_their_settings_not_their_place_in_the_list(t
     sweeps.resume_each([again], tmp_path, train=train)
     assert trained[-1] == {"pipeline.model.hidden_dim": 64} and "ran with other settings" in capsys.readouterr().out
 
-
-def runner_overrides(request):
-    from akdqff_bench.runner import request_overrides
-
-    return request_overrides(request)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from akdqff_bench import grid
+from akdqff_bench import comparison, grid
 from akdqff_bench.request import RunRequest
 from bench_base.lpips import MissingLPIPS, build_lpips_or_missing
 from akdqff_bench.records import METRIC_COLUMNS, read_record, record_path
@@ -60,7 +60,8 @@ def test_absent_tanks_and_temples_is_recorded_as_skipped(tmp_path, tiny_data_roo
 
 
 def test_papermill_chain_on_the_smoke_profile(tmp_path, tiny_data_root, no_lpips_weights):
-    assert grid.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"], evidence="short") == 0
+    assert grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], scenes=["synthetic-bed", "tanks-temples/truck"], evidence="short")) == 0
+    comparison.write_comparison("smoke", tmp_path)
     profile_dir = tmp_path / "smoke"
     frame = pd.read_csv(profile_dir / "metrics.csv")
     assert list(frame.columns) == METRIC_COLUMNS

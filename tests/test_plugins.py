@@ -49,7 +49,7 @@ def test_nerfstudio_s_own_methods_run_by_name_at_their_defaults(tmp_path, tiny_d
     from akdqff_bench import grid, report
     from akdqff_bench.records import load_records
 
-    assert grid.run_grid("smoke", tmp_path, methods=["vanilla-nerf"], notebooks=False) == 0
+    assert grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["vanilla-nerf"], notebooks=False)) == 0
     (record,) = load_records(tmp_path, "smoke")
     assert record["status"] == "ok" and record["method_at_defaults"] is True and record["overrides"] == {}
     assert record["iterations"] == 8 and record["rays_per_batch"] == 64 and record["model_size_bytes"] > 0

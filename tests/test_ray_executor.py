@@ -94,10 +94,10 @@ def _artifact_files(root: Path, run: str) -> dict:
 def test_ray_grid_writes_the_records_of_the_local_grid(tmp_path, tiny_data_root, no_lpips_weights, one_torch_thread, ray_cluster, capsys):
     local_root, ray_root = tmp_path / "local", tmp_path / "ray"
     started = time.perf_counter()
-    assert grid.run_grid("smoke", local_root, notebooks=False) == 0
+    assert grid.run_grid("smoke", local_root, grid.GridOptions(notebooks=False)) == 0
     local_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    assert grid.run_grid("smoke", ray_root, notebooks=False, executor="ray") == 0
+    assert grid.run_grid("smoke", ray_root, grid.GridOptions(notebooks=False, executor="ray")) == 0
     ray_seconds = time.perf_counter() - started
     output = capsys.readouterr().out
     with capsys.disabled():
@@ -126,7 +126,7 @@ def test_ray_grid_writes_the_records_of_the_local_grid(tmp_path, tiny_data_root,
 
     # Resume as locally: a second grid finds every run finished and leaves the records alone.
     written = {p: p.stat().st_mtime_ns for p in (ray_root / "smoke" / "runs").glob("*.json")}
-    assert grid.run_grid("smoke", ray_root, notebooks=False, executor="ray") == 0
+    assert grid.run_grid("smoke", ray_root, grid.GridOptions(notebooks=False, executor="ray")) == 0
     assert f"{len(SMOKE_METHODS)} already done, 0 to go" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in written} == written
 
@@ -161,7 +161,7 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
 
     started = time.perf_counter()
     executor = executors.RayExecutor(retries=1, before_run=kill_workers)
-    assert grid.run_grid("smoke", tmp_path / "results", methods=["nerf", "plenoxels"], notebooks=False, executor=executor) == 1
+    assert grid.run_grid("smoke", tmp_path / "results", grid.GridOptions(methods=["nerf", "plenoxels"], notebooks=False, executor=executor)) == 1
     seconds = time.perf_counter() - started
     output = capsys.readouterr().out
 
@@ -184,7 +184,7 @@ def test_a_dead_worker_is_retried_then_recorded_failed(tmp_path, tiny_data_root,
     assert ",ok," in statuses and ",failed," in statuses
     # A failed run is not finished: the next grid runs it again (here it dies again) and skips nerf.
     executor = executors.RayExecutor(retries=0, before_run=kill_workers)
-    assert grid.run_grid("smoke", tmp_path / "results", methods=["nerf", "plenoxels"], notebooks=False, executor=executor) == 1
+    assert grid.run_grid("smoke", tmp_path / "results", grid.GridOptions(methods=["nerf", "plenoxels"], notebooks=False, executor=executor)) == 1
     assert len((attempts / "nerf").read_text().split()) == 2 and len((attempts / "plenoxels").read_text().split()) == 3
 
 
@@ -193,7 +193,7 @@ def test_a_cluster_that_cannot_hold_a_run_is_refused_before_submitting(tmp_path,
     """The full profile's runs each reserve a GPU; this cluster has none: say so, submit nothing."""
     monkeypatch.setattr(executors, "run_on_worker", None)  # a task submitted would fail to be made
     with pytest.raises(executors.ExecutorError, match=r"no node of the Ray cluster can hold one run of the full profile on cuda.*'num_gpus': 1.*CPU 2"):
-        grid.run_grid("full", tmp_path / "results", methods=["nerf"], scenes=[f"blender:{tiny_scene}"], notebooks=False, executor="ray")
+        grid.run_grid("full", tmp_path / "results", grid.GridOptions(methods=["nerf"], scenes=[f"blender:{tiny_scene}"], notebooks=False, executor="ray"))
     assert not list((tmp_path / "results" / "full" / "runs").iterdir())
 
 
@@ -207,7 +207,7 @@ def test_an_unwritable_results_folder_stops_the_grid_before_training(tmp_path, m
     not_a_folder = tmp_path / "results-file"
     not_a_folder.write_text("a file where the results folder would go\n")  # root ignores permissions; a file stops it
     with pytest.raises(executors.ResultsNotWritable, match=r"cannot write results under .*results-file/sub/smoke/runs: Not a directory.*Nothing was run"):
-        grid.run_grid("smoke", not_a_folder / "sub", notebooks=False, executor=executor)
+        grid.run_grid("smoke", not_a_folder / "sub", grid.GridOptions(notebooks=False, executor=executor))
 
 
 @needs_ray
@@ -225,7 +225,7 @@ def test_a_study_on_ray_carries_each_capacity_point(tmp_path, tiny_data_root, no
         (jobs / job.run_id).write_text(job.request.evidence, encoding="utf-8")
 
     executor = executors.RayExecutor(before_run=note_the_job)
-    assert grid.run_grid("smoke", root, methods=["nerf"], notebooks=False, executor=executor, study=True, evidence="short") == 0
+    assert grid.run_grid("smoke", root, grid.GridOptions(methods=["nerf"], notebooks=False, executor=executor, study=True, evidence="short")) == 0
     output = capsys.readouterr().out
     assert {path.read_text() for path in jobs.iterdir()} == {"short"}  # every worker was asked for the grid's level
     (point,) = bench_spec("nerf").capacity_points("smoke")

@@ -93,14 +93,14 @@ def test_grid_resumes_and_force_reruns(tmp_path, monkeypatch, tiny_data_root):
     # A finished run, a failed one and an interrupted one (no record) before the grid starts.
     records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))
     records.write_record(records.record_path(tmp_path, "smoke", "akdqff", "synthetic-bed", 0), _record("akdqff", status="failed"))
-    grid.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf", "akdqff", "plenoxels"], notebooks=False))
     assert calls == [("akdqff", "synthetic-bed"), ("plenoxels", "synthetic-bed")]
 
     calls.clear()
-    grid.run_grid("smoke", tmp_path, methods=["nerf", "akdqff", "plenoxels"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf", "akdqff", "plenoxels"], notebooks=False))
     assert calls == []
 
-    grid.run_grid("smoke", tmp_path, methods=["nerf"], force=True, notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], force=True, notebooks=False))
     assert calls == [("nerf", "synthetic-bed")]
 
 
@@ -108,7 +108,7 @@ def test_grid_refuses_an_unknown_method(tmp_path):
     from akdqff_bench.methods import UnknownMethod
 
     with pytest.raises(UnknownMethod, match="unknown method.*'nerf-xl'.*known methods: .*akdqff"):
-        grid.run_grid("smoke", tmp_path, methods=["nerf-xl"], notebooks=False)
+        grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf-xl"], notebooks=False))
 
 
 def test_unknown_profile_is_refused():

@@ -106,7 +106,7 @@ def test_a_run_that_renders_nan_is_failed_with_the_reason(tmp_path, tiny_data_ro
 
 def _ok_record(request: RunRequest, **changes):
     record = {"method": request.method, "dataset": "synthetic-bed", "scene": "bed", "profile": "smoke", "seed": 0, "status": "ok",
-              "overrides": json.loads(json.dumps(runner.request_overrides(request))), "rays_per_batch": request.profile.rays_per_batch,
+              "overrides": json.loads(json.dumps(request.overrides())), "rays_per_batch": request.profile.rays_per_batch,
               "train_budget_seconds": request.profile.train_budget_seconds, "max_iterations": request.profile.max_iterations,
               "budget_clock": None, "psnr": 20.0}
     record.update(changes)
@@ -122,11 +122,11 @@ def test_a_record_made_with_other_settings_is_run_again_or_kept_and_named(tmp_pa
     changed = _ok_record(plenoxels)
     changed["overrides"]["pipeline.model.weight_window"] = 99
     records.write_record(plenoxels.record_path(tmp_path), changed)
-    grid.run_grid("smoke", tmp_path, methods=["nerf", "plenoxels"], notebooks=False, keep_stale=True)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf", "plenoxels"], notebooks=False, keep_stale=True))
     out = capsys.readouterr().out
     assert calls == [] and "plenoxels__synthetic-bed__seed0: its record ran with other settings (settings pipeline.model.weight_window: 99 -> 2)" in out
     assert "kept, as --keep-stale asks" in out
-    grid.run_grid("smoke", tmp_path, methods=["nerf", "plenoxels"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf", "plenoxels"], notebooks=False))
     assert calls == ["plenoxels"] and "run again" in capsys.readouterr().out
 
 
@@ -135,10 +135,10 @@ def test_a_run_skipped_for_absent_data_runs_once_the_data_is_there(tmp_path, mon
     monkeypatch.setattr(runner, "run_one", lambda request, root: calls.append(request.scene))
     request = RunRequest("nerf", "tanks-temples/truck", "smoke", 0)
     records.write_record(request.record_path(tmp_path), {"method": "nerf", "dataset": "tanks-temples", "scene": "truck", "status": "skipped"})
-    grid.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["tanks-temples/truck"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], scenes=["tanks-temples/truck"], notebooks=False))
     assert calls == []  # still absent: still skipped
     monkeypatch.setattr(grid, "_scene_present", lambda scene, variant: True)
-    grid.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["tanks-temples/truck"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], scenes=["tanks-temples/truck"], notebooks=False))
     assert calls == ["tanks-temples/truck"]
 
 
@@ -163,7 +163,7 @@ def test_a_record_kept_with_other_settings_is_labelled_in_the_record_and_the_tab
     changed = _ok_record(plenoxels, ssim=0.5, capacity="default")
     changed["overrides"]["pipeline.model.weight_window"] = 99
     records.write_record(plenoxels.record_path(tmp_path), changed)
-    grid.run_grid("smoke", tmp_path, methods=["plenoxels"], notebooks=False, keep_stale=True)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["plenoxels"], notebooks=False, keep_stale=True))
     kept = records.read_record(plenoxels.record_path(tmp_path))
     assert kept["kept_stale"] == "settings pipeline.model.weight_window: 99 -> 2"
     (frame, _), = report.results_frames([kept]).values()
@@ -171,7 +171,7 @@ def test_a_record_kept_with_other_settings_is_labelled_in_the_record_and_the_tab
     # Once the plan runs it as it ran (here: the record brought in line), the label goes.
     kept["overrides"]["pipeline.model.weight_window"] = 2
     records.write_record(plenoxels.record_path(tmp_path), kept)
-    grid.run_grid("smoke", tmp_path, methods=["plenoxels"], notebooks=False, keep_stale=True)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["plenoxels"], notebooks=False, keep_stale=True))
     assert "kept_stale" not in records.read_record(plenoxels.record_path(tmp_path))
 
 
@@ -189,13 +189,13 @@ def test_a_record_whose_data_changed_since_is_run_again(tmp_path, monkeypatch, t
     assert fingerprint["split"]["test"] == ["test/r_0.png", "test/r_1.png"] and len(fingerprint["split"]["train"]) == 6
     assert scene.fingerprint() == fingerprint  # the same data, the same hash
     records.write_record(nerf.record_path(tmp_path), _ok_record(nerf, data_fingerprint=fingerprint))
-    grid.run_grid("smoke", tmp_path, methods=["nerf"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], notebooks=False))
     assert calls == []
     image = tiny_data_root / "synthetic-bed" / "quick" / "test" / "r_1.png"
     pixels = np.asarray(Image.open(image)).copy()
     pixels[0, 0, :3] = 255 - pixels[0, 0, :3]
     Image.fromarray(pixels).save(image)
-    grid.run_grid("smoke", tmp_path, methods=["nerf"], notebooks=False)
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], notebooks=False))
     assert calls == ["synthetic-bed"]
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from akdqff_bench import cli, grid, records, report, runner, speed_probe
-from akdqff_bench.request import RunRequest
+from akdqff_bench.request import RunRequest, stale_because
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 def _reference(request: RunRequest, seed: int, iterations: int, **changes):
     record = {"run_id": records.run_id(request.method, request.scene, seed, request.capacity), "method": request.method,
               "dataset": "synthetic-bed", "scene": "bed", "profile": request.profile.name, "seed": seed, "status": "ok",
-              "overrides": json.loads(json.dumps(runner.request_overrides(request))), "rays_per_batch": request.profile.rays_per_batch,
+              "overrides": json.loads(json.dumps(request.overrides())), "rays_per_batch": request.profile.rays_per_batch,
               "iterations": iterations, "psnr": 20.0}
     record.update(changes)
     return record
@@ -43,7 +43,7 @@ def test_a_reproduction_trains_for_the_median_iterations_of_its_reference_runs_w
     assert RunRequest.from_json(nerf_run.to_json()) == nerf_run  # as the notebook and a Ray task get it
     # A record of the budgeted run is stale against the reproduction: it did other work.
     budgeted = {**_reference(nerf, 0, 812), "train_budget_seconds": nerf.profile.train_budget_seconds, "max_iterations": None, "budget_clock": "cpu"}
-    assert "max_iterations: None -> 812" in grid.stale_because(nerf_run, budgeted)
+    assert "max_iterations: None -> 812" in stale_because(nerf_run, budgeted)
 
 
 def test_a_reproduced_run_records_its_iterations_source_and_the_machines_speed(tmp_path, tiny_data_root, no_lpips_weights):

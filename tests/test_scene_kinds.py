@@ -122,7 +122,6 @@ def test_forward_facing_is_told_from_the_poses(tmp_path):
 
 def test_kind_of_scene_settings_reach_a_layout_path_scene(tmp_path):
     from akdqff_bench.request import RunRequest
-    from akdqff_bench.runner import request_overrides
     from baselines.plenoxels.model import SVOX2_REGULARISATION, PlenoxelsModelConfig
     from bench_base.spec import SCENE_KINDS
 
@@ -133,9 +132,9 @@ def test_kind_of_scene_settings_reach_a_layout_path_scene(tmp_path):
         # a user's capture around an object gets the method's settings for real captures (ethiopian-head's),
         # a forward-facing one the same unless the method has settings of that kind, a Blender scene the synthetic ones
         real = RunRequest(method, f"llff:{around}", quick, 0)
-        assert request_overrides(real) == request_overrides(RunRequest(method, "ethiopian-head", quick, 0)) == quick.overrides_for(method, "real")
-        assert request_overrides(RunRequest(method, f"llff:{facing}", quick, 0)) == quick.overrides_for(method, "forward-facing")
-        assert request_overrides(RunRequest(method, "nerf-synthetic-mic", quick, 0)) == quick.overrides_for(method, "synthetic")
+        assert real.overrides() == RunRequest(method, "ethiopian-head", quick, 0).overrides() == quick.overrides_for(method, "real")
+        assert RunRequest(method, f"llff:{facing}", quick, 0).overrides() == quick.overrides_for(method, "forward-facing")
+        assert RunRequest(method, "nerf-synthetic-mic", quick, 0).overrides() == quick.overrides_for(method, "synthetic")
     assert quick.overrides_for("plenoxels", "forward-facing") == quick.overrides_for("plenoxels", "real")
     assert quick.overrides_for("nerfacto", "synthetic") != quick.overrides_for("nerfacto", "real")  # the kinds do differ
     with pytest.raises(ValueError, match="unknown kind of scene"):
@@ -163,5 +162,5 @@ def test_the_study_grid_runs_the_study_scenes_and_the_default_grid_its_subset(mo
     quick = get_profile("quick")
     for study in (True, False):
         with pytest.raises(Planned):
-            grid.run_grid("quick", tmp_path / "results", methods=["nerf"], study=study)
+            grid.run_grid("quick", tmp_path / "results", grid.GridOptions(methods=["nerf"], study=study))
     assert planned == [(True, list(quick.study_scenes)), (False, list(quick.scenes))]

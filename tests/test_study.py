@@ -157,7 +157,7 @@ def test_a_profile_without_a_study_says_so():
 def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_root, no_lpips_weights, capsys):
     root = tmp_path / "results"
     methods = ["nerf", "plenoxels"]
-    assert grid.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
+    assert grid.run_grid("smoke", root, grid.GridOptions(methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True)) == 0
     out = capsys.readouterr().out
     smoke = get_profile("smoke")
     expected = len(methods) * len(smoke.study_seeds) + sum(len(smoke.capacities(m)) for m in methods)
@@ -178,7 +178,7 @@ def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_ro
 
     # Resume: nothing is run again, no record is rewritten.
     written = {p: p.stat().st_mtime_ns for p in (root / "smoke" / "runs").glob("*.json")}
-    assert grid.run_grid("smoke", root, methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True) == 0
+    assert grid.run_grid("smoke", root, grid.GridOptions(methods=methods, scenes=["synthetic-bed"], notebooks=False, study=True)) == 0
     assert f"{expected} already done, 0 to go" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in written} == written
 
@@ -186,7 +186,7 @@ def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_ro
 def test_a_grid_prints_one_line_per_run_and_logs_the_rest(tmp_path, tiny_data_root, no_lpips_weights, capfd):
     """Captured at the file descriptors: what a run's libraries write there goes to its log too."""
     root = tmp_path / "results"
-    assert grid.run_grid("smoke", root, methods=["nerf", "plenoxels"], scenes=["synthetic-bed"], notebooks=False) == 0
+    assert grid.run_grid("smoke", root, grid.GridOptions(methods=["nerf", "plenoxels"], scenes=["synthetic-bed"], notebooks=False)) == 0
     out, err = capfd.readouterr()
     run_lines = [line for line in out.splitlines() if line.startswith("== [")]
     assert len(run_lines) == 2, out
@@ -213,7 +213,7 @@ def test_a_failed_run_names_its_log(tmp_path, tiny_data_root, monkeypatch, capsy
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(runner, "run_one", broken)
-    assert grid.run_grid("smoke", tmp_path, methods=["nerf"], scenes=["synthetic-bed"], notebooks=False) == 1
+    assert grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], scenes=["synthetic-bed"], notebooks=False)) == 1
     out = capsys.readouterr().out
     log = tmp_path / "smoke" / "logs" / "nerf__synthetic-bed__seed0.log"
     (line,) = [line for line in out.splitlines() if line.startswith("== [")]
