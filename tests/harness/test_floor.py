@@ -88,7 +88,7 @@ def test_the_committed_real_scene_is_found_again_from_its_records():
 
     from akdqff_bench.records import load_records
 
-    records = [r for r in load_records(Path(__file__).resolve().parents[1] / "results", "quick")
+    records = [r for r in load_records(Path(__file__).resolve().parents[2] / "results", "quick")
                if r.get("status") == "ok" and report.scene_label(r) == "mary-rose/tankard"]
     if not records:
         pytest.skip("no committed mary-rose records")

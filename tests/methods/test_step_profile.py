@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "step_profile.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step_profile.py"
 
 
 def load_script():

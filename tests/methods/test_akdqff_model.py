@@ -156,7 +156,7 @@ def test_export_is_compact_and_close_to_the_trained_model(tmp_path, cameras, pre
 def test_quantization_starts_with_the_rule_and_q_settles_at_the_distinct_features():
     """Before any ray the codebook weights are the kernels' integrals a·Πs; features taking 8
     distinct values: from the initial Q=32 the rule walks down to 8 (4 would merge distinct ones).
-    (Trained models: tests/test_akdqff_adaptation.py.)"""
+    (Trained models: tests/methods/test_akdqff_adaptation.py.)"""
     torch.manual_seed(0)
     model = make_model(quantization_start_step=5, initial_codebook_size=32)
     weights = model.feature_weights()

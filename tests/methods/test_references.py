@@ -17,7 +17,7 @@ from akdqff_bench import gpu_check, report, runner
 from akdqff_bench.methods import bench_spec
 from akdqff_bench.request import RunRequest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # What rendering needs, by the names nerfstudio gives the modules (TensoRF's basis matrix is ``field.B``).
 STORED_PARTS = {

@@ -19,7 +19,7 @@ from akdqff_bench import grid, records, report, runner
 from akdqff_bench.lock import ResultsBusy, holding, profile_lock
 from akdqff_bench.request import RunRequest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_PLUGIN = REPO / "tests" / "fixtures" / "tiny_plugin"
 
 pytestmark = pytest.mark.filterwarnings("ignore")
