@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Literal, Tuple, Type
+from typing import Dict, List, Literal, Tuple, Type
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
 
-from akdqff_bench.datasets.validate import DatasetError, image_files
+from akdqff_bench.datasets.validate import DatasetError, DatasetMissing, check_image, image_files
 
 LLFF_TEST_EVERY = 8
 POSES_BOUNDS = "poses_bounds.npy"
@@ -221,3 +221,15 @@ class LLFFDataParser(DataParser):
             dataparser_scale=geometry.scale,
             metadata={"near_plane": geometry.near_plane, "far_plane": geometry.far_plane},
         )
+
+
+def validate_llff_scene(root: Path, images_path: str = "images") -> Dict[str, int]:
+    """Check an LLFF folder: poses_bounds.npy [N, 17] and N decodable images of one size in ``images_path``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetMissing(f"{root}: scene folder does not exist")
+    _, _, _, names = read_paired_scene(root, images_path)
+    image_size = None
+    for index, name in enumerate(names):
+        image_size = check_image(root / POSES_BOUNDS, index, name, image_size)
+    return {"all": len(names)}

@@ -45,7 +45,7 @@ def _check_matrix(path: Path, index: int, matrix: Any) -> None:
         raise DatasetError(f"{path}: frames[{index}].transform_matrix must be a 4x4 (or 3x4) list of numbers")
 
 
-def _check_image(json_path: Path, index: int, image_path: Path, expected_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+def check_image(json_path: Path, index: int, image_path: Path, expected_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
     if not image_path.is_file():
         raise DatasetError(f"{json_path}: frames[{index}] names {image_path}, which does not exist")
     size = decoded_image_size(image_path)
@@ -106,7 +106,7 @@ def validate_blender_scene(root: Path) -> Dict[str, int]:
         for index, frame in enumerate(frames):
             # blender-data appends ".png" to file_path, as the NeRF-synthetic files are written.
             image_path = root / f"{frame['file_path']}.png"
-            image_size = _check_image(path, index, image_path, image_size)
+            image_size = check_image(path, index, image_path, image_size)
         counts[split] = len(frames)
     return counts
 
@@ -127,7 +127,7 @@ def validate_nerfstudio_scene(root: Path) -> Dict[str, int]:
         missing = [key for key in NERFSTUDIO_INTRINSICS if key not in frame and key not in data]
         if missing:
             raise DatasetError(f"{path}: frames[{index}] has no intrinsics {missing} (neither per frame nor global)")
-        image_size = _check_image(path, index, root / frame["file_path"], image_size)
+        image_size = check_image(path, index, root / frame["file_path"], image_size)
     return {"all": len(frames)}
 
 
@@ -156,19 +156,6 @@ def validate_colmap_scene(root: Path, colmap_path: str = "sparse/0", images_path
     for image in images.values():
         if not (image_dir / image.name).is_file():
             raise DatasetError(f"{sparse / ('images' + ext)}: lists {image.name}, which is not in {image_dir}")
-        image_size = _check_image(sparse / ("images" + ext), image.id, image_dir / image.name, image_size)
+        image_size = check_image(sparse / ("images" + ext), image.id, image_dir / image.name, image_size)
     return {"all": len(images)}
 
-
-def validate_llff_scene(root: Path, images_path: str = "images") -> Dict[str, int]:
-    """Check an LLFF folder: poses_bounds.npy [N, 17] and N decodable images of one size in ``images_path``."""
-    from akdqff_bench.datasets.llff import POSES_BOUNDS, read_paired_scene
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetMissing(f"{root}: scene folder does not exist")
-    _, _, _, names = read_paired_scene(root, images_path)
-    image_size = None
-    for index, name in enumerate(names):
-        image_size = _check_image(root / POSES_BOUNDS, index, name, image_size)
-    return {"all": len(names)}

@@ -12,7 +12,8 @@ from akdqff_bench.datasets import (
     resolve_scene,
 )
 from akdqff_bench.datasets.fixtures import make_llff_scene
-from akdqff_bench.datasets.validate import validate_blender_scene, validate_colmap_scene, validate_llff_scene, validate_nerfstudio_scene
+from akdqff_bench.datasets.llff import validate_llff_scene
+from akdqff_bench.datasets.validate import validate_blender_scene, validate_colmap_scene, validate_nerfstudio_scene
 
 
 def test_tiny_scene_is_valid(tiny_scene):
@@ -339,6 +340,6 @@ def test_run_id_of_a_folder_in_the_repository_does_not_depend_on_the_clone(monke
     expected = hashlib.sha1(b"data/ethiopian-head").hexdigest()[:8]
     assert run_id("nerf", "llff:data/ethiopian-head", 0) == f"nerf__llff-ethiopian-head-{expected}__seed0"
     monkeypatch.chdir(tmp_path)  # the same folder named from elsewhere: same id
-    from akdqff_bench.datasets import REPO_ROOT
+    from akdqff_bench.paths import REPO_ROOT
 
     assert run_id("nerf", f"llff:{REPO_ROOT / 'data' / 'ethiopian-head'}", 0) == f"nerf__llff-ethiopian-head-{expected}__seed0"

@@ -8,7 +8,7 @@ from PIL import Image
 from akdqff_bench.datasets import DatasetError, resolve_scene
 from akdqff_bench.datasets.fixtures import ORIGINAL_FOCAL, ORIGINAL_H, ORIGINAL_W, llff_row, make_llff_scene
 from akdqff_bench.datasets.llff import LLFFDataParserConfig, llff_test_indices, read_poses_bounds
-from akdqff_bench.datasets.validate import validate_llff_scene
+from akdqff_bench.datasets.llff import validate_llff_scene
 
 def test_a_row_is_read_in_opengl_axes_by_hand(tmp_path):
     # A camera whose LLFF columns are down = -z, right = +x, back = -y: it looks along +y with z up.
