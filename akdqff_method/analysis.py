@@ -350,22 +350,13 @@ class EvidenceSettings:
     def work(self) -> int:
         """Fine-tuning batches the curve costs. The grid's estimate scales a notebook's evidence cell
         by this between levels; the cell also holds the kernel-density renders, which this does not
-        count, so a cheaper level estimated from a dearer one comes out low (on ethiopian-head the
-        short cell took 339 s against 696 s for the full one, not a sixth, when both rendered all
-        57 training views for the density)."""
+        count, so a cheaper level estimated from a dearer one comes out low."""
         return (len(self.codebook_sizes) + 1) * self.finetune_steps
 
 
-# Fine-tuning per point: on a 3000-step quick bed model (trained Q=32, 4 views) Q=8/32/128 gave
-# 25.67/26.31/25.74 dB with no fine-tuning, 26.18/26.42/26.12 after 100 steps and 26.31/26.43/26.49
-# after 300. "full" is the committed study's: 8 points x 300 batches took 12.9 min of the AKDQFF
-# ethiopian-head notebook (0.15-0.23 s a batch there). "short" is what the default ./run_all.sh
-# draws (the default grid: 44.7 min, 55.6 at full): 4 points x 100 batches, a sixth of the fine-tuning, and the density on
-# 16 training views spread over the split (all 57 of ethiopian-head took 168-219 s). On one model
-# each, 16 views against all (akdqff_method.diagnostics.density_views, results/quick/diagnostics/
-# *-density-views.csv): ethiopian-head seed 0 r 0.19 (p 0.06) against 0.00 (p 0.98), synthetic-bed
-# seed 2 0.59 against 0.50 (8-24 views: 0.40-0.65, p < 0.01 at every count). The verdict against
-# the shuffled control agreed; r itself moved by up to 0.19, so the short level's r is a rough one.
+# "full" is the committed study's evidence; "short" (what the default ./run_all.sh draws) a sixth of
+# the fine-tuning and the density on 16 training views spread over the split. What each costs and
+# how far the short one's numbers move: results/quick/diagnostics/README.md.
 EVIDENCE = {
     "full": EvidenceSettings(codebook_sizes=(4, 8, 16, 32, 64, 128, 256), finetune_steps=300, views=8),
     "short": EvidenceSettings(codebook_sizes=(8, 32, 128), finetune_steps=100, views=4, density_views=16),

@@ -53,6 +53,10 @@ SAMPLING_SWEEP = Sweep(candidates([
     _sampling("resample 32 -> 32", "resample", num_samples=32),
 ]), "the samples the field evaluates with gradients")
 
+# The sampling sweep's winner on both study scenes (results/sweeps/README.md), under every growth candidate.
+RESAMPLING = "resample 96 -> 32"
+
+
 def _growth(name: str, max_split_fraction: float, refine_every: int, kernel_cost: float):
     return (name, {
         **SAMPLING_SWEEP[RESAMPLING],
@@ -62,8 +66,6 @@ def _growth(name: str, max_split_fraction: float, refine_every: int, kernel_cost
     })
 
 
-# The sampling sweep's winner on both study scenes (results/sweeps/README.md), under every growth candidate.
-RESAMPLING = "resample 96 -> 32"
 # How fast K may grow toward what λ asks (allocation.py's rate limit and refinement interval), at
 # the quick λ and at a tenth of it, with the resampling sampler (`akdqff-bench sweep --method akdqff
 # --sweep growth`).
@@ -100,8 +102,7 @@ QUICK_BASE: Dict[str, Any] = {
     "pipeline.model.strategy.max_split_fraction": 0.25,
     "pipeline.model.strategy.max_kernels": 100_000,
     # Quantization must start well inside the budget on every scene, or a run would measure no QFF
-    # at all: with the growth sweep's winner a real capture ends after about 1,000 iterations
-    # (ethiopian-head: 992, so a start at 1,000 never came), a synthetic one after about 3,500.
+    # at all (the iterations the scenes reach: results/quick/diagnostics/README.md).
     "pipeline.model.quantization_start_step": 500,
     "pipeline.model.initial_codebook_size": 64,
     "pipeline.model.codebook_update_interval": 300,

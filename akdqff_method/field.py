@@ -39,19 +39,23 @@ def truncated_gaussian(distance2: Tensor, cutoff: float) -> Tensor:
 
 
 class RBFKernelField(nn.Module):
+    """What AKDQFF stores in space: K Gaussian RBF kernels (centre, per-axis bandwidth, amplitude,
+    feature) whose features, fused at a point, a small decoder turns into density and colour. Its
+    defaults are ``AKDQFFModelConfig``'s, which is where a run's settings live."""
+
     def __init__(
         self,
         aabb: Tensor,
         num_kernels: int,
-        feature_dim: int = 8,
-        decoder_hidden_dim: int = 32,
-        sh_levels: int = 2,
+        feature_dim: int = 16,
+        decoder_hidden_dim: int = 64,
+        sh_levels: int = 3,
         init_scale: Optional[float] = None,
         min_scale: float = 1e-3,
-        max_scale: float = 0.5,
+        max_scale: float = 0.3,
         support_cutoff: float = 2.5,
-        index_resolution: int = 32,
-        max_kernels_per_cell: Optional[int] = 64,
+        grid_resolution: int = 64,
+        max_kernels_per_cell: Optional[int] = None,
         index_cell_size: Optional[float] = None,
         max_index_subdivision: int = 8,
         index_margin: float = 1.1,
@@ -92,7 +96,7 @@ class RBFKernelField(nn.Module):
         # Quantization state: the codebook is part of the representation (and of checkpoints).
         self.register_buffer("codebook", torch.zeros(0, feature_dim))
         self.index = KernelGridIndex(
-            aabb, index_resolution, max_kernels_per_cell, support_in_bandwidths=support_cutoff * index_margin,
+            aabb, grid_resolution, max_kernels_per_cell, support_in_bandwidths=support_cutoff * index_margin,
             cell_size_in_radii=index_cell_size, max_subdivision=max_index_subdivision,
         )
         self.rebuild_index()
@@ -131,14 +135,6 @@ class RBFKernelField(nn.Module):
 
     def support_radii(self) -> Tensor:
         return self.support_cutoff * self.scales()
-
-    def rendered_features(self) -> Tensor:
-        """The features the renderer uses: codebook entries (straight-through) once quantized."""
-        features = self.kernel_params["features"]
-        if not self.quantized:
-            return features
-        quantized, _ = quantize_straight_through(features, self.codebook)
-        return quantized
 
     def codebook_assignments(self) -> Tensor:
         return assign_to_codebook(self.kernel_params["features"].detach(), self.codebook)
@@ -198,8 +194,7 @@ class RBFKernelField(nn.Module):
         with record_function("kernel evaluation"):
             # One [U, 3 + 3 + 1 + D] table of everything a pair needs, gathered once per pair with
             # index_select: one gather forward and one index_add backward, instead of one gather and
-            # one index_put backward per attribute. On the quick bed model that cut the
-            # model's forward + backward from 18.0 to 16.8 ms per 1024-ray batch (2 CPU threads).
+            # one index_put backward per attribute (results/quick/diagnostics/README.md: what it saved).
             table = torch.cat(
                 [
                     params["centers"].index_select(0, used),

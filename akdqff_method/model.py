@@ -91,8 +91,8 @@ class AKDQFFModelConfig(ModelConfig):
     occupancy_points_per_cell: int = 2
     skip_transmittance: float = 0.0
     """Samples whose transmittance, estimated from the occupancy grid's densities, is below this
-    are skipped (0 disables). Off by default: with 1e-3 on the two-sphere scene the loss rose
-    again once skipping began (the cell-level estimate hides samples the surface needs)."""
+    are skipped (0 disables). Off by default: the cell-level estimate hides samples the surface
+    needs, and the loss rose again once skipping began (results/quick/diagnostics/README.md)."""
     sampler: Literal["uniform", "transmittance", "resample"] = "resample"
     """Which samples of a ray the field evaluates with gradients (after empty-space skipping).
     ``uniform``: all of them. ``transmittance``: a density pass without gradients over them first,
@@ -107,8 +107,7 @@ class AKDQFFModelConfig(ModelConfig):
         # λ for the full profile: below the quick profile's 3e-6 because 800x800 views show finer
         # detail worth splitting for (λ is per ray, so resolution alone does not change K). Growth
         # as the quick growth sweep chose on both study scenes: every candidate split, every 100
-        # steps (a rate limit kept K far below what λ asks within the budget). Not measured at
-        # this scale: no GPU run exists yet.
+        # steps (a rate limit kept K far below what λ asks within the budget). Untested at this scale.
         default_factory=lambda: AKDStrategy(
             refine_start=500, refine_stop=20_000, refine_every=100, kernel_cost=1e-6, max_split_fraction=1.0,
             max_kernels=1_000_000,
@@ -144,7 +143,7 @@ class AKDQFFModel(Model):
             min_scale=cfg.min_scale,
             max_scale=cfg.max_scale,
             support_cutoff=cfg.support_cutoff,
-            index_resolution=cfg.grid_resolution,
+            grid_resolution=cfg.grid_resolution,
             max_kernels_per_cell=cfg.max_kernels_per_cell,
             index_cell_size=cfg.index_cell_size,
             max_index_subdivision=cfg.max_index_subdivision,
@@ -490,9 +489,6 @@ class AKDQFFModel(Model):
                 "measured": {str(q): float(d) for q, d in sorted(decision.measured.items())},
             }
         )
-
-    def render_rays(self, ray_bundle: RayBundle) -> Tensor:
-        return self.forward(ray_bundle.to(self.device))["rgb"]  # type: ignore[index]
 
     def adaptation_history(self) -> Dict[str, List[Dict[str, Any]]]:
         """K and Q over training, one entry per decision (JSON-ready, for the run record)."""

@@ -100,7 +100,7 @@ def make_field(num_kernels: int, args, seed: int = 0, index_cell_size=None):
     aabb = torch.tensor([[-1.5] * 3, [1.5] * 3])
     field = RBFKernelField(
         aabb, num_kernels=num_kernels, feature_dim=args.feature_dim, decoder_hidden_dim=args.decoder_hidden_dim,
-        sh_levels=args.sh_levels, max_scale=args.max_scale, index_resolution=args.grid_resolution,
+        sh_levels=args.sh_levels, max_scale=args.max_scale, grid_resolution=args.grid_resolution,
         max_kernels_per_cell=args.max_kernels_per_cell, index_cell_size=index_cell_size, seed=seed,
     )
     spacing = math.sqrt(4 * math.pi / num_kernels)

@@ -21,7 +21,9 @@ GROUPS = {"centers": "kernel_centers", "log_scales": "kernel_log_scales", "log_a
 
 def small_field(num_kernels=40, seed=0, **kwargs) -> RBFKernelField:
     torch.manual_seed(seed)
-    field = RBFKernelField(AABB, num_kernels=num_kernels, feature_dim=4, decoder_hidden_dim=8, seed=seed, index_resolution=8, **kwargs)
+    settings = {"feature_dim": 4, "decoder_hidden_dim": 8, "sh_levels": 2, "max_scale": 0.5, "grid_resolution": 8, "max_kernels_per_cell": 64,
+                **kwargs}
+    field = RBFKernelField(AABB, num_kernels=num_kernels, seed=seed, **settings)
     with torch.no_grad():  # wide kernels so that most test points see several of them
         field.kernel_params["log_scales"].uniform_(math.log(0.2), math.log(0.5))
         field.kernel_params["log_amplitudes"].normal_(0, 0.3)
