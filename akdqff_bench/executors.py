@@ -36,11 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from akdqff_bench import runner  # runner.run_one is looked up at call time: tests replace it
+from akdqff_bench.datasets import scene_identity
 from akdqff_bench.groups import capacity_of, scene_label
+from akdqff_bench.notebooks import RUN_NOTEBOOK, execute_notebook
 from akdqff_bench.paths import REPO_ROOT
-from akdqff_bench.records import git_commit, load_records, log_path, portable_path, read_record, write_record
+from akdqff_bench.records import PATH_LAYOUTS, RunRecord, git_commit, load_records, log_path, portable_path, read_record, write_record
 from akdqff_bench.request import RunRequest
 from bench_base.files import write_atomically
+from bench_base.spec import DEFAULT_CAPACITY
 
 
 # Ray retries a run whose worker process or node died this many times before recording it as failed.
@@ -251,13 +255,9 @@ def execute_run(request: RunRequest, results_root: Path, notebooks: bool, log_fi
     with ``log_file``, everything the run prints goes there instead of the console."""
     with output_to(log_file) if log_file is not None else contextlib.nullcontext():
         if notebooks:
-            from akdqff_bench.notebooks import RUN_NOTEBOOK, execute_notebook
-
             target = Path(results_root) / request.profile.name / "notebooks" / f"{request.run_id}.ipynb"
             execute_notebook(RUN_NOTEBOOK, target, dict(request=request.to_json(), results_root=str(results_root)))
         else:
-            from akdqff_bench import runner  # looked up at call time: tests replace runner.run_one
-
             runner.run_one(request, Path(results_root))
 
 
@@ -277,8 +277,6 @@ def portable_scene(scene: str) -> str:
     """A scene given by path, as a worker finds it: relative to the repository when it is inside it
     (the worker runs in its own clone's root), else absolute. The run's name (``scene_file_id``)
     comes out the same on both sides, so the driver resumes by the records the workers make."""
-    from akdqff_bench.records import PATH_LAYOUTS
-
     layout, sep, rest = scene.partition(":")
     if sep and layout in PATH_LAYOUTS and rest:
         return f"{layout}:{portable_path(Path(rest).expanduser())}"
@@ -383,10 +381,6 @@ def _relative_inside(relative: str, profile_name: str) -> PurePosixPath:
 
 def failed_record(request: RunRequest, message: str) -> Dict[str, Any]:
     """The record of a run that left none of its own (its worker died on every attempt)."""
-    from akdqff_bench.datasets import scene_identity
-    from akdqff_bench.records import RunRecord
-    from bench_base.spec import DEFAULT_CAPACITY
-
     dataset_name, scene_name = scene_identity(request.scene)
     return RunRecord(run_id=request.run_id, method=request.method, dataset=dataset_name, scene=scene_name, profile=request.profile.name,
                      seed=request.seed, capacity=request.capacity or DEFAULT_CAPACITY, commit=git_commit(), status="failed",

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from akdqff_bench.datasets import checked_scene_name
+from akdqff_bench.datasets import DatasetError, checked_scene_name, resolve_scene
+from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, check_results_writable, make_executor, minutes
 from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.methods import check_runnable, evidence_cost_ratio
+from akdqff_bench.notebooks import is_evidence_cell
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
 from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, run_id, write_record
@@ -27,8 +29,6 @@ class BadReference(ValueError):
 
 
 def _scene_present(scene: str, variant: str) -> bool:
-    from akdqff_bench.datasets import DatasetError, resolve_scene
-
     try:
         resolve_scene(scene, variant)
     except DatasetError:
@@ -70,7 +70,6 @@ def measured_run_seconds(runs: List[RunRequest], profile, folders: Iterable[Opti
     import json
     import statistics
 
-    from akdqff_bench.notebooks import is_evidence_cell
 
     profile = get_profile(profile)  # a Profile, or a name of PROFILES
     profile_name = profile.name
@@ -183,8 +182,6 @@ def run_grid(profile_name, results_root: Path, options: GridOptions = GridOption
     then metrics.csv from every record; 1 when a run failed. ``after_runs`` is called while the
     results folder is still locked: the CLI makes the comparison page there
     (``akdqff_bench.comparison``, which the grid does not import)."""
-    from akdqff_bench.executors import DEFAULT_RETRIES, check_results_writable, make_executor
-
     profile = get_profile(profile_name)
     device_type = options.device_type or profile.device_type
     if options.evidence not in EVIDENCE_LEVELS:
@@ -217,8 +214,6 @@ def run_grid(profile_name, results_root: Path, options: GridOptions = GridOption
 def data_hashes(variant: str):
     """scene -> the sha256 of its data now (``SceneSpec.fingerprint``; None when it cannot be read),
     each scene read once."""
-    from akdqff_bench.datasets import resolve_scene
-
     known: Dict[str, Optional[str]] = {}
 
     def of(scene: str) -> Optional[str]:
@@ -235,8 +230,6 @@ def data_hashes(variant: str):
 def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], scenes: List[str], options: GridOptions, executor,
                 kept_budget: Optional[List[Tuple[RunRequest, str]]]):
     """The runs still to do, their expected time, then the executor's run of them (its failures)."""
-    from akdqff_bench.executors import GridPlan, minutes
-
     profile_name, reference_root, keep_stale = profile.name, options.reference_root, options.keep_stale
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}

@@ -10,7 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+from akdqff_bench import runner
 from akdqff_bench.lock import holding, sweep_lock
+from akdqff_bench.methods import bench_spec, check_runnable
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.records import read_record, scene_file_id
 from akdqff_bench.request import RunRequest, as_recorded, stale_because
@@ -31,8 +33,6 @@ def resume_each(requests: Sequence[RunRequest], results_root: Path, force: bool 
     else trained now (``train``: the runner's run_one by default). Requests whose index is not in
     ``wanted`` are not trained: their earlier record or ``{"status": "not run"}``. A failed run is
     recorded as failed and the others still run."""
-    from akdqff_bench import runner
-
     train = train or (lambda request, root: runner.run_one(request, root).record)
     wanted = set(range(len(requests))) if wanted is None else set(wanted)
     records = []
@@ -94,8 +94,6 @@ def run_sweep(method: str, profile_name: str, results_root: Path, force: bool = 
     ``candidates``: a sweep in parts) in the profile's budget on ``scene``, seed 0; rank them by
     test PSNR into ``results/sweeps/<name>.csv``. A candidate neither trained now nor before is
     listed as "not run"."""
-    from akdqff_bench.methods import bench_spec, check_runnable
-
     profile = get_profile(profile_name)  # an unknown profile is named before anything trains
     check_runnable([method], profile.device_type)
     spec = bench_spec(method)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from akdqff_bench.groups import QUANTITIES, Spread, group_records, ok_records, spread
+from akdqff_bench.speed_probe import probe_seconds
 from akdqff_bench.report.format import MISSING, format_value, method_label, style_table
 from akdqff_bench.report.verdict import MIN_SEEDS
 from bench_base.spec import DEFAULT_CAPACITY
@@ -112,8 +113,6 @@ def machine_speeds(user_records: List[Dict[str, Any]], reference_records: List[D
     probes (akdqff_bench.speed_probe, seconds per repeat: lower is faster) and, per side, the
     median CPU seconds per training iteration of each (scene, method) over the reference's; the
     ratio of each machine's probe to the reference machines' (pooled) probe median."""
-    from akdqff_bench.speed_probe import probe_seconds
-
     rows = []
     reference_probes = [p for p in map(probe_seconds, ok_records(reference_records)) if p is not None]
     reference_probe = float(np.median(reference_probes)) if reference_probes else None

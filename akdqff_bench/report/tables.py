@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 import numpy as np
 import pandas as pd
 
+from akdqff_bench.datasets.floor import floor_of_records
 from akdqff_bench.groups import (QUANTITIES, capacity_of, default_groups, group_records, measured_scenes, method_rank, ok_records,
                                  scene_label, scenes_in_order, spread)
 from akdqff_bench.profiles import get_profile
@@ -133,7 +134,6 @@ def floor_sentence(scene: str, records: List[Dict[str, Any]], floor) -> str:
 
 def floor_sentences(records: List[Dict[str, Any]], profile_name: str) -> Dict[str, str]:
     """``floor_sentence`` for every measured scene whose data is here (read as ``profile_name`` reads it)."""
-    from akdqff_bench.datasets.floor import floor_of_records
     profile = get_profile(profile_name)
     sentences = {}
     for scene in measured_scenes(records):
