@@ -117,7 +117,7 @@ def test_akdqffs_sampler_and_growth_are_the_winners_of_their_sweeps_on_both_scen
 def test_the_committed_study_ran_with_the_settings_the_specs_give_now():
     """Every committed quick record's overrides are what its method's spec gives for its scene's
     kind and capacity today, and every planned study run of the scenes in data/ is committed
-    (the study was run in parts; results/quick/KNOWN_ISSUES.md says what each ran)."""
+    (the study was run in parts; results/quick/CHANGES.md says what each ran)."""
     from akdqff_bench.datasets import scene_kind
     from akdqff_bench.profiles import STUDY_SCENES
     from akdqff_bench.records import load_records
