@@ -321,6 +321,136 @@ def curve_drop(curve: List[Dict[str, float]]) -> Optional[float]:
     return float(max(values) - values[-1]) if values else None
 
 
+def new_record(request: RunRequest, path: Path) -> RunRecord:
+    """What a run records before it starts: who, where, with which settings and code."""
+    method, capacity = request.method, request.capacity or DEFAULT_CAPACITY
+    capacity_overrides = request.profile.capacity_overrides(method, request.capacity)  # an unknown label stops here, before any record
+    dataset_name, scene_name = scene_identity(request.scene)
+    return RunRecord(
+        run_id=path.stem, method=method, dataset=dataset_name, scene=scene_name, profile=request.profile.name,
+        device=device_description(request.device), seed=request.seed, capacity=capacity, capacity_overrides=capacity_overrides,
+        commit=git_commit(), versions=package_versions(), **request.settings(), method_at_defaults=bench_spec(method).at_defaults,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), evidence=request.evidence,
+        curve_points=curve_points(request.profile, request.evidence), lpips_available=lpips_available(),
+        scene_kind=scene_kind(request.scene),
+        iterations_from_reference=dict(request.iterations_from_reference) if request.iterations_from_reference else None,
+    )
+
+
+def read_scene(request: RunRequest, record: RunRecord) -> SceneSpec:
+    """The scene, checked, with what its layout decided (image folder, near/far, box, background)
+    and what of it went into this method's config recorded; DatasetError before anything trains."""
+    spec = resolve_scene(request.scene, request.profile.synthetic_bed_variant)
+    model_config = method_config(request.method).pipeline.model
+    record.update(data_path=portable_path(spec.path), eval_protocol=spec.protocol, scene_settings=spec.settings.as_record(),
+                  data_overrides=spec.settings.model_overrides(model_config),
+                  data_settings_not_applicable=spec.settings.not_applicable(model_config))
+    spec.validate()
+    return spec
+
+
+@dataclass
+class Trained:
+    """What training leaves for the evaluation: the trainer, its monitor and the test views."""
+
+    config: TrainerConfig
+    trainer: Any
+    monitor: TrainingMonitor
+    views: TestViews
+    other_load_cores: Optional[float]
+
+
+def train(request: RunRequest, spec: SceneSpec, record: RunRecord, results_root: Path, artifacts: Path, label: str,
+          log: Callable[[str], None]) -> Trained:
+    """nerfstudio's Trainer on the scene, timed on both clocks, stopped by the profile's rule, its
+    learning curve evaluated on the way; the machine's speed and other programs' load recorded."""
+    prof, device_type = request.profile, request.device
+    seed_everything(request.seed)
+    config = build_config(request, spec, Path(results_root) / prof.name / "nerfstudio" / artifacts.name)
+    views = load_test_views(config, prof.max_test_views)
+    record.update(data_fingerprint=spec.fingerprint())  # the split used, and a hash of what it read
+    config.save_config()  # config.yml beside the checkpoint, so ns-eval / ns-render work on the run
+    if device_type == "cuda":  # runs in one process (no notebooks) must not inherit each other's peak
+        torch.cuda.reset_peak_memory_stats()
+    trainer = config.setup(local_rank=0, world_size=1)
+    with offline_safe_setup(config):
+        trainer.setup()
+    monitor = TrainingMonitor(
+        trainer, prof.train_budget_seconds, prof.max_iterations, views.first(prof.curve_views), record.curve_points, device_type,
+        label, log, budget_clock=prof.budget_clock, curve_renders_dir=artifacts / "renders" / "curve",
+        curve_fractions=curve_fractions(prof, request.evidence),
+    )
+    shutil.rmtree(monitor.curve_renders_dir, ignore_errors=True)  # an earlier run's points are not this one's
+    monitor.attach()
+    budget = f"{prof.train_budget_seconds:.0f} {prof.budget_clock.upper()}-s budget" if prof.train_budget_seconds else f"{prof.max_iterations} iterations"
+    reproduced = request.iterations_from_reference
+    if reproduced:
+        budget += f", the median of the reference's seeds {', '.join(map(str, reproduced['seeds']))}"
+    # The machine's speed, measured in this process as it is about to train (outside the budget).
+    record.update(speed_probe=measure_speed(device_type))
+    log(f"[{label}] training ({budget})")
+    load = OtherLoad.start()
+    trainer.train()
+    other_load_cores = load.cores() if load else None
+    if not monitor.curve or monitor.curve[-1]["iteration"] != len(monitor.iteration_seconds):
+        monitor.evaluate_curve(len(monitor.iteration_seconds) - 1)
+    return Trained(config, trainer, monitor, views, other_load_cores)
+
+
+def evaluate_stored(request: RunRequest, trained: Trained, record: RunRecord, artifacts: Path, label: str,
+                    log: Callable[[str], None]):
+    """Export the stored model, rebuild the pipeline from the config, load the file into it and
+    measure every test view from it (what we measure is what we ship); the record gets every
+    metric. Returns the pipeline rebuilt from the file. RunFailed when nothing can stand."""
+    trainer, monitor, views, device_type = trained.trainer, trained.monitor, trained.views, request.device
+    timed = monitor.iteration_seconds[WARMUP_ITERATIONS:] or monitor.iteration_seconds
+    timed_cpu = monitor.iteration_cpu_seconds[WARMUP_ITERATIONS:] or monitor.iteration_cpu_seconds
+    model_path = artifacts / "model.bin"
+    model_size = method_api.export_representation(trainer.pipeline.model, model_path, bench_spec(request.method).stored_attributes)
+    log(f"[{label}] stored model: {model_size / 1e6:.3f} MB; evaluating {len(views)} test views from it")
+    with offline_safe_setup(trained.config):
+        eval_pipeline = trained.config.pipeline.setup(device=trainer.device, test_mode="test")
+    method_api.load_representation(eval_pipeline.model, model_path)
+    eval_pipeline.eval()
+    evaluation = evaluate_views(eval_pipeline.model, views, artifacts / "renders")
+    if not evaluation["num_test_views"]:
+        raise RunFailed("the scene's test split has no view: nothing was measured")
+    bad = [p["index"] for p in evaluation["per_image"] if not (np.isfinite(p["psnr"]) and np.isfinite(p["ssim"]))]
+    if bad:
+        raise RunFailed(f"non-finite PSNR or SSIM on {len(bad)} of {len(evaluation['per_image'])} test views (first: view {bad[0]}): "
+                        "the stored model renders NaN or infinite colours")
+    peak_bytes, peak_kind = peak_memory(device_type)  # before the trained model renders below
+    reload_difference = reload_render_difference(trainer.pipeline.model, eval_pipeline.model, views)
+    drop = curve_drop(monitor.curve)
+    record.update(
+        status="ok",
+        message="",
+        iterations=len(monitor.iteration_seconds),
+        train_seconds=monitor.trained_seconds,  # wall time of the training iterations
+        train_cpu_seconds=monitor.trained_cpu_seconds,  # their CPU time (this process, all threads)
+        # Mean cores other programs kept busy during training (0 on a quiet machine; niced
+        # programs count too): how quiet the timings above were.
+        other_load_cores=trained.other_load_cores,
+        machine_cores=os.cpu_count(),
+        s_per_iter=statistics.median(timed),
+        cpu_s_per_iter=statistics.median(timed_cpu),
+        model_size_bytes=model_size,
+        model_file=portable_path(model_path),
+        peak_memory_bytes=peak_bytes,
+        peak_memory_kind=peak_kind,
+        curve=monitor.curve,
+        final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
+        adaptation_history=method_api.adaptation_history(trainer.pipeline.model),
+        reload_max_abs_difference=reload_difference,
+        curve_drop_db=drop,
+        diverged=drop is not None and drop > DIVERGENCE_DB,
+        **evaluation,
+    )
+    if record.diverged:
+        log(f"[{label}] diverged: its learning curve ends {drop:.2f} dB below its best point (more than {DIVERGENCE_DB:g} dB)")
+    return eval_pipeline
+
+
 def run_one(request: RunRequest, results_root: Path = Path("results"), log: Callable[[str], None] = print,
             complete: bool = True) -> RunResult:
     """Train, export, reload, evaluate; write the record and return it (with the live pipelines).
@@ -334,133 +464,36 @@ def run_one(request: RunRequest, results_root: Path = Path("results"), log: Call
     enter metrics.csv). ``evidence`` (profiles.EVIDENCE_LEVELS) sets how many learning-curve points
     are evaluated (profiles.curve_points).
     """
-    prof, method, scene, seed = request.profile, request.method, request.scene, request.seed
-    planned_curve_points = curve_points(prof, request.evidence)
-    capacity_overrides = prof.capacity_overrides(method, request.capacity)  # an unknown label stops here, before any record
-    capacity = request.capacity or DEFAULT_CAPACITY
-    device_type = request.device
     path = request.record_path(results_root)
-    name = path.stem
-    artifacts = path.with_suffix("")
-    dataset_name, scene_name = scene_identity(scene)
-    record = RunRecord(
-        run_id=name, method=method, dataset=dataset_name, scene=scene_name, profile=prof.name,
-        device=device_description(device_type), seed=seed, capacity=capacity, capacity_overrides=capacity_overrides,
-        commit=git_commit(), versions=package_versions(), **request.settings(), method_at_defaults=bench_spec(method).at_defaults,
-        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"), evidence=request.evidence,
-        curve_points=planned_curve_points, lpips_available=lpips_available(), scene_kind=scene_kind(scene),
-        iterations_from_reference=dict(request.iterations_from_reference) if request.iterations_from_reference else None,
-    )
-    try:
-        spec = resolve_scene(scene, prof.synthetic_bed_variant)
-        # What the scene's layout decided (image folder, near/far, box, background) and what of it
-        # went into this method's config (applied before the profile's overrides).
-        model_config = method_config(method).pipeline.model
-        record.update(data_path=portable_path(spec.path), eval_protocol=spec.protocol, scene_settings=spec.settings.as_record(),
-                      data_overrides=spec.settings.model_overrides(model_config),
-                      data_settings_not_applicable=spec.settings.not_applicable(model_config))
-        spec.validate()
+    record = new_record(request, path)
     # Messages are committed with the results: paths in them are relative to the repository.
+    try:
+        spec = read_scene(request, record)
     except DatasetMissing as missing:
         record.update(status="skipped", message=portable_text(str(missing)))
         write_record(path, record)
-        log(f"[{name}] skipped: {record['message']}")
+        log(f"[{path.stem}] skipped: {record['message']}")
         return RunResult(record.as_dict(), path)
     except DatasetError as bad:
         record.update(status="failed", message=portable_text(str(bad)))
         write_record(path, record)
         raise
 
-    label = f"{method} | {scene} | {prof.name}" + ("" if capacity == DEFAULT_CAPACITY else f" | {capacity}")
+    capacity = request.capacity or DEFAULT_CAPACITY
+    label = f"{request.method} | {request.scene} | {request.profile.name}" + ("" if capacity == DEFAULT_CAPACITY else f" | {capacity}")
+    artifacts = path.with_suffix("")
     try:
         # The files about to be overwritten are no longer what an earlier record describes.
         path.unlink(missing_ok=True)
         pending_path(path).unlink(missing_ok=True)
-        seed_everything(seed)
-        config = build_config(request, spec, Path(results_root) / prof.name / "nerfstudio" / name)
-        views = load_test_views(config, prof.max_test_views)
-        record.update(data_fingerprint=spec.fingerprint())  # the split used, and a hash of what it read
-        curve_views = views.first(prof.curve_views)
-
-        config.save_config()  # config.yml beside the checkpoint, so ns-eval / ns-render work on the run
-        if device_type == "cuda":  # runs in one process (no notebooks) must not inherit each other's peak
-            torch.cuda.reset_peak_memory_stats()
-        trainer = config.setup(local_rank=0, world_size=1)
-        with offline_safe_setup(config):
-            trainer.setup()
-        monitor = TrainingMonitor(
-            trainer, prof.train_budget_seconds, prof.max_iterations, curve_views, planned_curve_points, device_type, label, log,
-            budget_clock=prof.budget_clock, curve_renders_dir=artifacts / "renders" / "curve",
-            curve_fractions=curve_fractions(prof, request.evidence),
-        )
-        shutil.rmtree(monitor.curve_renders_dir, ignore_errors=True)  # an earlier run's points are not this one's
-        monitor.attach()
-        budget = f"{prof.train_budget_seconds:.0f} {prof.budget_clock.upper()}-s budget" if prof.train_budget_seconds else f"{prof.max_iterations} iterations"
-        reproduced = request.iterations_from_reference
-        if reproduced:
-            budget += f", the median of the reference's seeds {', '.join(map(str, reproduced['seeds']))}"
-        # The machine's speed, measured in this process as it is about to train (outside the budget).
-        record.update(speed_probe=measure_speed(device_type))
-        log(f"[{label}] training ({budget})")
-        load = OtherLoad.start()
-        trainer.train()
-        other_load_cores = load.cores() if load else None
-        if not monitor.curve or monitor.curve[-1]["iteration"] != len(monitor.iteration_seconds):
-            monitor.evaluate_curve(len(monitor.iteration_seconds) - 1)
-        timed = monitor.iteration_seconds[WARMUP_ITERATIONS:] or monitor.iteration_seconds
-        timed_cpu = monitor.iteration_cpu_seconds[WARMUP_ITERATIONS:] or monitor.iteration_cpu_seconds
-
-        model_path = artifacts / "model.bin"
-        model_size = method_api.export_representation(trainer.pipeline.model, model_path, bench_spec(method).stored_attributes)
-        log(f"[{label}] stored model: {model_size / 1e6:.3f} MB; evaluating {len(views)} test views from it")
-
-        # Rebuild the pipeline from the config, then load the stored file: what we measure is what we ship.
-        with offline_safe_setup(config):
-            eval_pipeline = config.pipeline.setup(device=trainer.device, test_mode="test")
-        method_api.load_representation(eval_pipeline.model, model_path)
-        eval_pipeline.eval()
-        evaluation = evaluate_views(eval_pipeline.model, views, artifacts / "renders")
-        if not evaluation["num_test_views"]:
-            raise RunFailed("the scene's test split has no view: nothing was measured")
-        bad = [p["index"] for p in evaluation["per_image"] if not (np.isfinite(p["psnr"]) and np.isfinite(p["ssim"]))]
-        if bad:
-            raise RunFailed(f"non-finite PSNR or SSIM on {len(bad)} of {len(evaluation['per_image'])} test views (first: view {bad[0]}): "
-                            "the stored model renders NaN or infinite colours")
-        peak_bytes, peak_kind = peak_memory(device_type)  # before the trained model renders below
-        reload_difference = reload_render_difference(trainer.pipeline.model, eval_pipeline.model, views)
-        drop = curve_drop(monitor.curve)
-        record.update(
-            status="ok",
-            message="",
-            iterations=len(monitor.iteration_seconds),
-            train_seconds=monitor.trained_seconds,  # wall time of the training iterations
-            train_cpu_seconds=monitor.trained_cpu_seconds,  # their CPU time (this process, all threads)
-            # Mean cores other programs kept busy during training (0 on a quiet machine; niced
-            # programs count too): how quiet the timings above were.
-            other_load_cores=other_load_cores,
-            machine_cores=os.cpu_count(),
-            s_per_iter=statistics.median(timed),
-            cpu_s_per_iter=statistics.median(timed_cpu),
-            model_size_bytes=model_size,
-            model_file=portable_path(model_path),
-            peak_memory_bytes=peak_bytes,
-            peak_memory_kind=peak_kind,
-            curve=monitor.curve,
-            final_scalars=method_api.benchmark_scalars(trainer.pipeline.model),
-            adaptation_history=method_api.adaptation_history(trainer.pipeline.model),
-            reload_max_abs_difference=reload_difference,
-            curve_drop_db=drop,
-            diverged=drop is not None and drop > DIVERGENCE_DB,
-            **evaluation,
-        )
-        if record.diverged:
-            log(f"[{label}] diverged: its learning curve ends {drop:.2f} dB below its best point (more than {DIVERGENCE_DB:g} dB)")
+        trained = train(request, spec, record, results_root, artifacts, label, log)
+        eval_pipeline = evaluate_stored(request, trained, record, artifacts, label, log)
         write_record(path if complete else pending_path(path), record)
         log(
             f"[{label}] done: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
-            f"{record['s_per_iter']:.4f} s/iter, {model_size / 1e6:.3f} MB"
+            f"{record['s_per_iter']:.4f} s/iter, {record['model_size_bytes'] / 1e6:.3f} MB"
         )
-        return RunResult(record.as_dict(), path, eval_pipeline, views, trainer.pipeline)
+        return RunResult(record.as_dict(), path, eval_pipeline, trained.views, trained.trainer.pipeline)
     except Exception as error:
         record.update(status="failed", message=portable_text(f"{type(error).__name__}: {error}"),
                       traceback=portable_text(traceback.format_exc()))
