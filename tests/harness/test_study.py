@@ -184,9 +184,11 @@ def test_the_study_grid_runs_every_point_once_and_resumes(tmp_path, tiny_data_ro
 
 
 def test_a_grid_prints_one_line_per_run_and_logs_the_rest(tmp_path, tiny_data_root, no_lpips_weights, capfd):
-    """Captured at the file descriptors: what a run's libraries write there goes to its log too."""
+    """Captured at the file descriptors: what a run's libraries write there goes to its log too.
+    Through the command line, which prints the comparison's table after the grid's runs."""
     root = tmp_path / "results"
-    assert grid.run_grid("smoke", root, grid.GridOptions(methods=["nerf", "plenoxels"], scenes=["synthetic-bed"], notebooks=False)) == 0
+    assert cli.main(["grid", "--profile", "smoke", "--methods", "nerf", "plenoxels", "--scenes", "synthetic-bed", "--no-notebooks",
+                     "--results", str(root)]) == 0
     out, err = capfd.readouterr()
     run_lines = [line for line in out.splitlines() if line.startswith("== [")]
     assert len(run_lines) == 2, out
