@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from akdqff_bench import runner  # runner.run_one is looked up at call time: tests replace it
 from akdqff_bench.datasets import scene_identity
-from akdqff_bench.groups import capacity_of, scene_label
+from akdqff_bench.groups import group_key
 from akdqff_bench.notebooks import RUN_NOTEBOOK, execute_notebook
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.records import PATH_LAYOUTS, RunRecord, git_commit, load_records, log_path, portable_path, read_record, write_record
@@ -164,12 +164,9 @@ def cost_against_other_seeds(record: Dict[str, Any], results_root: Path, profile
     there is nothing to compare."""
     from statistics import median
 
-    def key(r: Dict[str, Any]) -> Tuple[str, Any, str]:  # the comparison's grouping of one run's seeds (groups.group_records)
-        return scene_label(r), r.get("method"), capacity_of(r)
-
     mine = record.get("cpu_s_per_iter")
     others = [r["cpu_s_per_iter"] for r in load_records(Path(results_root), profile_name)
-              if r.get("status") == "ok" and r.get("run_id") != record.get("run_id") and key(r) == key(record) and r.get("cpu_s_per_iter")]
+              if r.get("status") == "ok" and r.get("run_id") != record.get("run_id") and group_key(r) == group_key(record) and r.get("cpu_s_per_iter")]
     if record.get("status") != "ok" or not mine or not others:
         return ""
     ratio = mine / median(others)

@@ -55,11 +55,16 @@ def measured_scenes(records: Iterable[Dict[str, Any]]) -> List[str]:
 GroupKey = Tuple[str, str, str]  # (scene, method, capacity)
 
 
+def group_key(record: Dict[str, Any]) -> GroupKey:
+    """The group a record's run is one seed of: (scene, method, capacity)."""
+    return scene_label(record), record.get("method"), capacity_of(record)
+
+
 def group_records(records: Iterable[Dict[str, Any]]) -> Dict[GroupKey, List[Dict[str, Any]]]:
     """Measured records by (scene, method, capacity), one entry per seed, methods in paper order."""
     groups: Dict[GroupKey, List[Dict[str, Any]]] = {}
     for r in ok_records(records):
-        groups.setdefault((scene_label(r), r["method"], capacity_of(r)), []).append(r)
+        groups.setdefault(group_key(r), []).append(r)
     order = {s: i for i, s in enumerate(scenes_in_order(ok_records(records)))}
     return dict(sorted(groups.items(), key=lambda item: (order[item[0][0]], method_rank(item[0][1]), item[0][2] != DEFAULT_CAPACITY,
                                                          _mean_size(item[1]))))

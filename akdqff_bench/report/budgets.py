@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from akdqff_bench.groups import Spread, capacity_of, default_groups, measured_scenes, ok_records, scene_label, spread
+from akdqff_bench.groups import Spread, default_groups, group_key, measured_scenes, ok_records, spread
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.report.figures import curve_clock
 from akdqff_bench.report.format import MISSING, budget_label, format_spread, method_label, style_table
@@ -17,7 +17,7 @@ from akdqff_bench.report.verdict import MIN_SEEDS, NOT_MEASURABLE, claims_verdic
 
 
 def _run_key(record: Dict[str, Any]) -> Tuple[str, str, str, Any]:
-    return scene_label(record), record["method"], capacity_of(record), record.get("seed")
+    return (*group_key(record), record.get("seed"))
 
 
 def runs_also_in(records: List[Dict[str, Any]], other: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from akdqff_bench.datasets.floor import floor_of_records
-from akdqff_bench.groups import (QUANTITIES, capacity_of, default_groups, group_records, measured_scenes, method_rank, ok_records,
+from akdqff_bench.groups import (QUANTITIES, default_groups, group_key, group_records, measured_scenes, method_rank, ok_records,
                                  scene_label, scenes_in_order, spread)
 from akdqff_bench.profiles import get_profile
 from akdqff_bench.report.format import (MISSING, clock_unit, first_line, format_spread, format_value, method_label, short_setting_names,
@@ -35,7 +35,7 @@ def results_frames(records: List[Dict[str, Any]]) -> Dict[str, Tuple[pd.DataFram
         for (group_scene, method, capacity), runs in groups.items():
             if group_scene != scene:
                 continue
-            attempted = [r for r in records if scene_label(r) == scene and r["method"] == method and capacity_of(r) == capacity]
+            attempted = [r for r in records if group_key(r) == (scene, method, capacity)]
             row = {"Method": method_label(method)}
             if has_capacity:
                 row["Capacity"] = capacity
