@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from akdqff_bench import notebooks  # its functions are looked up at call time: tests replace them
 from akdqff_bench.executors import output_to
 from akdqff_bench.grid import check_reference
-from akdqff_bench.notebooks import COMPARE_NOTEBOOK, execute_notebook, export_html
 from akdqff_bench.records import load_records, log_path, portable_path
 from akdqff_bench.report import PREDICTION_LEVEL, format_table, reproduction_comparison, reproduction_counts
 
@@ -25,11 +25,11 @@ def write_comparison(profile_name: str, results_root: Path, notebook: bool = Tru
         log = log_path(results_root, profile_name, "compare")
         try:
             with output_to(log):  # the notebook's own output; the console keeps the table
-                execute_notebook(COMPARE_NOTEBOOK, compare, parameters)
+                notebooks.execute_notebook(notebooks.COMPARE_NOTEBOOK, compare, parameters)
         except Exception:
             print(f"!! the comparison notebook failed; its output: {portable_path(log)}", flush=True)
             raise
-        export_html(compare)
+        notebooks.export_html(compare)
     print_table(profile_name, results_root)
     if reference_root is not None:
         print_reproduction(profile_name, results_root, reference_root)
