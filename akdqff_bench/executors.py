@@ -166,7 +166,8 @@ def cost_against_other_seeds(record: Dict[str, Any], results_root: Path, profile
 
     mine = record.get("cpu_s_per_iter")
     others = [r["cpu_s_per_iter"] for r in load_records(Path(results_root), profile_name)
-              if r.get("status") == "ok" and r.get("run_id") != record.get("run_id") and group_key(r) == group_key(record) and r.get("cpu_s_per_iter")]
+              if r.get("status") == "ok" and r.get("run_id") != record.get("run_id") and group_key(r) == group_key(record)
+              and r.get("cpu_s_per_iter")]
     if record.get("status") != "ok" or not mine or not others:
         return ""
     ratio = mine / median(others)

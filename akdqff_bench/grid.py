@@ -4,6 +4,8 @@ take, then the executor that runs them and metrics.csv from every record (the co
 
 from __future__ import annotations
 
+import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -67,10 +69,6 @@ def measured_run_seconds(runs: List[RunRequest], profile, folders: Iterable[Opti
     cell's time scaled to this level (methods.evidence_cost_ratio). Either way its learning curve's
     evaluations (its record's ``eval_seconds``) are scaled to this level's number of points: a
     notebook from before the level set the curve's points says "short" with the full curve."""
-    import json
-    import statistics
-
-
     profile = get_profile(profile)  # a Profile, or a name of PROFILES
     profile_name = profile.name
     wanted_points = curve_points(profile, evidence)
