@@ -70,7 +70,7 @@ class RunRecord:
     data_path: Optional[str] = _field()
     eval_protocol: Optional[str] = _field()
     # The data the run read (SceneSpec.fingerprint): the split actually used and a sha256 of its
-    # images and poses; a grid reruns a finished record whose data has changed since.
+    # images' and camera files' bytes; a grid reruns a finished record whose data has changed since.
     data_fingerprint: Optional[Dict[str, Any]] = _field()
     # What the scene's layout decided, and what of it went into this method's config.
     scene_settings: Optional[Dict[str, Any]] = _field()

@@ -7,9 +7,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
-import numpy as np
 from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
@@ -17,7 +16,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from akdqff_bench.datasets.layouts import (BLENDER_QUICK, BLENDER_QUICK_META, LAYOUTS, QUICK_MAX_IMAGE_SIDE, TNT_TEST_EVERY, SceneSettings,
                                            ThreeDGSColmapDataParserConfig, blender_first_image, blender_settings, colmap_settings,
                                            layout_camera_to_world, llff_settings, nerfstudio_settings, photograph_kind, quick_factor)
-from akdqff_bench.datasets.llff import LLFFDataParserConfig, validate_llff_scene
+from akdqff_bench.datasets.llff import POSES_BOUNDS, LLFFDataParserConfig, validate_llff_scene
 from akdqff_bench.datasets.validate import (DatasetError, DatasetMissing, decoded_image_size, load_json, validate_blender_scene,
                                             validate_colmap_scene, validate_nerfstudio_scene)
 from akdqff_bench.paths import REPO_ROOT
@@ -106,25 +105,34 @@ class SceneSpec:
                 image_size = size
         return counts
 
+    def camera_files(self) -> List[Path]:
+        """The files the layout reads the cameras (poses and intrinsics) from."""
+        names = {"blender": ["transforms_train.json", "transforms_test.json"], "llff": [POSES_BOUNDS],
+                 "nerfstudio": ["transforms.json"],
+                 "colmap": [f"sparse/0/{kind}.{ext}" for kind in ("cameras", "images") for ext in ("bin", "txt")]}[self.layout]
+        return [self.path / name for name in names if (self.path / name).is_file()]
+
     def fingerprint(self) -> Dict[str, Any]:
-        """What a run of this scene reads, as its dataparser gives it: the split actually used (the
-        file names of the train and test views, relative to the scene) and one sha256 over every
-        one of those images' bytes and the cameras' poses, so a record can tell whether the data it
-        was measured on is still the data (a changed transforms.json file list changes the split
-        and the hash)."""
+        """What a run of this scene reads: the split actually used (the file names of the train and
+        test views as the dataparser gives them, relative to the scene) and one sha256 over the
+        bytes of each of those images and of the files the cameras are read from, so a record can
+        tell whether the data it was measured on is still the data (a changed transforms.json file
+        list changes the split and the hash). Only file bytes are hashed, never what the parser
+        computes from them: its floating-point results differ in the last bit between CPU models,
+        and the same data must be the same data on every machine."""
         digest, split = hashlib.sha256(), {}
         parser = self.dataparser_config().setup()
         for name in ("train", "test"):
-            outputs = parser.get_dataparser_outputs(split=name)
             files = []
-            for image in outputs.image_filenames:
-                image = Path(image)
+            for image in map(Path, parser.get_dataparser_outputs(split=name).image_filenames):
                 relative = image.relative_to(self.path).as_posix() if image.is_relative_to(self.path) else image.as_posix()
                 files.append(check_utf8(relative, f"{self.name}: the image file name"))
                 digest.update(f"{name}\0{relative}\0".encode("utf-8", "surrogateescape"))
                 digest.update(image.read_bytes())
-            digest.update(np.round(outputs.cameras.camera_to_worlds.numpy().astype(np.float64), 6).tobytes())
             split[name] = files
+        for camera_file in self.camera_files():
+            digest.update(f"cameras\0{camera_file.relative_to(self.path).as_posix()}\0".encode("utf-8"))
+            digest.update(camera_file.read_bytes())
         return {"sha256": digest.hexdigest(), "split": split}
 
 

@@ -211,6 +211,34 @@ def test_a_transforms_file_list_that_changes_the_split_changes_the_fingerprint(t
     assert len(after["split"]["train"]) == len(before["split"]["train"]) - 1 and after["sha256"] != before["sha256"]
 
 
+@pytest.mark.parametrize("shift", ["last bit", 1e-4])
+def test_the_fingerprint_is_the_files_not_the_parsers_arithmetic(tiny_data_root, monkeypatch, shift):
+    """Another CPU model rounds the dataparser's pose arithmetic otherwise in the last bit: the
+    fingerprint hashes the files the poses are read from, so that changes nothing; the files do."""
+    import torch
+    from nerfstudio.data.dataparsers.base_dataparser import DataParser
+
+    from akdqff_bench.datasets import resolve_scene
+
+    before = resolve_scene("synthetic-bed", "quick").fingerprint()
+    parsed = DataParser.get_dataparser_outputs
+
+    def other_cpu(self, split="train", **kwargs):
+        outputs = parsed(self, split, **kwargs)
+        poses = outputs.cameras.camera_to_worlds
+        outputs.cameras.camera_to_worlds = torch.nextafter(poses, poses + 1) if shift == "last bit" else poses + shift
+        return outputs
+
+    monkeypatch.setattr(DataParser, "get_dataparser_outputs", other_cpu)
+    assert resolve_scene("synthetic-bed", "quick").fingerprint() == before
+    transforms = tiny_data_root / "synthetic-bed" / "quick" / "transforms_test.json"
+    data = json.loads(transforms.read_text())
+    data["frames"][0]["transform_matrix"][0][3] += 1e-6
+    transforms.write_text(json.dumps(data))
+    after = resolve_scene("synthetic-bed", "quick").fingerprint()
+    assert after["split"] == before["split"] and after["sha256"] != before["sha256"]
+
+
 def test_rgba_ground_truth_is_composited_on_the_models_background_not_stripped_of_alpha():
     import torch
 
