@@ -23,7 +23,7 @@ from akdqff_bench.report.budgets import (curve_at_budgets, shorter_budget_profil
                                          styled_verdict_across_budgets, verdict_across_budgets)
 from akdqff_bench.report.figures import (FIGURES, figure_psnr_vs_size, figure_psnr_vs_time, figure_s_per_iter, figure_test_renders,
                                          pareto_front, save_figures)
-from akdqff_bench.report.format import MISSING, format_spread, format_value, short_setting_names, without_paths
+from akdqff_bench.report.format import MISSING, format_spread, format_value, markdown_text, short_setting_names, without_paths
 from akdqff_bench.report.reproduction import (PREDICTION_LEVEL, machine_speeds, reproduction_comparison, reproduction_counts,
                                               styled_machine_speeds, styled_reproduction)
 from akdqff_bench.report.run_page import (RUN_SUMMARY, method_figures, plot_run_curve, show_renders, styled_per_image,

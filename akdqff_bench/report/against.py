@@ -8,7 +8,7 @@ import pandas as pd
 
 from akdqff_bench.groups import Spread, default_groups, measured_scenes, method_rank, separated, spread
 from akdqff_bench.methods import bench_spec, spec_names
-from akdqff_bench.report.format import format_spread, method_label, style_table
+from akdqff_bench.report.format import format_spread, markdown_text, method_label, style_table
 from akdqff_bench.report.verdict import MIN_SEEDS
 
 
@@ -78,7 +78,8 @@ def needing_cuda_sentence(records: List[Dict[str, Any]]) -> str:
     waiting = [name for name in sorted(spec_names(), key=method_rank) if not bench_spec(name).runs_on("cpu") and name not in measured]
     if not waiting:
         return ""
-    parts = [f"{method_label(name)} ({bench_spec(name).device_reason or 'its bench spec says so'})" for name in waiting]
+    parts = [f"{markdown_text(method_label(name))} ({markdown_text(bench_spec(name).device_reason or 'its bench spec says so')})"
+             for name in waiting]
     return f"Declared, but they need CUDA and have no record here: {'; '.join(parts)}. `./run_all.sh gpu-check` runs them on a GPU."
 
 

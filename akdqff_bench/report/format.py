@@ -3,6 +3,7 @@ and text without the paths of whoever made it."""
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -83,13 +84,26 @@ def first_line(text: Optional[str]) -> str:
     return without_paths((text or "").strip().splitlines()[0]) if (text or "").strip() else ""
 
 
+# Characters that start Markdown's links, images, emphasis, code and escapes.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]])")
+
+
+def markdown_text(value: Any) -> str:
+    """``value`` as plain text inside the page's Markdown: no tag, link, image, emphasis or block
+    that a name or a message could start. Every string from a path, a scene, a method or a record
+    goes through here (or, in a table, through ``style_table``) before it reaches the page."""
+    text = html.escape(" ".join(str(value).split()), quote=False)  # one line: a name cannot start a block
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", text)
+
+
 def style_table(frame: pd.DataFrame, bold: Optional[pd.DataFrame] = None, caption: Optional[str] = None, wrap: Sequence[str] = ()):
-    """A pandas Styler as the report shows tables: no index, "—" for missing, bold best cells."""
-    styler = frame.style.hide(axis="index").format(na_rep=MISSING)
+    """A pandas Styler as the report shows tables: no index, "—" for missing, bold best cells; every
+    cell, header and the caption escaped as HTML text (they hold names from paths and records)."""
+    styler = frame.style.hide(axis="index").format(na_rep=MISSING, escape="html").format_index(escape="html", axis=1)
     if bold is not None:
         styler = styler.apply(lambda _: bold.map(lambda b: "font-weight: bold" if b else ""), axis=None)
     if caption:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(html.escape(caption, quote=False))
     styler = styler.set_table_styles([
         {"selector": "caption", "props": "caption-side: top; text-align: left; font-size: 0.9em; color: #444; padding-bottom: 0.4em; max-width: 60em"},
         {"selector": "th", "props": "text-align: left; padding: 0.25em 0.6em"},

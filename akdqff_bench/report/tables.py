@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,8 @@ from akdqff_bench.datasets.floor import floor_of_records
 from akdqff_bench.groups import (QUANTITIES, default_groups, group_key, group_records, measured_scenes, method_rank, ok_records,
                                  scene_label, scenes_in_order, spread)
 from akdqff_bench.profiles import get_profile
-from akdqff_bench.report.format import (MISSING, clock_unit, first_line, format_spread, format_value, method_label, short_setting_names,
-                                        style_table)
+from akdqff_bench.report.format import (MISSING, clock_unit, first_line, format_spread, format_value, markdown_text, method_label,
+                                        short_setting_names, style_table)
 from bench_base.spec import DEFAULT_CAPACITY
 
 
@@ -92,8 +92,9 @@ def styled_results(records: List[Dict[str, Any]]) -> Dict[str, Any]:
             for scene, (frame, bold) in results_frames(records).items()}
 
 
-def not_run_sentence(records: List[Dict[str, Any]]) -> str:
-    """The scenes with no measured run, once, with why ('' when every scene has one)."""
+def not_run_sentence(records: List[Dict[str, Any]], quote: Callable[[Any], str] = markdown_text) -> str:
+    """The scenes with no measured run, once, with why ('' when every scene has one); the names
+    and messages in it pass through ``quote`` (Markdown text for the page, ``str`` for the console)."""
     measured = set(measured_scenes(records))
     reasons: Dict[str, str] = {}
     for r in records:
@@ -103,13 +104,13 @@ def not_run_sentence(records: List[Dict[str, Any]]) -> str:
         if r.get("status") == "skipped":
             reasons.setdefault(scene, "data not present")
         else:
-            reasons[scene] = f"every run failed ({first_line(r.get('message'))})" if reasons.get(scene) != "data not present" else reasons[scene]
+            reasons[scene] = f"every run failed ({quote(first_line(r.get('message')))})" if reasons.get(scene) != "data not present" else reasons[scene]
     if not reasons:
         return ""
     by_reason: Dict[str, List[str]] = {}
     for scene in scenes_in_order({"dataset": s} for s in reasons):
         by_reason.setdefault(reasons[scene], []).append(scene)
-    parts = [f"{', '.join(scenes)} ({reason})" for reason, scenes in by_reason.items()]
+    parts = [f"{', '.join(map(quote, scenes))} ({reason})" for reason, scenes in by_reason.items()]
     return "Scenes not run: " + "; ".join(parts) + "."
 
 
@@ -124,10 +125,10 @@ def floor_sentence(scene: str, records: List[Dict[str, Any]], floor) -> str:
     akdqff_bench.datasets.floor.ImageFloor, or the reason there is none) and the methods whose mean
     PSNR at their default settings is below it."""
     if isinstance(floor, str):
-        return f"{scene}: no mean-image floor: {floor}."
+        return f"{markdown_text(scene)}: no mean-image floor: {markdown_text(floor)}."
     means = {method: spread(runs, "psnr").mean for (s, method), runs in default_groups(records).items() if s == scene}
-    below = [f"{method_label(method)} ({mean:.2f} dB)" for method, mean in means.items() if mean < floor.psnr]
-    return (f"{scene}: **no model at all**, the mean of its {floor.train_views} training images scored on the {floor.test_views} "
+    below = [f"{markdown_text(method_label(method))} ({mean:.2f} dB)" for method, mean in means.items() if mean < floor.psnr]
+    return (f"{markdown_text(scene)}: **no model at all**, the mean of its {floor.train_views} training images scored on the {floor.test_views} "
             f"test views as a render is, gets {floor.psnr:.2f} dB PSNR (SSIM {floor.ssim:.3f}). "
             + (f"Below it: {', '.join(below)}." if below else "Every method here scores above it."))
 
@@ -148,7 +149,7 @@ def at_defaults_note(records: Iterable[Dict[str, Any]]) -> str:
     names = sorted({r["method"] for r in ok_records(records) if r.get("method_at_defaults")})
     if not names:
         return ""
-    return (f"Ran at their own defaults (no bench spec, so no tuned settings): {', '.join(names)}; only the profile's budget, "
+    return (f"Ran at their own defaults (no bench spec, so no tuned settings): {', '.join(map(markdown_text, names))}; only the profile's budget, "
             "device, data and rays per batch were set.")
 
 
@@ -191,7 +192,7 @@ def format_table(records: List[Dict[str, Any]]) -> str:
     parts = []
     for scene, (frame, _) in tables.items():
         parts.append(f"{scene}:\n" + frame.to_string(index=False))
-    sentence = not_run_sentence(records)
+    sentence = not_run_sentence(records, quote=str)
     return "\n\n".join(parts) + (f"\n\n{sentence}" if sentence else "")
 
 
@@ -292,9 +293,9 @@ def study_summary(records: List[Dict[str, Any]], profile_name: str) -> str:
     elif iterations:
         rules.append(f"{', '.join(str(i) for i in iterations)} iterations per run")
     stop = "; ".join(rules) or "the profile's stopping rule"
-    text = (f"**Profile `{profile_name}`**, measured at commit {', '.join(commits) or MISSING}. {len(ok)} measured runs of {len(records)} recorded; "
+    text = (f"**Profile `{profile_name}`**, measured at commit {markdown_text(', '.join(commits)) or MISSING}. {len(ok)} measured runs of {len(records)} recorded; "
             f"stopping rule: {stop}; {', '.join(str(r) for r in rays) or MISSING} rays per batch; seeds {', '.join(str(s) for s in seeds) or MISSING}; "
-            f"device: {', '.join(devices) or MISSING}.")
+            f"device: {markdown_text(', '.join(devices)) or MISSING}.")
     loads = [float(r["other_load_cores"]) for r in ok if r.get("other_load_cores") is not None]
     if loads:
         # Timings (s/iter, training time) are only as good as the quiet they were taken in.
