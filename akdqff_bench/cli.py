@@ -37,11 +37,12 @@ def _user_error(error: Exception) -> bool:
     from akdqff_bench.lock import ResultsBusy
     from akdqff_bench.methods import MethodCannotRun, UnknownMethod
     from akdqff_bench.profiles import UnknownCapacity, UnknownProfile
+    from akdqff_bench.records import NoRecords, UnreadableRecords
     from akdqff_bench.request import BadRequest
     from akdqff_bench.sweeps import UnknownCandidate
 
     return isinstance(error, (UnknownMethod, MethodCannotRun, UnknownProfile, UnknownCapacity, UnknownCandidate, NoStudy, BadReference,
-                              BadRequest, ResultsBusy, DatasetError, AssetUnavailableError, ExecutorError))
+                              BadRequest, ResultsBusy, DatasetError, AssetUnavailableError, ExecutorError, NoRecords, UnreadableRecords))
 
 
 def _count(least: int):
@@ -187,16 +188,20 @@ def _main(argv: Optional[List[str]] = None) -> int:
         run_sweep(args.method, args.profile, args.results, args.force, args.scene, args.candidates, args.sweep, args.wait)
         return 0
     if args.command == "table":
-        from akdqff_bench.comparison import print_table
+        from akdqff_bench import comparison
+        from akdqff_bench.records import check_readable
 
-        print_table(args.profile, args.results)
+        comparison.print_table(args.profile, args.results)
+        check_readable(args.results, args.profile)
         return 0
     if args.command == "compare":
-        from akdqff_bench.comparison import write_comparison
+        from akdqff_bench import comparison
+        from akdqff_bench.records import check_has_records
 
+        check_has_records(args.results, get_profile(args.profile).name)
         with holding(profile_lock(args.results, get_profile(args.profile).name), wait=args.wait):
             print(f"== metrics: {aggregate(args.results, args.profile)}", flush=True)
-            write_comparison(args.profile, args.results, reference_root=args.reference)
+            comparison.write_comparison(args.profile, args.results, reference_root=args.reference)
         return 0
     if args.command == "data":
         from akdqff_bench.datasets import synthetic_bed

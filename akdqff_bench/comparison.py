@@ -10,7 +10,7 @@ from typing import Optional
 from akdqff_bench import notebooks  # its functions are looked up at call time: tests replace them
 from akdqff_bench.executors import output_to
 from akdqff_bench.grid import check_reference
-from akdqff_bench.records import load_records, log_path, portable_path
+from akdqff_bench.records import check_readable, load_records, log_path, portable_path
 from akdqff_bench.report import PREDICTION_LEVEL, format_table, reproduction_comparison, reproduction_counts
 
 
@@ -33,6 +33,7 @@ def write_comparison(profile_name: str, results_root: Path, notebook: bool = Tru
     print_table(profile_name, results_root)
     if reference_root is not None:
         print_reproduction(profile_name, results_root, reference_root)
+    check_readable(results_root, profile_name)
 
 
 def print_reproduction(profile_name: str, results_root: Path, reference_root: Path) -> None:
@@ -51,6 +52,7 @@ def print_reproduction(profile_name: str, results_root: Path, reference_root: Pa
 
 
 def print_table(profile_name: str, results_root: Path) -> None:
+    """The measured tables on the console (``check_readable`` names the records they leave out)."""
     print(f"\n{profile_name} profile, measured (mean ± std over seeds; Stored model = the model file the evaluation renders from; "
           "Update = median s/iter after warm-up; Mean s/iter = training time / iterations):")
     print(format_table(load_records(results_root, profile_name)), flush=True)

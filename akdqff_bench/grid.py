@@ -17,7 +17,8 @@ from akdqff_bench.methods import check_runnable, evidence_cost_ratio
 from akdqff_bench.notebooks import is_evidence_cell
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
-from akdqff_bench.records import FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, run_id, write_record
+from akdqff_bench.records import (FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, record_problem, run_id,
+                                  write_record)
 from akdqff_bench.request import BadRequest, RunRequest, as_recorded, stale_because
 
 # Until a run of this session has finished, assume a run costs its training time plus this much
@@ -242,6 +243,9 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], sc
     data_hash = data_hashes(profile.synthetic_bed_variant)
     for run in grid:
         record = read_record(run.record_path(results_root))
+        problem = record_problem(run.record_path(results_root)) if record is None else None
+        if problem:
+            print(f"== {run.run_id}: its record file cannot be read ({problem}); run again", flush=True)
         if options.force or record is None or record.get("status") not in FINISHED_STATUSES:
             todo.append(run)
         elif record.get("status") == "skipped" and trains[run.scene]:

@@ -16,7 +16,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import pandas as pd
 
@@ -226,12 +226,41 @@ def write_record(path: Path, record) -> None:
     write_atomically(path, json.dumps(_clean(record), indent=2, default=str))
 
 
-def read_record(path: Path) -> Optional[Dict[str, Any]]:
+class UnreadableRecords(ValueError):
+    """Record files that exist but hold no record (cut short by a full disk, edited by hand)."""
+
+
+class NoRecords(ValueError):
+    """A results folder with no record of the profile: nothing to compare."""
+
+
+def check_has_records(results_root: Path, profile: str) -> None:
+    """NoRecords, before anything is written, when the profile has no record file in ``results_root``."""
+    folder = runs_dir(results_root, profile)
+    if not any(folder.glob("*.json")):
+        raise NoRecords(f"{results_root}: no run records of the {profile} profile there (expected {folder}/*.json); nothing was written")
+
+
+def record_problem(path: Path) -> Optional[str]:
+    """Why the record file at ``path`` holds no record; None when it does, or when there is no file."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
+            record = json.load(f)
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None if isinstance(record, dict) else f"holds a JSON {type(record).__name__}, not a record"
+
+
+def read_record(path: Path) -> Optional[Dict[str, Any]]:
+    """The record at ``path``; None when there is none or it cannot be read (``record_problem`` says why)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def is_finished(path: Path) -> bool:
@@ -240,7 +269,24 @@ def is_finished(path: Path) -> bool:
     return record is not None and record.get("status") in FINISHED_STATUSES
 
 
+def unreadable_records(results_root: Path, profile: str) -> List[Tuple[Path, str]]:
+    """The profile's record files that hold no record, each with why: ``load_records`` leaves them
+    out, so whatever shows its records names these."""
+    problems = [(path, record_problem(path)) for path in sorted(runs_dir(results_root, profile).glob("*.json"))]
+    return [(path, problem) for path, problem in problems if problem is not None]
+
+
+def check_readable(results_root: Path, profile: str) -> None:
+    """UnreadableRecords naming every record file of the profile that cannot be read."""
+    unreadable = unreadable_records(results_root, profile)
+    if unreadable:
+        listed = "; ".join(f"{portable_path(path)} ({problem})" for path, problem in unreadable)
+        raise UnreadableRecords(f"{len(unreadable)} record file(s) cannot be read and are left out of the tables: {listed}. "
+                                "Run the grid again to rerun those runs, or restore the files from git")
+
+
 def load_records(results_root: Path, profile: str) -> List[Dict[str, Any]]:
+    """Every readable record of the profile (``unreadable_records`` names the others)."""
     records = []
     for path in sorted(runs_dir(results_root, profile).glob("*.json")):
         record = read_record(path)

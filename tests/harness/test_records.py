@@ -138,3 +138,60 @@ def test_the_committed_metrics_csv_is_rebuilt_byte_for_byte_from_the_committed_r
     records.aggregate(tmp_path, "quick")
     for name in ("metrics.csv", "metrics.json"):
         assert (tmp_path / "quick" / name).read_bytes() == (records.REPO_ROOT / "results" / "quick" / name).read_bytes(), name
+
+
+def _cut_short(path):
+    """A record as a full disk or a hand edit leaves it: its JSON ends half way."""
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def test_a_record_cut_short_is_named_by_table_and_compare_not_dropped(tmp_path, capsys, monkeypatch):
+    from akdqff_bench import cli, notebooks
+
+    records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))
+    broken = records.record_path(tmp_path, "smoke", "plenoxels", "synthetic-bed", 0)
+    records.write_record(broken, _record("plenoxels"))
+    _cut_short(broken)
+    assert cli.main(["table", "--profile", "smoke", "--results", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert "NeRF" in out  # the readable records still make the table
+    assert err.startswith("akdqff-bench: error: 1 record file(s) cannot be read") and "plenoxels__synthetic-bed__seed0.json" in err
+    assert "JSONDecodeError" in err and len(err.strip().splitlines()) == 1
+
+    monkeypatch.setattr(notebooks, "execute_notebook", lambda source, target, parameters: None)
+    monkeypatch.setattr(notebooks, "export_html", lambda notebook: notebook)
+    assert cli.main(["compare", "--profile", "smoke", "--results", str(tmp_path)]) == 2
+    assert "plenoxels__synthetic-bed__seed0.json" in capsys.readouterr().err
+
+
+def test_the_grid_names_a_record_cut_short_and_runs_it_again(tmp_path, capsys, monkeypatch):
+    import akdqff_bench.runner
+
+    calls = []
+
+    def fake_run_one(request, results_root):
+        calls.append(request.method)
+        records.write_record(request.record_path(results_root), _record(request.method))
+
+    monkeypatch.setattr(akdqff_bench.runner, "run_one", fake_run_one)
+    for method in ("nerf", "plenoxels"):
+        records.write_record(records.record_path(tmp_path, "smoke", method, "synthetic-bed", 0), _record(method))
+    _cut_short(records.record_path(tmp_path, "smoke", "plenoxels", "synthetic-bed", 0))
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf", "plenoxels"], notebooks=False))
+    assert calls == ["plenoxels"]
+    assert "== plenoxels__synthetic-bed__seed0: its record file cannot be read (JSONDecodeError" in capsys.readouterr().out
+    assert records.read_record(records.record_path(tmp_path, "smoke", "plenoxels", "synthetic-bed", 0))["status"] == "ok"
+
+
+@pytest.mark.parametrize("folder", ["empty", "missing"])
+def test_compare_without_records_is_one_line_and_writes_nothing(tmp_path, capsys, folder):
+    from akdqff_bench import cli
+
+    results = tmp_path / "results"
+    if folder == "empty":
+        results.mkdir()
+    assert cli.main(["compare", "--profile", "smoke", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("akdqff-bench: error: ") and "no run records of the smoke profile there" in err and len(err.strip().splitlines()) == 1
+    assert not (results / "smoke").exists()
