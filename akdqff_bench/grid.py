@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from akdqff_bench.datasets import DatasetError, checked_scene_name, resolve_scene
+from akdqff_bench.datasets import DatasetMissing, checked_scene_name, resolve_scene
 from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, check_results_writable, make_executor, minutes
 from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.methods import check_runnable, evidence_cost_ratio
@@ -32,9 +32,11 @@ class BadReference(ValueError):
 
 
 def _scene_present(scene: str, variant: str) -> bool:
+    """Whether the scene's data is here (its runs train; else they are recorded as skipped); data
+    that is here but bad is refused with its DatasetError, before anything trains."""
     try:
-        resolve_scene(scene, variant)
-    except DatasetError:
+        resolve_scene(scene, variant).validate()
+    except DatasetMissing:
         return False
     return True
 
@@ -191,6 +193,8 @@ def run_grid(profile_name, results_root: Path, options: GridOptions = GridOption
     if options.reproduce and options.reference_root is None:
         raise BadReference("--reproduce trains each run for its reference runs' iterations: it needs --reference FOLDER")
     scenes = [checked_scene_name(scene) for scene in options.scenes or (options.study and profile.study_scenes) or profile.scenes]
+    # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
+    trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     grid = plan_runs(profile, methods, scenes, options.study, options.evidence, options.device_type)
     kept_budget = None
     if options.reproduce:
@@ -203,7 +207,7 @@ def run_grid(profile_name, results_root: Path, options: GridOptions = GridOption
                                  options.cpus_per_run)
     check_results_writable(results_root, profile.name)  # before any training, not after the first run
     with holding(profile_lock(results_root, profile.name), wait=options.wait):
-        failures = _run_locked(profile, results_root, grid, scenes, options, executor, kept_budget)
+        failures = _run_locked(profile, results_root, grid, trains, options, executor, kept_budget)
         print(f"== metrics: {aggregate(results_root, profile.name)}", flush=True)
         if after_runs is not None:
             after_runs()
@@ -226,12 +230,11 @@ def data_hashes(variant: str):
     return of
 
 
-def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], scenes: List[str], options: GridOptions, executor,
+def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], trains: Dict[str, bool], options: GridOptions, executor,
                 kept_budget: Optional[List[Tuple[RunRequest, str]]]):
-    """The runs still to do, their expected time, then the executor's run of them (its failures)."""
+    """The runs still to do, their expected time, then the executor's run of them (its failures);
+    ``trains``: scene -> whether its data is here."""
     profile_name, reference_root, keep_stale = profile.name, options.reference_root, options.keep_stale
-    # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
-    trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
     if kept_budget is not None:  # a reproduction (reproducing_reference)
         listed = [why for run, why in kept_budget if trains[run.scene]]
         absent = len(kept_budget) - len(listed)

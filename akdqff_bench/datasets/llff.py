@@ -38,7 +38,7 @@ from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
 
-from akdqff_bench.datasets.validate import DatasetError, DatasetMissing, check_image, image_files
+from akdqff_bench.datasets.validate import DatasetError, DatasetMissing, check_image, check_pose, image_files
 
 LLFF_TEST_EVERY = 8
 POSES_BOUNDS = "poses_bounds.npy"
@@ -67,6 +67,8 @@ def read_poses_bounds(path: Path) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     bounds = array[:, 15:17]
     if np.any(hwf <= 0):
         raise DatasetError(f"{path}: the 5th pose column [H, W, focal] must be positive")
+    for index, pose in enumerate(camera_to_world):
+        check_pose(f"{path}: the pose of image {index}", pose)
     if np.any(bounds[:, 0] <= 0) or np.any(bounds[:, 1] <= bounds[:, 0]):
         raise DatasetError(f"{path}: the near/far bounds (last two columns) must satisfy 0 < near < far")
     return camera_to_world, hwf, bounds

@@ -6,12 +6,16 @@ Each check raises :class:`DatasetError` naming the file and the problem.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+import numpy as np
 from PIL import Image
 
 BLENDER_SPLITS = ("train", "val", "test")
+# Below this a camera's rotation is taken as singular (a rotation's determinant is 1).
+SINGULAR_DETERMINANT = 1e-6
 
 
 class DatasetError(ValueError):
@@ -35,6 +39,22 @@ def load_json(path: Path) -> Dict[str, Any]:
     return data
 
 
+def check_pose(where: str, camera_to_world: Any) -> None:
+    """DatasetError naming ``where`` unless the [3 or 4, 4] camera-to-world matrix is finite and its
+    rotation has an inverse (a camera that can be placed and looked through)."""
+    matrix = np.asarray(camera_to_world, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)):
+        raise DatasetError(f"{where} holds NaN or infinite values")
+    if abs(np.linalg.det(matrix[:3, :3])) < SINGULAR_DETERMINANT:
+        raise DatasetError(f"{where} is singular: its rotation part has no inverse, so no camera can be placed there")
+
+
+def check_intrinsic(where: str, value: Any, positive: bool = True) -> None:
+    """DatasetError naming ``where`` unless ``value`` is a finite number (and above 0 when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (positive and value <= 0):
+        raise DatasetError(f"{where} must be a finite{' positive' if positive else ''} number, found {value!r}")
+
+
 def _check_matrix(path: Path, index: int, matrix: Any) -> None:
     ok = (
         isinstance(matrix, list)
@@ -43,6 +63,7 @@ def _check_matrix(path: Path, index: int, matrix: Any) -> None:
     )
     if not ok:
         raise DatasetError(f"{path}: frames[{index}].transform_matrix must be a 4x4 (or 3x4) list of numbers")
+    check_pose(f"{path}: frames[{index}].transform_matrix", matrix)
 
 
 def check_image(json_path: Path, index: int, image_path: Path, expected_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
@@ -127,6 +148,8 @@ def validate_nerfstudio_scene(root: Path) -> Dict[str, int]:
         missing = [key for key in NERFSTUDIO_INTRINSICS if key not in frame and key not in data]
         if missing:
             raise DatasetError(f"{path}: frames[{index}] has no intrinsics {missing} (neither per frame nor global)")
+        for key in NERFSTUDIO_INTRINSICS:
+            check_intrinsic(f"{path}: frames[{index}]'s {key}", frame.get(key, data.get(key)), positive=key not in ("cx", "cy"))
         image_size = check_image(path, index, root / frame["file_path"], image_size)
     return {"all": len(frames)}
 
@@ -149,6 +172,20 @@ def validate_colmap_scene(root: Path, colmap_path: str = "sparse/0", images_path
         raise DatasetError(f"{sparse / ('images' + ext)}: cannot be parsed as a COLMAP images file ({error})") from None
     if not images:
         raise DatasetError(f"{sparse / ('images' + ext)}: lists no images")
+    try:
+        cameras = (colmap_utils.read_cameras_binary(sparse / "cameras.bin") if (sparse / "cameras.bin").is_file()
+                   else colmap_utils.read_cameras_text(sparse / "cameras.txt"))
+    except Exception as error:
+        raise DatasetError(f"{sparse}: its cameras file cannot be parsed as a COLMAP cameras file ({error})") from None
+    for camera in cameras.values():
+        for which, value in (("width", camera.width), ("height", camera.height), *((f"param {i}", v) for i, v in enumerate(camera.params[:1]))):
+            check_intrinsic(f"{sparse}: camera {camera.id}'s {which}", float(value))
+    for image in images.values():
+        where = f"{sparse / ('images' + ext)}: {image.name}'s pose"
+        if not (np.all(np.isfinite(image.qvec)) and np.all(np.isfinite(image.tvec))):
+            raise DatasetError(f"{where} holds NaN or infinite values")
+        if np.linalg.norm(image.qvec) < SINGULAR_DETERMINANT:
+            raise DatasetError(f"{where} is singular: its rotation quaternion is zero, so no camera can be placed there")
     image_dir = root / images_path
     if not image_dir.is_dir():
         raise DatasetError(f"{image_dir}: image folder is missing")

@@ -343,3 +343,74 @@ def test_run_id_of_a_folder_in_the_repository_does_not_depend_on_the_clone(monke
     from akdqff_bench.paths import REPO_ROOT
 
     assert run_id("nerf", f"llff:{REPO_ROOT / 'data' / 'ethiopian-head'}", 0) == f"nerf__llff-ethiopian-head-{expected}__seed0"
+
+
+# --- cameras checked in every layout, as the LLFF reader checks its bounds ------------------------
+
+
+def _blender_frame(scene, split="train", index=0):
+    path = scene / f"transforms_{split}.json"
+    data = json.loads(path.read_text())
+    return path, data, data["frames"][index]
+
+
+@pytest.mark.parametrize("pose, message", [
+    ("nan", r"transforms_train.json: frames\[0\].transform_matrix holds NaN or infinite values"),
+    ("zero", r"transforms_test.json: frames\[0\].transform_matrix is singular"),
+])
+def test_a_blender_pose_that_places_no_camera_is_refused(tiny_scene, pose, message):
+    path, data, frame = _blender_frame(tiny_scene, "train" if pose == "nan" else "test")
+    if pose == "nan":
+        frame["transform_matrix"][0][3] = float("nan")
+    else:
+        frame["transform_matrix"] = np.zeros((4, 4)).tolist()
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=message):
+        validate_blender_scene(tiny_scene)
+
+
+@pytest.mark.parametrize("key, value", [("fl_x", 0), ("h", float("inf")), ("cx", float("nan"))])
+def test_nerfstudio_intrinsics_must_be_finite_and_positive(tmp_path, key, value):
+    root = make_nerfstudio_scene(tmp_path / "scene", count=3)
+    data = json.loads((root / "transforms.json").read_text())
+    data[key] = value
+    (root / "transforms.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=rf"frames\[0\]'s {key} must be a finite"):
+        validate_nerfstudio_scene(root)
+
+
+def test_a_colmap_pose_with_a_zero_quaternion_is_refused(tmp_path):
+    from nerfstudio.data.utils import colmap_parsing_utils as cu
+
+    root = make_colmap_scene(tmp_path / "truck")
+    sparse = root / "sparse" / "0"
+    cameras, images, points = cu.read_model(sparse, ext=".bin")
+    first = min(images)
+    images[first] = images[first]._replace(qvec=np.zeros(4))
+    cu.write_model(cameras, images, points, sparse, ext=".bin")
+    with pytest.raises(DatasetError, match=r"pose is singular: its rotation quaternion is zero"):
+        validate_colmap_scene(root)
+
+
+def test_an_llff_pose_that_is_singular_is_refused(tmp_path):
+    root = make_llff_scene(tmp_path / "scene", count=4)
+    array = np.load(root / "poses_bounds.npy")
+    pose = array[2, :15].reshape(3, 5)
+    pose[:, :4] = 0.0  # rotation and position zero; [H, W, focal] kept
+    array[2, :15] = pose.ravel()
+    np.save(root / "poses_bounds.npy", array)
+    with pytest.raises(DatasetError, match=r"poses_bounds.npy: the pose of image 2 is singular"):
+        resolve_scene(f"llff:{root}", "full")
+
+
+def test_the_grid_refuses_bad_data_in_one_line_before_anything_trains(tmp_path, tiny_scene, capsys):
+    from akdqff_bench import cli
+
+    path, data, frame = _blender_frame(tiny_scene)
+    frame["transform_matrix"][1][1] = float("nan")
+    path.write_text(json.dumps(data))
+    status = cli.main(["grid", "--profile", "smoke", "--methods", "nerf", "--scenes", f"blender:{tiny_scene}", "--no-notebooks",
+                       "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "holds NaN or infinite values" in err
+    assert not (tmp_path / "results" / "smoke" / "runs").exists()
