@@ -160,6 +160,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
                         after_runs=lambda: write_comparison(args.profile, args.results, options.notebooks, options.reference_root))
     if args.command == "run":
         from akdqff_bench.datasets import checked_scene_name
+        from akdqff_bench.executors import check_results_writable
         from akdqff_bench.grid import check_device
         from akdqff_bench.methods import check_runnable
         from akdqff_bench.request import RunRequest
@@ -170,6 +171,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         check_runnable([request.method], request.device)
         check_device(request.device)
         request.profile.capacity_overrides(request.method, request.capacity)  # an unknown label: its message, exit 2
+        check_results_writable(args.results, request.profile.name)
         with holding(profile_lock(args.results, request.profile.name), wait=args.wait):
             # Only a run that trained counts as done here: a skipped one (data absent) looks again.
             previous = read_record(request.record_path(args.results)) or {}

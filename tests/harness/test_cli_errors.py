@@ -77,11 +77,13 @@ def test_a_bug_still_shows_its_traceback(monkeypatch, tmp_path):
         cli.main(["table", "--profile", "smoke", "--results", str(tmp_path)])
 
 
-def test_an_unwritable_results_folder_is_a_message_not_a_traceback(capsys, tmp_path, tiny_data_root):
+@pytest.mark.parametrize("command", [("grid", "--no-notebooks"), ("run", "--method", "nerf")])
+def test_an_unwritable_results_folder_is_a_message_not_a_traceback(capsys, tmp_path, tiny_data_root, command):
     blocker = tmp_path / "a-file"
     blocker.write_text("results cannot go under a file")
-    status, err = run_cli(capsys, "grid", "--profile", "smoke", "--no-notebooks", "--results", str(blocker / "results"))
-    assert status == 2 and err.startswith("akdqff-bench: error: ")
+    for results in (blocker / "results", blocker):  # under a file, and a file itself
+        status, err = run_cli(capsys, *command, "--profile", "smoke", "--results", str(results))
+        assert status == 2 and err.startswith("akdqff-bench: error: cannot write results under") and len(err.strip().splitlines()) == 1
 
 
 def test_a_sweep_runs_on_a_scene_given_by_path(tmp_path, tiny_scene, no_lpips_weights):
