@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from akdqff_bench import runner  # runner.run_one is looked up at call time: tests replace it
 from akdqff_bench.datasets import scene_identity
 from akdqff_bench.groups import group_key
-from akdqff_bench.notebooks import RUN_NOTEBOOK, execute_notebook
+from akdqff_bench.notebooks import RUN_NOTEBOOK, execute_notebook, run_notebook_path
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.records import PATH_LAYOUTS, RunRecord, git_commit, load_records, log_path, portable_path, read_record, write_record
 from akdqff_bench.request import RunRequest
@@ -253,7 +253,7 @@ def execute_run(request: RunRequest, results_root: Path, notebooks: bool, log_fi
     with ``log_file``, everything the run prints goes there instead of the console."""
     with output_to(log_file) if log_file is not None else contextlib.nullcontext():
         if notebooks:
-            target = Path(results_root) / request.profile.name / "notebooks" / f"{request.run_id}.ipynb"
+            target = run_notebook_path(results_root, request.profile.name, request.run_id)
             execute_notebook(RUN_NOTEBOOK, target, dict(request=request.to_json(), results_root=str(results_root)))
         else:
             runner.run_one(request, Path(results_root))

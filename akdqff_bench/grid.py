@@ -14,7 +14,7 @@ from akdqff_bench.datasets import DatasetMissing, checked_scene_name, resolve_sc
 from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, check_results_writable, make_executor, minutes
 from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.methods import check_runnable, evidence_cost_ratio
-from akdqff_bench.notebooks import is_evidence_cell
+from akdqff_bench.notebooks import is_evidence_cell, run_notebook_path, settle_leftover
 from akdqff_bench.paths import REPO_ROOT
 from akdqff_bench.profiles import EVIDENCE_LEVELS, NoStudy, Profile, curve_points, expected_train_wall_seconds, get_profile
 from akdqff_bench.records import (FINISHED_STATUSES, aggregate, load_records, log_path, portable_path, read_record, record_problem, run_id,
@@ -246,6 +246,7 @@ def _run_locked(profile: Profile, results_root: Path, grid: List[RunRequest], tr
     data_hash = data_hashes(profile.synthetic_bed_variant)
     for run in grid:
         record = read_record(run.record_path(results_root))
+        settle_leftover(run_notebook_path(results_root, profile_name, run.run_id), finished=(record or {}).get("status") in FINISHED_STATUSES)
         problem = record_problem(run.record_path(results_root)) if record is None else None
         if problem:
             print(f"== {run.run_id}: its record file cannot be read ({problem}); run again", flush=True)

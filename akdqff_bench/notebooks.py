@@ -35,7 +35,7 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # papermill rewrites its output after every cell: it writes beside the target, which appears
     # whole when the kernel is done (a killed run leaves no half-executed notebook under the name).
-    running = target.with_name(f".{target.stem}.running.ipynb")
+    running = running_path(target)
     try:
         papermill.execute_notebook(
             str(source), str(running), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
@@ -45,6 +45,31 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
         if running.exists():
             make_notebook_portable(running, target)
             running.unlink()
+
+
+def run_notebook_path(results_root: Path, profile_name: str, run_id: str) -> Path:
+    """Where a grid run's executed notebook goes."""
+    return Path(results_root) / profile_name / "notebooks" / f"{run_id}.ipynb"
+
+
+def running_path(target: Path) -> Path:
+    """Where papermill writes ``target`` while the notebook executes (hidden; renamed when it ends)."""
+    return target.with_name(f".{target.stem}.running.ipynb")
+
+
+def settle_leftover(target: Path, finished: bool) -> None:
+    """The notebook a killed process left beside ``target`` while it executed: kept as the run's
+    notebook when the run ``finished`` (stopped after its record was complete) and has none, then
+    removed. Only a process holding the results folder's lock may call it (no run executes then)."""
+    running = running_path(target)
+    if not running.exists():
+        return
+    if finished and not target.exists():
+        try:
+            make_notebook_portable(running, target)
+        except Exception:  # written half way when the process died: nothing to keep
+            pass
+    running.unlink(missing_ok=True)
 
 
 def make_notebook_portable(path: Path, target: Optional[Path] = None) -> None:

@@ -195,3 +195,24 @@ def test_compare_without_records_is_one_line_and_writes_nothing(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith("akdqff-bench: error: ") and "no run records of the smoke profile there" in err and len(err.strip().splitlines()) == 1
     assert not (results / "smoke").exists()
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_notebook_left_by_a_killed_grid_is_settled_when_the_grid_resumes(tmp_path, monkeypatch, finished):
+    """Killed after the run's record was complete: its notebook is kept under its name; killed
+    before: the half notebook goes, and the run is run again."""
+    import nbformat
+
+    import akdqff_bench.runner
+    from akdqff_bench.notebooks import run_notebook_path, running_path
+
+    calls = []
+    monkeypatch.setattr(akdqff_bench.runner, "run_one", lambda request, root: calls.append(request.method))
+    if finished:
+        records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))
+    target = run_notebook_path(tmp_path, "smoke", "nerf__synthetic-bed__seed0")
+    target.parent.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), running_path(target))
+    grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], scenes=["synthetic-bed"], notebooks=False))
+    assert not running_path(target).exists()
+    assert target.exists() == finished and calls == ([] if finished else ["nerf"])
