@@ -25,6 +25,10 @@ NERFSTUDIO_PROTOCOL = (
     "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), frames sorted "
     "by file name, every 8th (index 0, 8, ...) is a test view; full images"
 )
+NERFSTUDIO_LISTED_PROTOCOL = (
+    "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), the split its "
+    "train_filenames and test_filenames list; full images"
+)
 COLMAP_PROTOCOL = TNT_PROTOCOL + "; full images"
 LLFF_PROTOCOL = (
     "LLFF (NeRF's real scenes): poses_bounds.npy, images sorted by name, every 8th (llffhold=8: index 0, 8, 16, ...) "
@@ -260,8 +264,19 @@ def colmap_settings(path: Path, variant: str, protocol: str = COLMAP_PROTOCOL) -
 
 def nerfstudio_settings(path: Path, variant: str) -> SceneSettings:
     transforms = path / "transforms.json"
-    first = sorted(frame["file_path"] for frame in validate_frames(transforms, load_json(transforms)))[0]
+    meta = load_json(transforms)
+    first = sorted(frame["file_path"] for frame in validate_frames(transforms, meta))[0]
     if not (path / first).is_file():
         raise DatasetError(f"{transforms}: names {path / first}, which does not exist")
+    protocol = NERFSTUDIO_PROTOCOL
+    # A transforms.json that lists its split is read with that split (nerfstudio's rule): the
+    # record says so, and a split with no view is refused before training.
+    if any(f"{split}_filenames" in meta for split in ("train", "val", "test")):
+        for split in ("train", "test"):
+            names = meta.get(f"{split}_filenames")
+            if not isinstance(names, list) or not names:
+                raise DatasetError(f"{transforms}: lists its split but its {split}_filenames {'is empty' if names == [] else 'is missing'}: "
+                                   f"the {split} split would have no view")
+        protocol = NERFSTUDIO_LISTED_PROTOCOL
     # nerfstudio reads a downscaled frame from images_<N>/<file name> beside transforms.json.
-    return _normalised_settings("nerfstudio", NERFSTUDIO_PROTOCOL, path, "images", path / first, variant)
+    return _normalised_settings("nerfstudio", protocol, path, "images", path / first, variant)

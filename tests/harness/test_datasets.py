@@ -414,3 +414,18 @@ def test_the_grid_refuses_bad_data_in_one_line_before_anything_trains(tmp_path, 
     err = capsys.readouterr().err
     assert status == 2 and len(err.strip().splitlines()) == 1 and "holds NaN or infinite values" in err
     assert not (tmp_path / "results" / "smoke" / "runs").exists()
+
+
+def test_a_listed_split_is_the_one_recorded_and_an_empty_one_is_refused(tmp_path):
+    root = make_nerfstudio_scene(tmp_path / "scene", count=6)
+    data = json.loads((root / "transforms.json").read_text())
+    names = sorted(frame["file_path"] for frame in data["frames"])
+    data["train_filenames"], data["test_filenames"] = names[1:], names[:1]
+    (root / "transforms.json").write_text(json.dumps(data))
+    spec = resolve_scene(f"nerfstudio:{root}", "full")
+    assert "the split its train_filenames and test_filenames list" in spec.protocol
+    assert spec.fingerprint()["split"]["test"] == names[:1]
+    data["test_filenames"] = []
+    (root / "transforms.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="its test_filenames is empty: the test split would have no view"):
+        resolve_scene(f"nerfstudio:{root}", "full")
