@@ -193,9 +193,9 @@ def run_grid(profile_name, results_root: Path, options: GridOptions = GridOption
     if options.reproduce and options.reference_root is None:
         raise BadReference("--reproduce trains each run for its reference runs' iterations: it needs --reference FOLDER")
     scenes = [checked_scene_name(scene) for scene in options.scenes or (options.study and profile.study_scenes) or profile.scenes]
+    grid = plan_runs(profile, methods, scenes, options.study, options.evidence, options.device_type)
     # Runs whose data is absent end at once (recorded as skipped): they do not count in the ETA.
     trains = {scene: _scene_present(scene, profile.synthetic_bed_variant) for scene in scenes}
-    grid = plan_runs(profile, methods, scenes, options.study, options.evidence, options.device_type)
     kept_budget = None
     if options.reproduce:
         grid, kept_budget = reproducing_reference(grid, options.reference_root)

@@ -243,7 +243,7 @@ def resolve_scene(name: str, variant: str = "quick", root: Path | None = None) -
         return SceneSpec(name, *scene_identity(name), path, "llff", llff_settings(path, variant))
     if name == "nerf-synthetic-mic":
         path = root / name
-        if variant != "quick" and not blender_first_image(path).is_file():
+        if variant != "quick" and not ((path / "transforms_train.json").is_file() and blender_first_image(path).is_file()):
             raise DatasetMissing(
                 f"{path}: the 800x800 release of mic is not committed (88 MB; only its quick copy, {path / BLENDER_QUICK}, is). "
                 f"Copy the release's train/, val/ and test/ folders into {path} (see its SOURCE.md), or give blender:PATH")
