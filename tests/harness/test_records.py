@@ -216,3 +216,23 @@ def test_a_notebook_left_by_a_killed_grid_is_settled_when_the_grid_resumes(tmp_p
     grid.run_grid("smoke", tmp_path, grid.GridOptions(methods=["nerf"], scenes=["synthetic-bed"], notebooks=False))
     assert not running_path(target).exists()
     assert target.exists() == finished and calls == ([] if finished else ["nerf"])
+
+
+def test_a_full_disk_after_the_runs_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """The records made before the disk filled stand; metrics.csv cannot be written: one line, exit 2."""
+    import errno
+
+    import akdqff_bench.runner
+    from akdqff_bench import cli
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))  # finished before
+    monkeypatch.setattr(akdqff_bench.runner, "run_one", lambda request, root: pytest.fail("a finished run ran"))
+    monkeypatch.setattr(records, "write_atomically", full_disk)  # what aggregate() writes metrics.csv with
+    status = cli.main(["grid", "--profile", "smoke", "--methods", "nerf", "--scenes", "synthetic-bed", "--no-notebooks",
+                       "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot write metrics.csv under" in err and "No space left on device" in err and "Traceback" not in err
