@@ -241,26 +241,26 @@ def check_has_records(results_root: Path, profile: str) -> None:
         raise NoRecords(f"{results_root}: no run records of the {profile} profile there (expected {folder}/*.json); nothing was written")
 
 
-def record_problem(path: Path) -> Optional[str]:
-    """Why the record file at ``path`` holds no record; None when it does, or when there is no file."""
+def _read(path: Path) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(the record at ``path``, None) or (None, why it holds none); (None, None) when there is no file."""
     try:
         with open(path, encoding="utf-8") as f:
             record = json.load(f)
     except FileNotFoundError:
-        return None
+        return None, None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return f"{type(error).__name__}: {error}"
-    return None if isinstance(record, dict) else f"holds a JSON {type(record).__name__}, not a record"
+        return None, f"{type(error).__name__}: {error}"
+    return (record, None) if isinstance(record, dict) else (None, f"holds a JSON {type(record).__name__}, not a record")
+
+
+def record_problem(path: Path) -> Optional[str]:
+    """Why the record file at ``path`` holds no record; None when it does, or when there is no file."""
+    return _read(path)[1]
 
 
 def read_record(path: Path) -> Optional[Dict[str, Any]]:
     """The record at ``path``; None when there is none or it cannot be read (``record_problem`` says why)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
+    return _read(path)[0]
 
 
 def is_finished(path: Path) -> bool:

@@ -21,14 +21,9 @@ LAYOUTS = ("blender", "colmap", "nerfstudio", "llff")
 TNT_TEST_EVERY = 8
 TNT_PROTOCOL = "3DGS (Kerbl et al. 2023): COLMAP poses, images sorted by name, every 8th image is a test view"
 SYNTHETIC_PROTOCOL = "NeRF-synthetic: transforms_test.json views, RGBA composited on white"
-NERFSTUDIO_PROTOCOL = (
-    "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), frames sorted "
-    "by file name, every 8th (index 0, 8, ...) is a test view; full images"
-)
-NERFSTUDIO_LISTED_PROTOCOL = (
-    "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), the split its "
-    "train_filenames and test_filenames list; full images"
-)
+_NERFSTUDIO_POSES = "nerfstudio-data: transforms.json poses (nerfstudio's up-orientation, centred, scaled into [-1, 1]), "
+NERFSTUDIO_PROTOCOL = _NERFSTUDIO_POSES + "frames sorted by file name, every 8th (index 0, 8, ...) is a test view; full images"
+NERFSTUDIO_LISTED_PROTOCOL = _NERFSTUDIO_POSES + "the split its train_filenames and test_filenames list; full images"
 COLMAP_PROTOCOL = TNT_PROTOCOL + "; full images"
 LLFF_PROTOCOL = (
     "LLFF (NeRF's real scenes): poses_bounds.npy, images sorted by name, every 8th (llffhold=8: index 0, 8, 16, ...) "
