@@ -160,7 +160,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
                         after_runs=lambda: write_comparison(args.profile, args.results, options.notebooks, options.reference_root))
     if args.command == "run":
         from akdqff_bench.datasets import checked_scene_name
-        from akdqff_bench.executors import check_results_writable
+        from akdqff_bench.executors import check_results_writable, writing_results
         from akdqff_bench.grid import check_device
         from akdqff_bench.methods import check_runnable
         from akdqff_bench.request import RunRequest
@@ -179,7 +179,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
                 print("already finished (use --force to rerun)")
                 return 0
             result = run_one(request, args.results)
-            aggregate(args.results, args.profile)
+            with writing_results("metrics.csv", Path(args.results) / request.profile.name):
+                aggregate(args.results, args.profile)
         if result.record["status"] == "skipped":  # the scene's data is not there: say where it goes
             print(f"akdqff-bench: error: {result.record['message']}", file=sys.stderr)
             return 2
@@ -200,9 +201,13 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from akdqff_bench import comparison
         from akdqff_bench.records import check_has_records
 
-        check_has_records(args.results, get_profile(args.profile).name)
-        with holding(profile_lock(args.results, get_profile(args.profile).name), wait=args.wait):
-            print(f"== metrics: {aggregate(args.results, args.profile)}", flush=True)
+        from akdqff_bench.executors import writing_results
+
+        profile_name = get_profile(args.profile).name
+        check_has_records(args.results, profile_name)
+        with holding(profile_lock(args.results, profile_name), wait=args.wait):
+            with writing_results("metrics.csv", Path(args.results) / profile_name):
+                print(f"== metrics: {aggregate(args.results, args.profile)}", flush=True)
             comparison.write_comparison(args.profile, args.results, reference_root=args.reference)
         return 0
     if args.command == "data":

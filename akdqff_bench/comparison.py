@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from akdqff_bench import notebooks  # its functions are looked up at call time: tests replace them
-from akdqff_bench.executors import output_to
+from akdqff_bench.executors import DISK_FULL_ERRORS, output_to, writing_results
 from akdqff_bench.grid import check_reference
 from akdqff_bench.records import check_readable, load_records, log_path, portable_path
 from akdqff_bench.report import PREDICTION_LEVEL, format_table, reproduction_comparison, reproduction_counts
@@ -23,13 +23,15 @@ def write_comparison(profile_name: str, results_root: Path, notebook: bool = Tru
         compare = Path(results_root) / profile_name / "compare.ipynb"
         parameters = dict(profile=profile_name, results_root=str(results_root), reference_root=str(reference_root or ""))
         log = log_path(results_root, profile_name, "compare")
-        try:
-            with output_to(log):  # the notebook's own output; the console keeps the table
-                notebooks.execute_notebook(notebooks.COMPARE_NOTEBOOK, compare, parameters)
-        except Exception:
-            print(f"!! the comparison notebook failed; its output: {portable_path(log)}", flush=True)
-            raise
-        notebooks.export_html(compare)
+        with writing_results("the comparison page", compare.parent):
+            try:
+                with output_to(log):  # the notebook's own output; the console keeps the table
+                    notebooks.execute_notebook(notebooks.COMPARE_NOTEBOOK, compare, parameters)
+            except Exception as error:
+                if getattr(error, "errno", None) not in DISK_FULL_ERRORS:  # a full disk: one line, from writing_results
+                    print(f"!! the comparison notebook failed; its output: {portable_path(log)}", flush=True)
+                raise
+            notebooks.export_html(compare)
     print_table(profile_name, results_root)
     if reference_root is not None:
         print_reproduction(profile_name, results_root, reference_root)

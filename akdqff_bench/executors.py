@@ -25,6 +25,7 @@ each run's own output (notebook cells, nerfstudio, the training progress) goes t
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -70,6 +71,24 @@ class ExecutorError(RuntimeError):
 
 class ResultsNotWritable(ExecutorError):
     pass
+
+
+# What a full or read-only disk raises: the results cannot be written, whatever the code does.
+DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+@contextlib.contextmanager
+def writing_results(what: str, where: Path) -> Iterator[None]:
+    """A full (or read-only) disk while writing ``what`` under ``where`` becomes one line
+    (:class:`ResultsNotWritable`, exit 2) instead of a traceback; the run records written before
+    stand (each is written atomically). Other errors pass through."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_FULL_ERRORS:
+            raise
+        raise ResultsNotWritable(f"cannot write {what} under {where}: {error.strerror}. The finished runs' records are kept; "
+                                 "free some space and run `akdqff-bench compare`") from error
 
 
 def minutes(seconds: float) -> str:

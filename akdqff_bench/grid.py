@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from akdqff_bench.datasets import DatasetMissing, checked_scene_name, resolve_scene
-from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, ResultsNotWritable, check_results_writable, make_executor, minutes
+from akdqff_bench.executors import DEFAULT_RETRIES, GridPlan, check_results_writable, make_executor, minutes, writing_results
 from akdqff_bench.lock import holding, profile_lock
 from akdqff_bench.methods import check_runnable, evidence_cost_ratio
 from akdqff_bench.notebooks import is_evidence_cell, run_notebook_path, settle_leftover
@@ -208,11 +208,8 @@ def run_grid(profile_name, results_root: Path, options: GridOptions = GridOption
     check_results_writable(results_root, profile.name)  # before any training, not after the first run
     with holding(profile_lock(results_root, profile.name), wait=options.wait):
         failures = _run_locked(profile, results_root, grid, trains, options, executor, kept_budget)
-        try:
+        with writing_results("metrics.csv", Path(results_root) / profile.name):
             print(f"== metrics: {aggregate(results_root, profile.name)}", flush=True)
-        except OSError as error:  # a full disk: the records written so far stand, the tables cannot be made
-            raise ResultsNotWritable(f"cannot write metrics.csv under {Path(results_root) / profile.name}: {error.strerror or error}. "
-                                     "The finished runs' records are kept; free some space and run `akdqff-bench compare`") from error
         if after_runs is not None:
             after_runs()
     return 1 if failures else 0

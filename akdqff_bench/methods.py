@@ -121,7 +121,10 @@ METHOD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def check_runnable(names: List[str], device_type: str) -> None:
-    """Every name a known method that can run on ``device_type``; else one line that says why."""
+    """Every name a known method that can run on ``device_type`` without downloading while it
+    trains; else one line that says why."""
+    from akdqff_bench.downloads import missing_downloads, refusal
+
     bad = [name for name in names if not METHOD_NAME.fullmatch(name)]
     if bad:
         raise UnknownMethod(f"method name(s) {bad} are not names (letters, digits, '_', '.', '+', '-'; the first a letter or digit)")
@@ -133,6 +136,9 @@ def check_runnable(names: List[str], device_type: str) -> None:
         if not spec.runs_on(device_type):
             raise MethodCannotRun(f"{name} cannot run on {device_type}: {spec.device_reason or 'its bench spec says so'} "
                                   f"(it runs on {', '.join(spec.devices)}); nothing was run")
+        missing = missing_downloads(method_config(name))
+        if missing:
+            raise MethodCannotRun(refusal(name, missing))
 
 
 def _child(node: Any, part: str, dotted: str) -> Any:

@@ -36,15 +36,23 @@ def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
     # papermill rewrites its output after every cell: it writes beside the target, which appears
     # whole when the kernel is done (a killed run leaves no half-executed notebook under the name).
     running = running_path(target)
+    executed = False
     try:
         papermill.execute_notebook(
             str(source), str(running), parameters=parameters, log_output=True, progress_bar=False, cwd=str(REPO_ROOT), kernel_name="python3"
         )
+        executed = True
     finally:  # a failed run's notebook is written too, traceback included
         logger.removeHandler(handler)
         if running.exists():
-            make_notebook_portable(running, target)
-            running.unlink()
+            try:
+                make_notebook_portable(running, target)
+            except Exception:
+                if executed:
+                    raise
+                # Written half way (a full disk): the notebook's own error is the one to report.
+            finally:
+                running.unlink(missing_ok=True)
 
 
 def run_notebook_path(results_root: Path, profile_name: str, run_id: str) -> Path:

@@ -50,6 +50,25 @@ def test_mistake_gets_the_message_alone_and_status_2(argv, message, capsys, tmp_
     assert err.startswith("akdqff-bench: error: ") and message in err
 
 
+@pytest.mark.parametrize("command", [("grid", "--methods", "depth-nerfacto", "--no-notebooks"), ("run", "--method", "depth-nerfacto")])
+def test_a_method_that_would_download_is_refused_before_training(command, capsys, monkeypatch, tmp_path, tiny_data_root):
+    """depth-nerfacto fetches ZoeDepth through torch.hub when it starts, whatever AKDQFF_BENCH_NO_DOWNLOAD
+    says: with an empty cache it is refused like a CUDA-only method on a CPU, and with the files in
+    the cache it is not (no run is started for that half: the check alone)."""
+    from akdqff_bench.downloads import DOWNLOADS
+    from akdqff_bench.methods import check_runnable
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    status, err = run_cli(capsys, *command, "--profile", "smoke", "--results", str(tmp_path / "results"))
+    assert status == 2 and "depth-nerfacto would download while it trains" in err and "isl-org/ZoeDepth" in err
+    assert not (tmp_path / "results" / "smoke" / "runs").exists() or not any((tmp_path / "results" / "smoke" / "runs").iterdir())
+    (zoe,) = DOWNLOADS
+    for path in zoe.files():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    check_runnable(["depth-nerfacto", "nerfacto"], "cpu")
+
+
 def test_missing_data_is_reported_again_on_the_next_run(capsys, tmp_path, tiny_data_root):
     argv = ("run", "--method", "nerf", "--scene", "tanks-temples/truck", "--profile", "smoke", "--results", str(tmp_path))
     assert run_cli(capsys, *argv)[0] == 2

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -236,3 +237,41 @@ def test_a_full_disk_after_the_runs_is_one_line_not_a_traceback(tmp_path, capsys
     err = capsys.readouterr().err
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert "cannot write metrics.csv under" in err and "No space left on device" in err and "Traceback" not in err
+
+
+def test_a_full_disk_while_the_page_is_written_is_one_line(tmp_path, capsys, monkeypatch):
+    """The comparison notebook cannot be saved: one line, exit 2, no '!! the comparison notebook failed'."""
+    import errno
+
+    from akdqff_bench import cli, notebooks
+
+    def full_disk(source, target, parameters):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    records.write_record(records.record_path(tmp_path, "smoke", "nerf", "synthetic-bed", 0), _record("nerf"))
+    monkeypatch.setattr(notebooks, "execute_notebook", full_disk)
+    status = cli.main(["compare", "--profile", "smoke", "--results", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "!!" not in out
+    assert "cannot write the comparison page under" in err and "No space left on device" in err
+
+
+def test_a_notebook_cut_short_by_a_full_disk_reports_the_disk(tmp_path, monkeypatch):
+    """papermill's last save failed half way: the error is the disk's, not the half notebook's
+    JSON, and no hidden notebook is left."""
+    import errno
+
+    import papermill
+
+    from akdqff_bench import notebooks
+
+    def half_written(source, output, **kwargs):
+        Path(output).write_text('{\n "cells": [\n  {\n   "cell_type": "m')
+        raise OSError(errno.ENOSPC, "No space left on device", output)
+
+    monkeypatch.setattr(papermill, "execute_notebook", half_written)
+    target = tmp_path / "notebooks" / "run.ipynb"
+    with pytest.raises(OSError) as raised:
+        notebooks.execute_notebook(notebooks.COMPARE_NOTEBOOK, target, {"profile": "smoke"})
+    assert raised.value.errno == errno.ENOSPC
+    assert not notebooks.running_path(target).exists() and not target.exists()
