@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Type
 
 import numpy as np
 from nerfstudio.data.dataparsers.colmap_dataparser import ColmapDataParser, ColmapDataParserConfig
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import Nerfstudio, NerfstudioDataParserConfig
 
 from akdqff_bench.datasets.llff import LLFFDataParserConfig, POSES_BOUNDS, llff_image_folders, normalise_llff, read_poses_bounds
 from akdqff_bench.datasets.validate import DatasetError, decoded_image_size, image_files, load_json, validate_frames
@@ -78,6 +79,26 @@ class ThreeDGSColmapDataParser(ColmapDataParser):
         is_test = np.zeros(len(image_filenames), dtype=bool)
         is_test[order[::TNT_TEST_EVERY]] = True
         return np.flatnonzero(is_test if split in ("val", "test") else ~is_test).astype(np.int32)
+
+
+@dataclass
+class ListedSplitDataParserConfig(NerfstudioDataParserConfig):
+    """nerfstudio's reader for ``transforms.json``, which may list its split (``train_filenames``,
+    ``test_filenames``). nerfstudio asks for a ``val`` split while it trains and refuses a file that
+    lists train and test only; the suite scores the test split, so there ``val`` is the test list."""
+
+    _target: Type = field(default_factory=lambda: ListedSplitDataParser)
+
+
+class ListedSplitDataParser(Nerfstudio):
+    config: ListedSplitDataParserConfig
+
+    def _generate_dataparser_outputs(self, split="train"):
+        transforms = self.config.data if self.config.data.suffix == ".json" else self.config.data / "transforms.json"
+        meta = load_json(transforms)
+        if split == "val" and "val_filenames" not in meta and "test_filenames" in meta:
+            split = "test"
+        return super()._generate_dataparser_outputs(split)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from typing import Any, Dict, List, Tuple
 
 from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
-from akdqff_bench.datasets.layouts import (BLENDER_QUICK, BLENDER_QUICK_META, LAYOUTS, QUICK_MAX_IMAGE_SIDE, TNT_TEST_EVERY, SceneSettings,
-                                           ThreeDGSColmapDataParserConfig, blender_first_image, blender_settings, colmap_settings,
-                                           layout_camera_to_world, llff_settings, nerfstudio_settings, photograph_kind, quick_factor)
+from akdqff_bench.datasets.layouts import (BLENDER_QUICK, BLENDER_QUICK_META, LAYOUTS, QUICK_MAX_IMAGE_SIDE, TNT_TEST_EVERY,
+                                           ListedSplitDataParserConfig, SceneSettings, ThreeDGSColmapDataParserConfig, blender_first_image,
+                                           blender_settings, colmap_settings, layout_camera_to_world, llff_settings, nerfstudio_settings,
+                                           photograph_kind, quick_factor)
 from akdqff_bench.datasets.llff import POSES_BOUNDS, LLFFDataParserConfig, validate_llff_scene
 from akdqff_bench.datasets.validate import (DatasetError, DatasetMissing, decoded_image_size, load_json, validate_blender_scene,
                                             validate_colmap_scene, validate_nerfstudio_scene)
@@ -77,7 +77,7 @@ class SceneSpec:
             return LLFFDataParserConfig(data=self.path, images_path=Path(settings.images_path))
         if self.layout == "colmap":
             return ThreeDGSColmapDataParserConfig(data=self.path, downscale_factor=settings.downscale_factor)
-        return NerfstudioDataParserConfig(
+        return ListedSplitDataParserConfig(
             data=self.path, eval_mode="interval", eval_interval=TNT_TEST_EVERY, downscale_factor=settings.downscale_factor
         )
 

@@ -425,6 +425,10 @@ def test_a_listed_split_is_the_one_recorded_and_an_empty_one_is_refused(tmp_path
     spec = resolve_scene(f"nerfstudio:{root}", "full")
     assert "the split its train_filenames and test_filenames list" in spec.protocol
     assert spec.fingerprint()["split"]["test"] == names[:1]
+    # nerfstudio asks for a val split while it trains: a file listing train and test gives the test list.
+    parser = spec.dataparser_config().setup()
+    for split, listed in (("train", names[1:]), ("val", names[:1]), ("test", names[:1])):
+        assert sorted(path.relative_to(root).as_posix() for path in parser.get_dataparser_outputs(split).image_filenames) == listed
     data["test_filenames"] = []
     (root / "transforms.json").write_text(json.dumps(data))
     with pytest.raises(DatasetError, match="its test_filenames is empty: the test split would have no view"):
