@@ -195,29 +195,16 @@ class AKDStrategy:
         return state
 
     @torch.no_grad()
-    def accumulate(
-        self,
-        state: Dict[str, Any],
-        pair_samples: Tensor,
-        pair_kernels: Tensor,
-        pair_weights: Tensor,
-        sample_weights: Tensor,
-        sample_residuals: Tensor,
-        sample_signal: Tensor,
-        num_rays: int,
-    ) -> None:
+    def accumulate(self, state: Dict[str, Any], kernel_sums: Tensor, num_rays: int) -> None:
         """Fold one training batch into the running statistics.
 
-        ``pair_*`` [P]: the (sample, kernel, a_k·w_k) triples the field summed; ``sample_weights``
-        [N] the rendering weights T·α of the samples; ``sample_residuals`` [N] the squared colour
-        error ‖C − C_gt‖² of each sample's ray; ``sample_signal`` [N] ‖C_gt − background‖² of each
-        sample's ray; ``num_rays`` the rays of the batch (including rays with no sample)."""
-        totals = torch.zeros_like(sample_weights).index_add_(0, pair_samples, pair_weights.to(sample_weights))
-        share = pair_weights.to(sample_weights) / totals[pair_samples].clamp(min=1e-12)
-        contribution = share * sample_weights[pair_samples]
-        for name, per_sample in (("contribution", None), ("error", sample_residuals), ("signal", sample_signal)):
-            value = contribution if per_sample is None else contribution * per_sample[pair_samples]
-            state[name].index_add_(0, pair_kernels, value.to(state[name]))
+        ``kernel_sums`` [K, 3]: per kernel, Σ over the batch's samples of its share s of the
+        sample times the sample's rendering weight T·α, times that and the squared colour error
+        ‖C − C_gt‖² of the sample's ray, and times that and ‖C_gt − background‖² of the ray
+        (``RBFKernelField.kernel_sums``); ``num_rays`` the rays of the batch (including rays with no
+        sample)."""
+        for column, name in enumerate(("contribution", "error", "signal")):
+            state[name] += kernel_sums[:, column].to(state[name])
         state["rays"] += int(num_rays)
         state["steps"] += 1
 

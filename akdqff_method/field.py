@@ -13,6 +13,10 @@ colour coefficients evaluated in the view direction.
 
 With quantization on, f_k is replaced by its nearest codebook entry in the forward pass
 (straight-through gradient to the raw f_k), so the renderer sees what the exported file holds.
+
+F(x) is computed by one compiled op with its own backward where it can be built
+(``fused_field``, the default on the CPU); :meth:`RBFKernelField.fused_features` is the PyTorch
+path, kept as the reference the tests hold the op to and as the fallback.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from nerfstudio.field_components.encodings import SHEncoding
 from torch import Tensor, nn
 from torch.profiler import record_function
 
+from akdqff_method import fused_field
 from akdqff_method.quantization import assign_to_codebook, quantize_straight_through
 from akdqff_method.spatial_index import KernelGridIndex
 
@@ -130,6 +135,9 @@ class RBFKernelField(nn.Module):
     def scales(self) -> Tensor:
         return torch.exp(self.kernel_params["log_scales"]).clamp(self.min_scale, self.max_scale)
 
+    def inverse_scales(self) -> Tensor:
+        return 1.0 / self.scales()
+
     def amplitudes(self) -> Tensor:
         return torch.exp(self.kernel_params["log_amplitudes"])
 
@@ -226,12 +234,39 @@ class RBFKernelField(nn.Module):
         rgb = torch.sigmoid(torch.einsum("ncl,nl->nc", coefficients, sh))
         return density, rgb
 
+    def features_at(self, positions: Tensor) -> Tensor:
+        """F(x) [N, D] for positions [N, 3]: the fused op where it runs, else the PyTorch path."""
+        if not fused_field.use_fused(positions.device):
+            return self.fused_features(positions)[0]
+        params = self.kernel_params
+        with record_function("kernel evaluation"):
+            return fused_field.fused_features(self.index, positions, params["centers"], self.inverse_scales(), self.amplitudes(),
+                                              params["features"], self.codebook, self.support_cutoff)
+
+    @torch.no_grad()
+    def kernel_sums(self, positions: Tensor, values: Tensor) -> Tensor:
+        """[K, C]: per kernel, the sum over samples [N, 3] of its share a_k·w_k / Σ_j a_j·w_j of the
+        sample's fused weight times the sample's ``values`` [N, C] (what the allocation accumulates)."""
+        if fused_field.use_fused(positions.device):
+            params = self.kernel_params
+            return fused_field.kernel_sums(self.index, positions, params["centers"], self.inverse_scales(), self.amplitudes(), values,
+                                           self.support_cutoff).to(values)
+        _, sample_ids, kernel_ids, weights = self.fused_features(positions)
+        return kernel_sums_from_pairs(sample_ids, kernel_ids, weights, values, self.num_kernels)
+
     def forward(self, positions: Tensor, directions: Tensor) -> Dict[str, Tensor]:
-        fused, sample_ids, kernel_ids, weights = self.fused_features(positions)
-        density, rgb = self.decode(fused, directions)
-        return {"density": density, "rgb": rgb, "pair_samples": sample_ids, "pair_kernels": kernel_ids, "pair_weights": weights}
+        density, rgb = self.decode(self.features_at(positions), directions)
+        return {"density": density, "rgb": rgb}
 
     @torch.no_grad()
     def density_at(self, positions: Tensor) -> Tensor:
-        fused, _, _, _ = self.fused_features(positions)
-        return trunc_exp(self.decoder(fused)[:, 0])
+        return trunc_exp(self.decoder(self.features_at(positions))[:, 0])
+
+
+def kernel_sums_from_pairs(sample_ids: Tensor, kernel_ids: Tensor, pair_weights: Tensor, values: Tensor, num_kernels: int) -> Tensor:
+    """:meth:`RBFKernelField.kernel_sums` from the (sample, kernel, a_k·w_k) pairs: the reference."""
+    pair_weights = pair_weights.detach().to(values)
+    totals = torch.zeros(values.shape[0], dtype=values.dtype, device=values.device).index_add_(0, sample_ids, pair_weights)
+    share = pair_weights / totals[sample_ids].clamp(min=1e-12)
+    return torch.zeros(num_kernels, values.shape[1], dtype=values.dtype, device=values.device).index_add_(
+        0, kernel_ids, share[:, None] * values[sample_ids])

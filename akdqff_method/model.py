@@ -209,9 +209,7 @@ class AKDQFFModel(Model):
             }
         if self.training:
             self._last_batch = {
-                "pair_samples": field_out["pair_samples"],
-                "pair_kernels": field_out["pair_kernels"],
-                "pair_weights": field_out["pair_weights"].detach(),
+                "positions": positions[selected].detach(),
                 "sample_weights": weights.view(-1)[selected].detach(),
                 "ray_index": ray_index,
                 "num_rays": num_rays,
@@ -288,6 +286,14 @@ class AKDQFFModel(Model):
             # What a ray would lose if its colour went missing (the allocation's prune value).
             background = colors.get_color(self.config.background_color).to(gt)  # the renderer's background
             self._last_batch["ray_signal"] = (gt.detach() - background).square().sum(-1)
+            # The allocation's per-kernel sums, from the kernels the batch was rendered with (the
+            # optimizer has not stepped yet).
+            last = self._last_batch
+            with record_function("allocation"):
+                sample_weights, ray_index = last["sample_weights"], last["ray_index"]
+                values = torch.stack([sample_weights, sample_weights * last["ray_residual"][ray_index],
+                                      sample_weights * last["ray_signal"][ray_index]], dim=-1)
+                last["kernel_sums"] = self.field.kernel_sums(last["positions"], values)
         return {"rgb_loss": self.rgb_loss(gt, pred)}
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
@@ -370,17 +376,8 @@ class AKDQFFModel(Model):
         whether K's kernels changed."""
         field_ = self.field
         # Statistics keep accumulating after refine_stop: adaptive Q weights the features by them.
-        if last is not None and "ray_residual" in last:
-            self.strategy.accumulate(
-                self.strategy_state,
-                last["pair_samples"],
-                last["pair_kernels"],
-                last["pair_weights"],
-                last["sample_weights"],
-                last["ray_residual"][last["ray_index"]],
-                last["ray_signal"][last["ray_index"]],
-                last["num_rays"],
-            )
+        if last is not None and "kernel_sums" in last:
+            self.strategy.accumulate(self.strategy_state, last["kernel_sums"], last["num_rays"])
         sync = self.rank_sync
         if sync is not None and self.strategy.should_refine(step):
             # Every rank decides from every rank's rays; the masks applied are rank 0's.

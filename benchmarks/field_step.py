@@ -10,7 +10,9 @@ sit on the same sphere with bandwidth half their spacing there, so a sample meet
 number of kernels whatever K is: the cost left growing with K is what the code adds, not the
 scene. Field settings (feature width, decoder, SH levels, grid resolution, cap per cell) are
 ``AKDQFFModelConfig``'s defaults unless given. Each K is timed unquantized and with a Q = 64
-codebook (straight-through lookup), the median of ``--repeats`` steps after ``--warmup``; the
+codebook (straight-through lookup), through each of ``--paths`` (``fused``: the compiled op of
+``akdqff_method/fused_field.py``; ``pytorch``: the PyTorch path it replaced, the reference), in the
+same process, the median of ``--repeats`` steps after ``--warmup``; the
 index build (done every ``index_update_interval`` steps in training) is timed once beside it.
 Each K is measured with every index of ``--index-cell-sizes``: ``fixed`` (the grid at
 ``grid_resolution``, the index before it refined) and a number c (cells subdivided to about c
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import statistics
 import sys
 import time
@@ -161,6 +164,8 @@ def main(argv=None) -> int:
                         help="0: no cap")
     parser.add_argument("--index-cell-sizes", type=parse_cell_size, nargs="+", default=[None, 1.0], metavar="fixed|C",
                         help="indexes to measure: fixed (grid_resolution) or cells of about C support radii (default: fixed 1.0)")
+    parser.add_argument("--paths", nargs="+", choices=("fused", "pytorch"), default=["fused", "pytorch"],
+                        help="the field's implementations to time (default: both)")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/field_step.csv"))
     args = parser.parse_args(argv)
 
@@ -171,6 +176,10 @@ def main(argv=None) -> int:
     import pandas as pd
     import torch
 
+    from akdqff_method import fused_field
+
+    if "fused" in args.paths and fused_field.unavailable(torch.device("cpu")):
+        parser.error(f"--paths fused: {fused_field.unavailable(torch.device('cpu'))}")
     torch.set_num_threads(args.threads)
     machine = measure_machine(args.threads)
     print(f"this machine: {machine['machine_gflops']} GFLOP/s (fp32 matmul), {machine['machine_gb_per_s']} GB/s (copy)", flush=True)
@@ -190,48 +199,51 @@ def main(argv=None) -> int:
                 field.set_codebook(field.kernel_params["features"].detach()[rows_for_codebook])
             else:
                 field.set_codebook(None)
-            times = time_steps(field, positions, view, target, args.warmup, args.repeats)
-            row = {
-                "kernels": num_kernels,
-                "index": "fixed" if cell_size is None else f"cells of {cell_size:g} radii",
-                "index_cell_resolution": field.index.cell_resolution,
-                "quantized": quantized,
-                "codebook_size": field.codebook_size,
-                "samples": args.samples,
-                "median_ms": round(1e3 * statistics.median(times), 2),
-                "min_ms": round(1e3 * min(times), 2),
-                "max_ms": round(1e3 * max(times), 2),
-                "repeats": args.repeats,
-                "candidate_pairs_per_sample": round(candidates / args.samples, 2),
-                "contributing_pairs_per_sample": round(contributing.numel() / args.samples, 2),
-                "truncated_cells": field.index.truncated_cells,
-                "touched_cells": field.index.touched_cells,
-                "index_build_ms": round(1e3 * build_seconds, 1),
-                "floor_mflop": round(floor["flops"] / 1e6, 1),
-                "floor_mb": round(floor["bytes"] / 1e6, 2),
-                "floor_ms": round(floor_ms, 2),
-                "times_the_floor": round(statistics.median(times) * 1e3 / floor_ms, 1),
-                **machine,
-                "feature_dim": args.feature_dim,
-                "decoder_hidden_dim": args.decoder_hidden_dim,
-                "grid_resolution": args.grid_resolution,
-                "max_kernels_per_cell": args.max_kernels_per_cell,
-                "threads": args.threads,
-            }
-            print(f"K={num_kernels:>7} {row['index']:>16} quantized={quantized!s:5}: {row['median_ms']:8.2f} ms "
-                  f"({row['candidate_pairs_per_sample']} candidates, {row['contributing_pairs_per_sample']} pairs per sample)", flush=True)
-            rows.append(row)
+            for path in args.paths:
+                os.environ[fused_field.DISABLE_ENV] = "1" if path == "fused" else "0"
+                times = time_steps(field, positions, view, target, args.warmup, args.repeats)
+                row = {
+                    "kernels": num_kernels,
+                    "path": path,
+                    "index": "fixed" if cell_size is None else f"cells of {cell_size:g} radii",
+                    "index_cell_resolution": field.index.cell_resolution,
+                    "quantized": quantized,
+                    "codebook_size": field.codebook_size,
+                    "samples": args.samples,
+                    "median_ms": round(1e3 * statistics.median(times), 2),
+                    "min_ms": round(1e3 * min(times), 2),
+                    "max_ms": round(1e3 * max(times), 2),
+                    "repeats": args.repeats,
+                    "candidate_pairs_per_sample": round(candidates / args.samples, 2),
+                    "contributing_pairs_per_sample": round(contributing.numel() / args.samples, 2),
+                    "truncated_cells": field.index.truncated_cells,
+                    "touched_cells": field.index.touched_cells,
+                    "index_build_ms": round(1e3 * build_seconds, 1),
+                    "floor_mflop": round(floor["flops"] / 1e6, 1),
+                    "floor_mb": round(floor["bytes"] / 1e6, 2),
+                    "floor_ms": round(floor_ms, 2),
+                    "times_the_floor": round(statistics.median(times) * 1e3 / floor_ms, 1),
+                    **machine,
+                    "feature_dim": args.feature_dim,
+                    "decoder_hidden_dim": args.decoder_hidden_dim,
+                    "grid_resolution": args.grid_resolution,
+                    "max_kernels_per_cell": args.max_kernels_per_cell,
+                    "threads": args.threads,
+                }
+                print(f"K={num_kernels:>7} {row['index']:>16} quantized={quantized!s:5} {path:>7}: {row['median_ms']:8.2f} ms "
+                      f"({row['candidate_pairs_per_sample']} candidates, {row['contributing_pairs_per_sample']} pairs per sample)", flush=True)
+                rows.append(row)
         del field
     frame = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out, index=False)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for (index_name, quantized), group in frame.groupby(["index", "quantized"], sort=False):
-        label = (f"quantized (Q={CODEBOOK_SIZE})" if quantized else "raw features") + f", {index_name} index"
+    for (path, index_name, quantized), group in frame.groupby(["path", "index", "quantized"], sort=False):
+        label = f"{path}: " + (f"quantized (Q={CODEBOOK_SIZE})" if quantized else "raw features") + f", {index_name} index"
         axes[0].errorbar(group["kernels"], group["median_ms"], yerr=[group["median_ms"] - group["min_ms"], group["max_ms"] - group["median_ms"]],
                          marker="o", capsize=3, label=label)
-    raw = frame[~frame["quantized"]]
+    raw = frame[~frame["quantized"] & (frame["path"] == args.paths[0])]
     for index_name, group in raw.groupby("index", sort=False):
         axes[1].plot(group["kernels"], group["candidate_pairs_per_sample"], marker="o", label=f"candidates, {index_name} index")
     contributing = raw.groupby("kernels")["contributing_pairs_per_sample"].mean()

@@ -10,7 +10,7 @@ import torch
 
 from akdqff_method.allocation import AKDStrategy, prune_kernels, split_kernels
 from akdqff_method.export import pack_indices, unpack_indices
-from akdqff_method.field import RBFKernelField, truncated_gaussian
+from akdqff_method.field import RBFKernelField, kernel_sums_from_pairs, truncated_gaussian
 from akdqff_method.quantization import AdaptiveCodebookRule, index_bits, kmeans, quantization_distortion, weighted_variance
 from akdqff_method import spatial_index
 from akdqff_method.spatial_index import KernelGridIndex, brute_force_neighbours, kernel_cell_pairs
@@ -349,12 +349,10 @@ def test_accumulate_normalises_per_ray_and_splits_samples_by_kernel_share():
     strategy = AKDStrategy()
     state = strategy.initialize_state(3)
     # two samples; sample 0 shared 3:1 by kernels 0 and 1, sample 1 only kernel 2
-    strategy.accumulate(
-        state,
-        pair_samples=torch.tensor([0, 0, 1]), pair_kernels=torch.tensor([0, 1, 2]), pair_weights=torch.tensor([3.0, 1.0, 2.0]),
-        sample_weights=torch.tensor([0.8, 0.4]), sample_residuals=torch.tensor([0.5, 0.1]), sample_signal=torch.tensor([2.0, 1.0]),
-        num_rays=4,
-    )
+    sample_weights, residuals, signal = torch.tensor([0.8, 0.4]), torch.tensor([0.5, 0.1]), torch.tensor([2.0, 1.0])
+    values = torch.stack([sample_weights, sample_weights * residuals, sample_weights * signal], dim=-1)
+    sums = kernel_sums_from_pairs(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 2]), torch.tensor([3.0, 1.0, 2.0]), values, 3)
+    strategy.accumulate(state, sums, num_rays=4)
     assert torch.allclose(strategy.per_ray(state, "contribution"), torch.tensor([0.6, 0.2, 0.4]) / 4)
     assert torch.allclose(strategy.per_ray(state, "error"), torch.tensor([0.3, 0.1, 0.04]) / 4)
     assert torch.allclose(strategy.per_ray(state, "signal"), torch.tensor([1.2, 0.4, 0.4]) / 4)
