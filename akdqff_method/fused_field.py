@@ -73,25 +73,31 @@ def use_fused(device: torch.device) -> bool:
 
 class KernelFieldSum(torch.autograd.Function):
     """F(x) [N, D] for positions [N, 3] over the candidates the index lists for each sample's cell
-    (``rows`` [N] into ``starts``/``counts``/``kernel_ids``), from the kernels' centres, inverse
-    bandwidths [K, 3], amplitudes [K] and features [K, D]. With a codebook [Q, D] each kernel
-    contributes its nearest centroid and the gradient goes straight through to its raw feature, as
+    (``rows`` [N] into ``starts``/``counts``/``kernel_ids``), from the kernels' packed rows [K, 8]
+    (:func:`packed_kernels`) and features [K, D]. With a codebook [Q, D] each kernel contributes
+    its nearest centroid and the gradient goes straight through to its raw feature, as
     ``quantization.quantize_straight_through`` does."""
 
     @staticmethod
-    def forward(ctx, positions, centers, inv_scales, amplitudes, features, rows, starts, counts, kernel_ids, codebook, cutoff):
-        fused, used, centroid = extension().forward(positions, rows, starts, counts, kernel_ids, centers, inv_scales, amplitudes, features,
-                                                   codebook, cutoff)
-        ctx.save_for_backward(positions, centers, inv_scales, amplitudes, features, rows, starts, counts, kernel_ids, codebook, used, centroid)
+    def forward(ctx, positions, packed, features, rows, starts, counts, kernel_ids, codebook, cutoff):
+        fused, used, centroid = extension().forward(positions, rows, starts, counts, kernel_ids, packed, features, codebook, cutoff)
+        ctx.save_for_backward(positions, packed, features, rows, starts, counts, kernel_ids, codebook, used, centroid)
         ctx.cutoff = cutoff
         return fused
 
     @staticmethod
     def backward(ctx, grad_fused):
-        positions, centers, inv_scales, amplitudes, features, rows, starts, counts, kernel_ids, codebook, used, centroid = ctx.saved_tensors
-        grads = extension().backward(grad_fused.contiguous(), positions, rows, starts, counts, kernel_ids, centers, inv_scales, amplitudes,
-                                     features, codebook, used, centroid, ctx.cutoff, ctx.needs_input_grad[0])
-        return (grads[0] if ctx.needs_input_grad[0] else None, *grads[1:], None, None, None, None, None, None)
+        positions, packed, features, rows, starts, counts, kernel_ids, codebook, used, centroid = ctx.saved_tensors
+        grad_positions, grad_packed, grad_features = extension().backward(
+            grad_fused.contiguous(), positions, rows, starts, counts, kernel_ids, packed, features, codebook, used, centroid, ctx.cutoff,
+            ctx.needs_input_grad[0])
+        return (grad_positions if ctx.needs_input_grad[0] else None, grad_packed, grad_features, None, None, None, None, None, None)
+
+
+def packed_kernels(centers: Tensor, inverse_scales: Tensor, amplitudes: Tensor, dtype: torch.dtype) -> Tensor:
+    """[K, 8]: centre, 1 / bandwidth, amplitude and a zero, one row per kernel (one read per candidate)."""
+    padding = amplitudes.new_zeros(amplitudes.shape[0], 1)
+    return torch.cat([centers, inverse_scales, amplitudes[:, None], padding], dim=-1).to(dtype).contiguous()
 
 
 def candidate_rows(index, positions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -107,20 +113,21 @@ def candidate_rows(index, positions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Te
     return rows.contiguous(), index.starts.contiguous(), index.counts.contiguous(), index.kernel_ids.contiguous()
 
 
-def fused_features(index, positions: Tensor, centers: Tensor, inv_scales: Tensor, amplitudes: Tensor, features: Tensor,
+def fused_features(index, positions: Tensor, centers: Tensor, inverse_scales: Tensor, amplitudes: Tensor, features: Tensor,
                    codebook: Tensor, cutoff: float) -> Tensor:
     """F(x) [N, D] through the op (differentiable in every tensor argument but the codebook)."""
     dtype = positions.dtype
     rows, starts, counts, kernel_ids = candidate_rows(index, positions.detach())
-    as_op = lambda tensor: tensor.to(dtype).contiguous()  # noqa: E731
-    return KernelFieldSum.apply(as_op(positions), as_op(centers), as_op(inv_scales), as_op(amplitudes), as_op(features), rows, starts,
-                                counts, kernel_ids, as_op(codebook.detach()), float(cutoff))
+    return KernelFieldSum.apply(positions.contiguous(), packed_kernels(centers, inverse_scales, amplitudes, dtype),
+                                features.to(dtype).contiguous(), rows, starts, counts, kernel_ids, codebook.detach().to(dtype).contiguous(),
+                                float(cutoff))
 
 
-def kernel_sums(index, positions: Tensor, centers: Tensor, inv_scales: Tensor, amplitudes: Tensor, values: Tensor, cutoff: float) -> Tensor:
+def kernel_sums(index, positions: Tensor, centers: Tensor, inverse_scales: Tensor, amplitudes: Tensor, values: Tensor,
+                cutoff: float) -> Tensor:
     """[K, C]: per kernel, Σ over samples of its share of the sample's kernel weight × ``values`` [N, C]."""
     dtype = positions.dtype
     rows, starts, counts, kernel_ids = candidate_rows(index, positions.detach())
-    as_op = lambda tensor: tensor.detach().to(dtype).contiguous()  # noqa: E731
-    return extension().kernel_sums(as_op(positions), rows, starts, counts, kernel_ids, as_op(centers), as_op(inv_scales), as_op(amplitudes),
-                                   as_op(values), float(cutoff))
+    packed = packed_kernels(centers.detach(), inverse_scales.detach(), amplitudes.detach(), dtype)
+    return extension().kernel_sums(positions.detach().contiguous(), rows, starts, counts, kernel_ids, packed, values.to(dtype).contiguous(),
+                                   float(cutoff))

@@ -27,46 +27,76 @@ struct Candidates {
   const int64_t* starts;      // [R] first entry of each row in kernel_ids
   const int64_t* counts;      // [R]
   const int64_t* kernel_ids;  // the rows' kernels, one after another
-
-  template <typename F>
-  inline void each(int64_t n, F&& visit) const {
-    const int64_t row = rows[n];
-    if (row < 0) return;
-    const int64_t* first = kernel_ids + starts[row];
-    for (int64_t j = 0; j < counts[row]; ++j) visit(first[j]);
-  }
 };
 
 Candidates candidates_of(const Tensor& rows, const Tensor& starts, const Tensor& counts, const Tensor& kernel_ids) {
   return {rows.data_ptr<int64_t>(), starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), kernel_ids.data_ptr<int64_t>()};
 }
 
-// The kernels' geometry as the op reads it: 1 / bandwidth and amplitude, computed once per step
-// over all K by PyTorch (vectorised exp; autograd carries their gradients on to the log-parameters).
+// The kernels' geometry as the op reads it, one row of 8 per kernel (one read per candidate):
+// centre (3), 1 / bandwidth (3), amplitude (1), padding. PyTorch packs it once per step over all K
+// (vectorised exp; autograd carries the row's gradient on to the log-parameters).
+constexpr int64_t kRow = 8;
+
 template <typename T>
 struct Kernels {
-  const T* centers;     // [K, 3]
-  const T* inv_scales;  // [K, 3]
-  const T* amplitudes;  // [K]
+  const T* rows;  // [K, kRow]
   T cutoff2, floor, inv_span;  // w = max((exp(-d2/2) - floor) * inv_span, 0)
 
   // The pair's offsets u = (x - c) / s and |u|^2; false outside the support.
   inline bool geometry(const T* x, int64_t k, T* u, T& d2) const {
-    const T* c = centers + 3 * k;
-    const T* inv = inv_scales + 3 * k;
-    u[0] = (x[0] - c[0]) * inv[0];
-    u[1] = (x[1] - c[1]) * inv[1];
-    u[2] = (x[2] - c[2]) * inv[2];
+    const T* r = rows + kRow * k;
+    u[0] = (x[0] - r[0]) * r[3];
+    u[1] = (x[1] - r[1]) * r[4];
+    u[2] = (x[2] - r[2]) * r[5];
     d2 = u[0] * u[0] + u[1] * u[1] + u[2] * u[2];
     return d2 < cutoff2;
   }
+  inline T amplitude(int64_t k) const { return rows[kRow * k + 6]; }
   inline T shape(T d2) const { return std::max((std::exp(T(-0.5) * d2) - floor) * inv_span, T(0)); }
 };
 
 template <typename T>
-Kernels<T> kernels_of(const Tensor& centers, const Tensor& inv_scales, const Tensor& amplitudes, double cutoff) {
+Kernels<T> kernels_of(const Tensor& packed, double cutoff) {
   const double floor = std::exp(-0.5 * cutoff * cutoff);
-  return {centers.data_ptr<T>(), inv_scales.data_ptr<T>(), amplitudes.data_ptr<T>(), T(cutoff * cutoff), T(floor), T(1.0 / (1.0 - floor))};
+  return {packed.data_ptr<T>(), T(cutoff * cutoff), T(floor), T(1.0 / (1.0 - floor))};
+}
+
+// A candidate inside its kernel's support: the kernel and the pair's offsets.
+template <typename T>
+struct Pair {
+  int64_t k;
+  T u[3];
+  T d2;
+};
+
+constexpr int64_t kAhead = 8;    // candidates whose kernel row is fetched ahead
+constexpr int64_t kChunk = 256;  // pairs gathered before they are used
+
+// The sample's candidates inside their kernel's support, in chunks: ``visit(pairs, m)``. The
+// kernels' rows and (through ``prefetch``) what the caller reads per pair are fetched while the
+// geometry of the next candidates is tested: the kernels sit anywhere in memory, and waiting for
+// each row in turn is what the op would spend its time on otherwise.
+template <typename T, typename Prefetch, typename Visit>
+inline void each_inside(const Candidates& cand, const Kernels<T>& kern, int64_t n, const T* x, Prefetch&& prefetch, Visit&& visit) {
+  const int64_t row = cand.rows[n];
+  if (row < 0) return;
+  const int64_t* ids = cand.kernel_ids + cand.starts[row];
+  const int64_t count = cand.counts[row];
+  Pair<T> pairs[kChunk];
+  int64_t m = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    if (j + kAhead < count) __builtin_prefetch(kern.rows + kRow * ids[j + kAhead]);
+    Pair<T>& pair = pairs[m];
+    pair.k = ids[j];
+    if (!kern.geometry(x, pair.k, pair.u, pair.d2)) continue;
+    prefetch(pair.k);
+    if (++m == kChunk) {
+      visit(pairs, m);
+      m = 0;
+    }
+  }
+  if (m) visit(pairs, m);
 }
 
 // The feature a kernel contributes: its own row, or with a codebook the centroid it is assigned.
@@ -81,14 +111,13 @@ struct Features {
 };
 
 void check_inputs(const Tensor& positions, const Tensor& rows, const Tensor& starts, const Tensor& counts, const Tensor& kernel_ids,
-                  const Tensor& centers, const Tensor& inv_scales, const Tensor& amplitudes) {
-  for (const Tensor* t : {&positions, &rows, &starts, &counts, &kernel_ids, &centers, &inv_scales, &amplitudes}) {
+                  const Tensor& packed) {
+  for (const Tensor* t : {&positions, &rows, &starts, &counts, &kernel_ids, &packed}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "kernel field op: CPU tensors, contiguous");
   }
   for (const Tensor* t : {&rows, &starts, &counts, &kernel_ids}) TORCH_CHECK(t->scalar_type() == torch::kLong, "index tensors are int64");
-  for (const Tensor* t : {&centers, &inv_scales, &amplitudes})
-    TORCH_CHECK(t->scalar_type() == positions.scalar_type(), "kernel tensors have the positions' dtype");
-  TORCH_CHECK(positions.dim() == 2 && positions.size(1) == 3 && centers.size(1) == 3 && inv_scales.size(1) == 3, "positions and kernels are [*, 3]");
+  TORCH_CHECK(packed.scalar_type() == positions.scalar_type() && packed.dim() == 2 && packed.size(1) == kRow, "kernels are [K, 8]");
+  TORCH_CHECK(positions.dim() == 2 && positions.size(1) == 3, "positions are [N, 3]");
   TORCH_CHECK(rows.size(0) == positions.size(0), "one index row per sample");
 }
 
@@ -148,10 +177,9 @@ std::vector<Tensor> forward_impl(const Tensor& positions, const Candidates& cand
   Tensor used, local, centroid = torch::empty({0}, torch::kLong);
   if (quantized) {  // a kernel's centroid is looked up once, for the kernels some sample uses
     at::parallel_for(0, n_samples, kGrain, [&](int64_t begin, int64_t end) {
-      T u[3], d2;
       for (int64_t n = begin; n < end; ++n)
-        cand.each(n, [&](int64_t k) {
-          if (kern.geometry(x + 3 * n, k, u, d2)) __atomic_store_n(&hit[k], 1, __ATOMIC_RELAXED);
+        each_inside(cand, kern, n, x + 3 * n, [](int64_t) {}, [&](const Pair<T>* pairs, int64_t m) {
+          for (int64_t i = 0; i < m; ++i) __atomic_store_n(&hit[pairs[i].k], 1, __ATOMIC_RELAXED);
         });
     });
     used = used_from_flags(hit);
@@ -165,15 +193,16 @@ std::vector<Tensor> forward_impl(const Tensor& positions, const Candidates& cand
   Tensor fused = torch::zeros({n_samples, dim}, positions.options());
   T* out = fused.data_ptr<T>();
   at::parallel_for(0, n_samples, kGrain, [&](int64_t begin, int64_t end) {
-    T u[3], d2;
     for (int64_t n = begin; n < end; ++n) {
       T* acc = out + n * dim;
-      cand.each(n, [&](int64_t k) {
-        if (!kern.geometry(x + 3 * n, k, u, d2)) return;
-        if (!quantized) __atomic_store_n(&hit[k], 1, __ATOMIC_RELAXED);
-        const T w = kern.shape(d2) * kern.amplitudes[k];
-        const T* f = feat.of(k);
-        for (int64_t d = 0; d < dim; ++d) acc[d] += w * f[d];
+      each_inside(cand, kern, n, x + 3 * n, [&](int64_t k) { __builtin_prefetch(feat.of(k)); }, [&](const Pair<T>* pairs, int64_t m) {
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t k = pairs[i].k;
+          if (!quantized) __atomic_store_n(&hit[k], 1, __ATOMIC_RELAXED);
+          const T w = kern.shape(pairs[i].d2) * kern.amplitude(k);
+          const T* f = feat.of(k);
+          for (int64_t d = 0; d < dim; ++d) acc[d] += w * f[d];
+        }
       });
     }
   });
@@ -183,16 +212,16 @@ std::vector<Tensor> forward_impl(const Tensor& positions, const Candidates& cand
 
 template <typename T>
 std::vector<Tensor> backward_impl(const Tensor& grad_fused, const Tensor& positions, const Candidates& cand, const Kernels<T>& kern,
-                                  const Tensor& centers, const Tensor& inv_scales, const Tensor& amplitudes, const Tensor& features,
-                                  const Tensor& codebook, const Tensor& used, const Tensor& centroid, bool positions_grad) {
+                                  const Tensor& packed, const Tensor& features, const Tensor& codebook, const Tensor& used,
+                                  const Tensor& centroid, bool positions_grad) {
   const int64_t n_samples = positions.size(0), dim = features.size(1), n_used = used.size(0);
-  const Tensor local = local_rows(used, centers.size(0));
+  const Tensor local = local_rows(used, packed.size(0));
   const int64_t* local_ptr = local.data_ptr<int64_t>();
   const bool quantized = codebook.size(0) > 0;
   const Features<T> feat{features.data_ptr<T>(), quantized ? codebook.data_ptr<T>() : nullptr, centroid.data_ptr<int64_t>(), local_ptr, dim};
 
-  // One row per used kernel: centre (3), 1 / bandwidth (3), amplitude (1), feature (D).
-  const int64_t width = 7 + dim;
+  // One row per used kernel: the packed row's gradient (kRow), then the feature's (D).
+  const int64_t width = kRow + dim;
   const int threads = at::get_num_threads();
   Tensor buffers = torch::zeros({threads, n_used, width}, positions.options());
   T* buffer_base = buffers.data_ptr<T>();
@@ -202,42 +231,44 @@ std::vector<Tensor> backward_impl(const Tensor& grad_fused, const Tensor& positi
   const T* grad = grad_fused.data_ptr<T>();
   at::parallel_for(0, n_samples, kGrain, [&](int64_t begin, int64_t end) {
     T* buffer = buffer_base + static_cast<int64_t>(at::get_thread_num()) * n_used * width;
-    T u[3], d2;
+    const auto prefetch = [&](int64_t k) {
+      __builtin_prefetch(feat.of(k));
+      __builtin_prefetch(buffer + local_ptr[k] * width, 1);
+    };
     for (int64_t n = begin; n < end; ++n) {
       const T* g = grad + n * dim;
+      const T* xn = x + 3 * n;
       T gx[3] = {T(0), T(0), T(0)};
-      cand.each(n, [&](int64_t k) {
-        if (!kern.geometry(x + 3 * n, k, u, d2)) return;
-        const T* f = feat.of(k);
-        T dot = T(0);
-        for (int64_t d = 0; d < dim; ++d) dot += g[d] * f[d];
-        const T amplitude = kern.amplitudes[k];
-        const T gauss = std::exp(T(-0.5) * d2);
-        const T shape = std::max((gauss - kern.floor) * kern.inv_span, T(0));
-        const T weight = shape * amplitude;
-        T* row = buffer + local_ptr[k] * width;
-        for (int64_t d = 0; d < dim; ++d) row[7 + d] += weight * g[d];  // straight through to the raw feature
-        row[6] += dot * shape;
-        const T grad_d2 = dot * amplitude * T(-0.5) * gauss * kern.inv_span;
-        const T* c = kern.centers + 3 * k;
-        const T* inv = kern.inv_scales + 3 * k;
-        for (int i = 0; i < 3; ++i) {  // u = (x - c) * inv
-          const T grad_u = grad_d2 * T(2) * u[i];
-          row[i] -= grad_u * inv[i];
-          row[3 + i] += grad_u * (x[3 * n + i] - c[i]);
-          gx[i] += grad_u * inv[i];
+      each_inside(cand, kern, n, xn, prefetch, [&](const Pair<T>* pairs, int64_t m) {
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t k = pairs[i].k;
+          const T* u = pairs[i].u;
+          const T* f = feat.of(k);
+          T dot = T(0);
+          for (int64_t d = 0; d < dim; ++d) dot += g[d] * f[d];
+          const T* r = kern.rows + kRow * k;
+          const T amplitude = r[6];
+          const T gauss = std::exp(T(-0.5) * pairs[i].d2);
+          const T shape = std::max((gauss - kern.floor) * kern.inv_span, T(0));
+          T* row = buffer + local_ptr[k] * width;
+          for (int64_t d = 0; d < dim; ++d) row[kRow + d] += shape * amplitude * g[d];  // straight through to the raw feature
+          row[6] += dot * shape;
+          const T grad_d2 = dot * amplitude * T(-0.5) * gauss * kern.inv_span;
+          for (int c = 0; c < 3; ++c) {  // u = (x - c) * inv
+            const T grad_u = grad_d2 * T(2) * u[c];
+            row[c] -= grad_u * r[3 + c];
+            row[3 + c] += grad_u * (xn[c] - r[c]);
+            gx[c] += grad_u * r[3 + c];
+          }
         }
       });
       if (grad_x)
-        for (int i = 0; i < 3; ++i) grad_x[3 * n + i] = gx[i];
+        for (int c = 0; c < 3; ++c) grad_x[3 * n + c] = gx[c];
     }
   });
 
-  Tensor grad_centers = torch::zeros_like(centers), grad_inv_scales = torch::zeros_like(inv_scales);
-  Tensor grad_amplitudes = torch::zeros_like(amplitudes), grad_features = torch::zeros_like(features);
-  T* gc = grad_centers.data_ptr<T>();
-  T* gs = grad_inv_scales.data_ptr<T>();
-  T* ga = grad_amplitudes.data_ptr<T>();
+  Tensor grad_packed = torch::zeros_like(packed), grad_features = torch::zeros_like(features);
+  T* gp = grad_packed.data_ptr<T>();
   T* gf = grad_features.data_ptr<T>();
   const int64_t* used_ptr = used.data_ptr<int64_t>();
   at::parallel_for(0, n_used, kGrain, [&](int64_t begin, int64_t end) {
@@ -249,12 +280,11 @@ std::vector<Tensor> backward_impl(const Tensor& grad_fused, const Tensor& positi
         for (int64_t c = 0; c < width; ++c) sum[c] += row[c];
       }
       const int64_t k = used_ptr[j];
-      for (int i = 0; i < 3; ++i) gc[3 * k + i] = sum[i], gs[3 * k + i] = sum[3 + i];
-      ga[k] = sum[6];
-      for (int64_t d = 0; d < dim; ++d) gf[k * dim + d] = sum[7 + d];
+      for (int64_t c = 0; c < kRow; ++c) gp[kRow * k + c] = sum[c];
+      for (int64_t d = 0; d < dim; ++d) gf[k * dim + d] = sum[kRow + d];
     }
   });
-  return {grad_positions, grad_centers, grad_inv_scales, grad_amplitudes, grad_features};
+  return {grad_positions, grad_packed, grad_features};
 }
 
 // Per kernel, the sum over samples of its share of the sample's kernel weight (a_k w_k over the
@@ -269,18 +299,19 @@ Tensor kernel_sums_impl(const Tensor& positions, const Candidates& cand, const K
   const T* value = values.data_ptr<T>();
   at::parallel_for(0, n_samples, kGrain, [&](int64_t begin, int64_t end) {
     T* buffer = buffer_base + static_cast<int64_t>(at::get_thread_num()) * num_kernels * channels;
-    T u[3], d2;
     for (int64_t n = begin; n < end; ++n) {
       T total = T(0);
-      cand.each(n, [&](int64_t k) {
-        if (kern.geometry(x + 3 * n, k, u, d2)) total += kern.shape(d2) * kern.amplitudes[k];
+      each_inside(cand, kern, n, x + 3 * n, [](int64_t) {}, [&](const Pair<T>* pairs, int64_t m) {
+        for (int64_t i = 0; i < m; ++i) total += kern.shape(pairs[i].d2) * kern.amplitude(pairs[i].k);
       });
       const T scale = T(1) / std::max(total, T(1e-12));
-      cand.each(n, [&](int64_t k) {
-        if (!kern.geometry(x + 3 * n, k, u, d2)) return;
-        const T share = kern.shape(d2) * kern.amplitudes[k] * scale;
-        for (int64_t c = 0; c < channels; ++c) buffer[k * channels + c] += share * value[n * channels + c];
-      });
+      each_inside(cand, kern, n, x + 3 * n, [&](int64_t k) { __builtin_prefetch(buffer + k * channels, 1); },
+                  [&](const Pair<T>* pairs, int64_t m) {
+                    for (int64_t i = 0; i < m; ++i) {
+                      const T share = kern.shape(pairs[i].d2) * kern.amplitude(pairs[i].k) * scale;
+                      for (int64_t c = 0; c < channels; ++c) buffer[pairs[i].k * channels + c] += share * value[n * channels + c];
+                    }
+                  });
     }
   });
   return buffers.sum(0);
@@ -288,46 +319,46 @@ Tensor kernel_sums_impl(const Tensor& positions, const Candidates& cand, const K
 
 }  // namespace
 
-std::vector<Tensor> kernel_field_forward(Tensor positions, Tensor rows, Tensor starts, Tensor counts, Tensor kernel_ids, Tensor centers,
-                                         Tensor inv_scales, Tensor amplitudes, Tensor features, Tensor codebook, double cutoff) {
-  check_inputs(positions, rows, starts, counts, kernel_ids, centers, inv_scales, amplitudes);
-  TORCH_CHECK(features.is_contiguous() && codebook.is_contiguous() && features.scalar_type() == positions.scalar_type(), "features");
+std::vector<Tensor> kernel_field_forward(Tensor positions, Tensor rows, Tensor starts, Tensor counts, Tensor kernel_ids, Tensor packed,
+                                         Tensor features, Tensor codebook, double cutoff) {
+  check_inputs(positions, rows, starts, counts, kernel_ids, packed);
+  TORCH_CHECK(features.is_contiguous() && codebook.is_contiguous() && features.scalar_type() == positions.scalar_type() &&
+                  codebook.scalar_type() == positions.scalar_type() && features.size(0) == packed.size(0),
+              "features [K, D] and codebook [Q, D] in the positions' dtype");
   const Candidates cand = candidates_of(rows, starts, counts, kernel_ids);
   std::vector<Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(positions.scalar_type(), "kernel_field_forward", [&] {
-    out = forward_impl<scalar_t>(positions, cand, kernels_of<scalar_t>(centers, inv_scales, amplitudes, cutoff), features, codebook,
-                                 centers.size(0));
+    out = forward_impl<scalar_t>(positions, cand, kernels_of<scalar_t>(packed, cutoff), features, codebook, packed.size(0));
   });
   return out;
 }
 
 std::vector<Tensor> kernel_field_backward(Tensor grad_fused, Tensor positions, Tensor rows, Tensor starts, Tensor counts, Tensor kernel_ids,
-                                          Tensor centers, Tensor inv_scales, Tensor amplitudes, Tensor features, Tensor codebook, Tensor used,
-                                          Tensor centroid, double cutoff, bool positions_grad) {
-  check_inputs(positions, rows, starts, counts, kernel_ids, centers, inv_scales, amplitudes);
+                                          Tensor packed, Tensor features, Tensor codebook, Tensor used, Tensor centroid, double cutoff,
+                                          bool positions_grad) {
+  check_inputs(positions, rows, starts, counts, kernel_ids, packed);
   const Candidates cand = candidates_of(rows, starts, counts, kernel_ids);
   std::vector<Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(positions.scalar_type(), "kernel_field_backward", [&] {
-    out = backward_impl<scalar_t>(grad_fused.contiguous(), positions, cand, kernels_of<scalar_t>(centers, inv_scales, amplitudes, cutoff),
-                                  centers, inv_scales, amplitudes, features, codebook, used, centroid, positions_grad);
+    out = backward_impl<scalar_t>(grad_fused.contiguous(), positions, cand, kernels_of<scalar_t>(packed, cutoff), packed, features, codebook,
+                                  used, centroid, positions_grad);
   });
   return out;
 }
 
-Tensor kernel_field_sums(Tensor positions, Tensor rows, Tensor starts, Tensor counts, Tensor kernel_ids, Tensor centers, Tensor inv_scales,
-                         Tensor amplitudes, Tensor values, double cutoff) {
-  check_inputs(positions, rows, starts, counts, kernel_ids, centers, inv_scales, amplitudes);
+Tensor kernel_field_sums(Tensor positions, Tensor rows, Tensor starts, Tensor counts, Tensor kernel_ids, Tensor packed, Tensor values,
+                         double cutoff) {
+  check_inputs(positions, rows, starts, counts, kernel_ids, packed);
   const Candidates cand = candidates_of(rows, starts, counts, kernel_ids);
   Tensor out;
   AT_DISPATCH_FLOATING_TYPES(positions.scalar_type(), "kernel_field_sums", [&] {
-    out = kernel_sums_impl<scalar_t>(positions, cand, kernels_of<scalar_t>(centers, inv_scales, amplitudes, cutoff), values.contiguous(),
-                                     centers.size(0));
+    out = kernel_sums_impl<scalar_t>(positions, cand, kernels_of<scalar_t>(packed, cutoff), values.contiguous(), packed.size(0));
   });
   return out;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &kernel_field_forward, "F(x), the used kernels and their centroids");
-  m.def("backward", &kernel_field_backward, "gradients of positions, centres, 1 / bandwidths, amplitudes and features");
+  m.def("backward", &kernel_field_backward, "gradients of the positions, the packed kernel rows and the features");
   m.def("kernel_sums", &kernel_field_sums, "per kernel: the sum of its weight share times the samples' values");
 }

@@ -76,9 +76,9 @@ def test_gradcheck_in_float64():
     inputs = [tensor.clone().requires_grad_() for tensor in inputs]
     assert int(counts[rows[rows >= 0]].sum()) > 40  # several candidates per sample
 
-    def op(x, centers, inv_scales, amplitudes, features):
-        return fused_field.KernelFieldSum.apply(x, centers, inv_scales, amplitudes, features, rows, starts, counts, kernel_ids,
-                                                field.codebook, field.support_cutoff)
+    def op(x, centers, inverse_scales, amplitudes, features):
+        packed = fused_field.packed_kernels(centers, inverse_scales, amplitudes, torch.float64)
+        return fused_field.KernelFieldSum.apply(x, packed, features, rows, starts, counts, kernel_ids, field.codebook, field.support_cutoff)
 
     assert float(op(*inputs).abs().max()) > 0
     assert torch.autograd.gradcheck(op, inputs, eps=1e-6, atol=1e-7)
