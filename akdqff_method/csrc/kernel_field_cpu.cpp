@@ -146,20 +146,29 @@ Tensor nearest_centroids(const Tensor& used, const Tensor& features, const Tenso
   const T* raw = features.data_ptr<T>();
   const T* book = codebook.data_ptr<T>();
   int64_t* out = centroid.data_ptr<int64_t>();
-  // ||c||^2 - 2 f.c ranks the centroids as the reference (quantization.assign_to_codebook) does.
-  std::vector<T> norms(n_centroids, T(0));
+  // ||c||^2 - 2 f.c ranks the centroids as the reference (quantization.assign_to_codebook) does;
+  // the codebook is read transposed so that the scores of all centroids accumulate side by side.
+  std::vector<T> norms(n_centroids, T(0)), transposed(dim * n_centroids);
   for (int64_t q = 0; q < n_centroids; ++q)
-    for (int64_t d = 0; d < dim; ++d) norms[q] += book[q * dim + d] * book[q * dim + d];
+    for (int64_t d = 0; d < dim; ++d) {
+      norms[q] += book[q * dim + d] * book[q * dim + d];
+      transposed[d * n_centroids + q] = book[q * dim + d];
+    }
   at::parallel_for(0, n_used, kGrain, [&](int64_t begin, int64_t end) {
+    std::vector<T> scores(n_centroids);
     for (int64_t j = begin; j < end; ++j) {
       const T* f = raw + used_ptr[j] * dim;
+      std::fill(scores.begin(), scores.end(), T(0));
+      for (int64_t d = 0; d < dim; ++d) {
+        const T fd = f[d];
+        const T* column = transposed.data() + d * n_centroids;
+        for (int64_t q = 0; q < n_centroids; ++q) scores[q] += fd * column[q];
+      }
       int64_t best = 0;
-      T best_score = T(0);
-      for (int64_t q = 0; q < n_centroids; ++q) {
-        T dot = T(0);
-        for (int64_t d = 0; d < dim; ++d) dot += f[d] * book[q * dim + d];
-        const T score = norms[q] - T(2) * dot;
-        if (q == 0 || score < best_score) best = q, best_score = score;
+      T best_score = norms[0] - T(2) * scores[0];
+      for (int64_t q = 1; q < n_centroids; ++q) {
+        const T score = norms[q] - T(2) * scores[q];
+        if (score < best_score) best = q, best_score = score;
       }
       out[j] = best;
     }
