@@ -52,6 +52,13 @@ def extension():
         return _extension
 
 
+def prepare() -> None:
+    """Build or load the op now (unless ``AKDQFF_FUSED=0``): a model calls it while it is set up,
+    so that no timed training iteration pays for it."""
+    if os.environ.get(DISABLE_ENV, "1") != "0":
+        extension()
+
+
 def unavailable(device: torch.device) -> Optional[str]:
     """None when the op runs on ``device``; else why the PyTorch path is used."""
     if os.environ.get(DISABLE_ENV, "1") == "0":
