@@ -239,9 +239,11 @@ def test_akdqff_spec_settings_name_real_fields(name):
 @pytest.mark.parametrize("quantized", [False, True], ids=["raw", "quantized"])
 def test_the_fused_op_trains_as_the_pytorch_path_does(train_data, monkeypatch, quantized):
     """300 steps with allocation (and quantization from step 150) through the fused op, then through
-    the PyTorch path from the same start: K and Q end the same and the loss on a fixed batch within
-    10% (about 0.4 dB). The op sums in another order (per thread), so the two runs part in the last
-    bits and drift apart a little, as the op's own runs on one and on two threads do."""
+    the PyTorch path from the same start: K and Q end the same, and the loss on a fixed batch within
+    25% (1 dB). The op sums in another order (per thread), so the two runs part in the last bits
+    and drift apart: by 4% between the op's own runs on one and on two threads, and by up to 15%
+    between the two paths, on the machines this was measured on. A wrong gradient shows as another
+    K or Q, or a loss several times larger."""
     from akdqff_method import fused_field
 
     if fused_field.unavailable(torch.device("cpu")):
@@ -266,4 +268,4 @@ def test_the_fused_op_trains_as_the_pytorch_path_does(train_data, monkeypatch, q
     (k_op, q_op, loss_op, refinements), (k_ref, q_ref, loss_ref, _) = outcome["1"], outcome["0"]
     assert refinements == 5 and k_op != 200, "the allocation must have acted for this to test anything"
     assert (k_op, q_op) == (k_ref, q_ref)
-    assert abs(loss_op - loss_ref) <= 0.10 * loss_ref, outcome
+    assert abs(loss_op - loss_ref) <= 0.25 * loss_ref, outcome
