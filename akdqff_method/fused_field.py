@@ -109,15 +109,7 @@ def packed_kernels(centers: Tensor, inverse_scales: Tensor, amplitudes: Tensor, 
 
 def candidate_rows(index, positions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Each sample's row in the index's cell lists (-1 where its cell lists none), and the lists."""
-    from akdqff_method.spatial_index import cell_coordinates, linear_cell_index
-
-    if index.cell_keys.numel() == 0:
-        rows = torch.full((positions.shape[0],), -1, dtype=torch.long, device=positions.device)
-    else:
-        coords, _ = cell_coordinates(positions, index.aabb, index.cell_resolution)
-        rows, touched = index._touched(linear_cell_index(coords, index.cell_resolution))
-        rows = torch.where(touched, rows, torch.full_like(rows, -1))
-    return rows.contiguous(), index.starts.contiguous(), index.counts.contiguous(), index.kernel_ids.contiguous()
+    return index.rows(positions).contiguous(), index.starts.contiguous(), index.counts.contiguous(), index.kernel_ids.contiguous()
 
 
 def fused_features(index, positions: Tensor, centers: Tensor, inverse_scales: Tensor, amplitudes: Tensor, features: Tensor,

@@ -232,6 +232,15 @@ class KernelGridIndex(nn.Module):
         start = int(self.starts[rows[0]])
         return self.kernel_ids[start : start + int(self.counts[rows[0]])]
 
+    def rows(self, positions: Tensor) -> Tensor:
+        """Each of positions [N, 3]: the row of its cell in the lists (``starts``, ``counts``), -1
+        where its cell lists no kernel."""
+        if self.cell_keys.numel() == 0:  # no kernel touches any cell
+            return torch.full((positions.shape[0],), -1, dtype=torch.long, device=positions.device)
+        coords, _ = cell_coordinates(positions, self.aabb, self.cell_resolution)
+        rows, touched = self._touched(linear_cell_index(coords, self.cell_resolution))
+        return torch.where(touched, rows, torch.full_like(rows, -1))
+
     def pairs(self, positions: Tensor) -> Tuple[Tensor, Tensor]:
         """Every (sample, candidate kernel) pair for positions [N, 3]: two id tensors [P].
 
@@ -239,8 +248,9 @@ class KernelGridIndex(nn.Module):
         if self.cell_keys.numel() == 0:  # no kernel touches any cell
             empty = torch.zeros(0, dtype=torch.long, device=positions.device)
             return empty, empty
-        coords, _ = cell_coordinates(positions, self.aabb, self.cell_resolution)
-        rows, touched = self._touched(linear_cell_index(coords, self.cell_resolution))
+        rows = self.rows(positions)
+        touched = rows >= 0
+        rows = rows.clamp(min=0)
         counts = torch.where(touched, self.counts[rows], 0)
         sample_ids = torch.repeat_interleave(torch.arange(positions.shape[0], device=positions.device), counts)
         first_pair = torch.cumsum(counts, 0) - counts
